@@ -1,0 +1,2 @@
+//! pqrelay benchmark (placeholder).
+fn main() {}

@@ -1,0 +1,1 @@
+//! pqrelay Rust client (placeholder until the crate lands).

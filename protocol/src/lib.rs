@@ -1,0 +1,1 @@
+//! pqrelay protocol v1 (placeholder until the crate lands).

@@ -1,0 +1,2 @@
+//! pqrelay relay binary (placeholder).
+fn main() {}
