@@ -521,6 +521,7 @@ class RelaySession:
                 unsealed.append((name, value))
 
         attempts = 2 if body is None or body.replayable else 1
+        self._ensure_discovered()  # so that the first pairing knows the relay's max-pairs
         for attempt in range(attempts):
             lease = _Lease(self._pool, self._pool.acquire(self.timeout))
             try:
