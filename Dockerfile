@@ -94,5 +94,5 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
   CMD busybox wget -q -O /dev/null "http://127.0.0.1:${PORT:-8080}/api/mte-echo/healthcheck" || exit 1
 
 # No arguments = `pqrelay run` in the foreground (no -d: the container runtime supervises it).
-# Other subcommands: `docker run IMAGE check-config`, `docker run IMAGE demo-upstream --port 9000`.
+# Other subcommands: `docker run IMAGE check-config`, `docker run IMAGE demo-upstream --host 0.0.0.0 --port 9000`.
 ENTRYPOINT ["/usr/local/bin/pqrelay"]
