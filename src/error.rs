@@ -1,0 +1,168 @@
+//! The relay's error statuses: one table, served by `GET /api/mte-errors` and used for every
+//! error reply.
+//!
+//! Every error reply has the JSON body `{"status":N,"error":"<code>","message":"<reason>"}` and
+//! the header `x-mte-relay-error: <code>`. Statuses 559–569 are MTE errors (the client reacts by
+//! re-pairing or re-discovering); the others are ordinary HTTP errors with the same body shape.
+
+use serde::Serialize;
+
+/// Name of the response header that carries the error code of an error reply.
+pub const ERROR_HEADER: &str = "x-mte-relay-error";
+
+/// One row of the error table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ErrorKind {
+    /// HTTP status code.
+    pub status: u16,
+    /// Stable machine-readable code, also sent in `x-mte-relay-error`.
+    pub code: &'static str,
+    /// What went wrong.
+    pub meaning: &'static str,
+    /// What a client should do about it.
+    pub client_action: &'static str,
+}
+
+macro_rules! kinds {
+    ($($name:ident = $status:literal, $code:literal, $meaning:literal, $action:literal;)*) => {
+        impl ErrorKind {
+            $(
+                #[doc = concat!("`", stringify!($status), " ", $code, "`: ", $meaning)]
+                pub const $name: ErrorKind = ErrorKind {
+                    status: $status,
+                    code: $code,
+                    meaning: $meaning,
+                    client_action: $action,
+                };
+            )*
+        }
+
+        /// Every error the relay can answer with, MTE statuses first.
+        pub const ERROR_TABLE: &[ErrorKind] = &[$(ErrorKind::$name),*];
+    };
+}
+
+kinds! {
+    MTE_ERROR = 559, "mte_error",
+        "Generic state or cryptographic failure for this pair.",
+        "Re-pair this pair.";
+    CLIENT_ID_MISSING = 560, "client_id_missing",
+        "The request carries no client id.",
+        "Re-discover (HEAD /api/mte-relay).";
+    RELAY_HEADER_INVALID = 561, "relay_header_invalid",
+        "The x-mte-relay header is missing or malformed on an MTE route.",
+        "Re-pair this pair.";
+    DECODE_FAILED = 562, "decode_failed",
+        "The relay could not decode the request.",
+        "Re-pair this pair.";
+    STATE_NOT_FOUND = 563, "state_not_found",
+        "The relay holds no state for this pair.",
+        "Re-pair this pair.";
+    COUNTER_REJECTED = 564, "counter_rejected",
+        "The message counter was replayed, stale, too far ahead, or used concurrently.",
+        "Re-pair this pair.";
+    STATE_STORE_FAILED = 565, "state_store_failed",
+        "The relay could not save the pair's state.",
+        "Retry, then re-pair this pair.";
+    INVALID_CLIENT_ID = 566, "invalid_client_id",
+        "The client id's signature does not verify.",
+        "Re-discover, then re-pair all pairs.";
+    ENCODE_FAILED = 567, "encode_failed",
+        "The relay could not encode the response.",
+        "Retry.";
+    VERSION_UNSUPPORTED = 568, "version_unsupported",
+        "The protocol version in x-mte-relay is not supported.",
+        "Re-discover.";
+    REPAIR_REQUIRED = 569, "repair_required",
+        "Every pair must be renewed (for example the relay's key changed).",
+        "Re-pair all pairs.";
+    BAD_REQUEST = 400, "bad_request",
+        "The request is malformed.",
+        "Fix the request.";
+    FORBIDDEN_HEADER = 400, "forbidden_header",
+        "The request carries a header the relay does not accept.",
+        "Fix the request.";
+    CORS_FORBIDDEN = 403, "cors_forbidden",
+        "The origin or method is not allowed by CORS_ORIGINS / CORS_METHODS.",
+        "Use an allowed origin and method, or change the relay's configuration.";
+    NOT_FOUND = 404, "not_found",
+        "No such route (with MTE_ROUTES set, only listed routes exist).",
+        "Fix the URL.";
+    METHOD_NOT_ALLOWED = 405, "method_not_allowed",
+        "The route exists but not for this method.",
+        "Use an allowed method.";
+    NOT_IMPLEMENTED = 501, "not_implemented",
+        "This relay does not implement the route yet.",
+        "Upgrade the relay.";
+    UPSTREAM_UNAVAILABLE = 502, "upstream_unavailable",
+        "The upstream could not be reached or failed mid-response.",
+        "Retry later.";
+    STATE_STORE_UNAVAILABLE = 503, "state_store_unavailable",
+        "The state store (Redis) is unavailable.",
+        "Retry later.";
+    UPSTREAM_TIMEOUT = 504, "upstream_timeout",
+        "The upstream did not answer in time.",
+        "Retry later.";
+    INTERNAL = 500, "internal_error",
+        "The relay failed unexpectedly.",
+        "Retry later.";
+}
+
+impl ErrorKind {
+    /// The table row for a status, used when only a status is known (e.g. a Pingora error).
+    /// Falls back to `internal_error` with the given status kept.
+    pub fn for_status(status: u16) -> ErrorKind {
+        ERROR_TABLE
+            .iter()
+            .find(|k| k.status == status)
+            .copied()
+            .unwrap_or(ErrorKind {
+                status,
+                ..ErrorKind::INTERNAL
+            })
+    }
+
+    /// The JSON body of an error reply: `{"status":N,"error":"<code>","message":"<reason>"}`.
+    pub fn body(&self, message: &str) -> Vec<u8> {
+        serde_json::json!({
+            "status": self.status,
+            "error": self.code,
+            "message": message,
+        })
+        .to_string()
+        .into_bytes()
+    }
+}
+
+/// The JSON served by `GET /api/mte-errors`.
+pub fn error_table_json() -> Vec<u8> {
+    serde_json::to_vec(ERROR_TABLE).unwrap_or_else(|_| b"[]".to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mte_statuses_are_559_to_569_in_order() {
+        let mte: Vec<u16> = ERROR_TABLE.iter().map(|k| k.status).take(11).collect();
+        assert_eq!(mte, (559..=569).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn codes_are_unique() {
+        let mut codes: Vec<_> = ERROR_TABLE.iter().map(|k| k.code).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), ERROR_TABLE.len());
+    }
+
+    #[test]
+    fn body_has_the_documented_shape() {
+        let v: serde_json::Value =
+            serde_json::from_slice(&ErrorKind::INVALID_CLIENT_ID.body("bad")).unwrap();
+        assert_eq!(v["status"], 566);
+        assert_eq!(v["error"], "invalid_client_id");
+        assert_eq!(v["message"], "bad");
+    }
+}

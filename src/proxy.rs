@@ -1,0 +1,155 @@
+//! The relay as a Pingora `ProxyHttp`. Each filter is a few lines delegating to the modules
+//! that own the logic.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use pingora_core::upstreams::peer::HttpPeer;
+use pingora_error::{Error, ErrorSource, ErrorType, Result};
+use pingora_http::{RequestHeader, ResponseHeader};
+use pingora_proxy::{FailToProxy, ProxyHttp, Session};
+
+use crate::ctx::RequestCtx;
+use crate::error::ErrorKind;
+use crate::logging::ACCESS_TARGET;
+use crate::routes;
+use crate::state::RelayState;
+
+/// The relay service.
+pub struct Relay {
+    /// Shared state.
+    pub state: Arc<RelayState>,
+}
+
+#[async_trait]
+impl ProxyHttp for Relay {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx::default()
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        routes::route_request(&self.state, session, ctx).await
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        ctx.tries += 1;
+        let (peer, spec) =
+            self.state.upstreams.select().ok_or_else(|| {
+                Error::explain(ErrorType::ConnectNoRoute, "no upstream available")
+            })?;
+        ctx.upstream = Some(spec);
+        Ok(peer)
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        // Nothing reached the upstream: try the next backend, once each.
+        if ctx.tries < self.state.upstreams.len {
+            e.set_retry(true);
+        }
+        e
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        req: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        crate::upstream::prepare_request(&self.state.config, session, req, ctx)
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if !resp.status.is_informational() {
+            routes::finish_response(&self.state, ctx, resp);
+        }
+        Ok(())
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        let status = match e.etype() {
+            ErrorType::HTTPStatus(code) => *code,
+            ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout
+                if e.esource() == &ErrorSource::Upstream =>
+            {
+                504
+            }
+            _ => match e.esource() {
+                ErrorSource::Upstream => 502,
+                ErrorSource::Downstream => match e.etype() {
+                    ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => 0,
+                    _ => 400,
+                },
+                ErrorSource::Internal | ErrorSource::Unset => 500,
+            },
+        };
+        if status > 0 && session.response_written().is_none() {
+            let kind = ErrorKind::for_status(status);
+            if routes::send_error(&self.state, session, ctx, kind, kind.meaning)
+                .await
+                .is_err()
+            {
+                log::debug!("could not send the error reply");
+            }
+        }
+        FailToProxy {
+            error_code: status,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        let req = session.req_header();
+        let status = session
+            .response_written()
+            .map(|r| r.status.as_u16())
+            .unwrap_or(0);
+        let client = session
+            .client_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let upstream = ctx
+            .upstream
+            .as_ref()
+            .map(|u| u.to_string())
+            .unwrap_or_else(|| "-".into());
+        log::info!(
+            target: ACCESS_TARGET,
+            "{client} \"{} {}\" {status} {}ms route={} upstream={upstream} error={}",
+            req.method,
+            req.uri.path(),
+            ctx.started.elapsed().as_millis(),
+            ctx.route.name(),
+            ctx.error_code
+                .or_else(|| e.map(|e| e.etype().as_str()))
+                .unwrap_or("-"),
+        );
+    }
+
+    fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, _error: &Error) -> bool {
+        // The access line already names the error; Pingora's own line would repeat it with
+        // the peer's details at error level.
+        !log::log_enabled!(target: "pqrelay", log::Level::Debug)
+    }
+}
