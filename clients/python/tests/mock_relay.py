@@ -59,6 +59,13 @@ def default_upstream(method, target, headers, body):
             for i in range(3):
                 yield f"data: {i}\n\n".encode()
         return 200, [("content-type", "text/event-stream")], events()
+    if path == "/login":
+        creds = json.loads(body or b"{}")
+        if not creds.get("password"):
+            return 401, [("content-type", "application/json")], b'{"error":"invalid credentials"}'
+        return 200, [("content-type", "application/json"), ("set-cookie", "demo_session=1")], json.dumps(
+            {"message": "Welcome", "user": creds.get("username")}
+        ).encode()
     if path == "/nocontent":
         return 204, [], b""
     if path == "/cookie":

@@ -1,0 +1,36 @@
+"""A short headless Locust run of examples/locustfile.py against the real relay."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+from .conftest import needs_relay
+
+pytestmark = needs_relay
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def test_locust_headless_run_has_no_failures(relay, tmp_path):
+    prefix = tmp_path / "run"
+    cmd = [
+        sys.executable, "-m", "locust",
+        "-f", str(EXAMPLES / "locustfile.py"),
+        "--headless", "-u", "20", "-r", "10", "-t", "10s",
+        "--host", relay.url,
+        "--csv", str(prefix),
+        "--exit-code-on-error", "1",
+        "--only-summary",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    stats = list(csv.DictReader(open(f"{prefix}_stats.csv")))
+    total = next(row for row in stats if row["Name"] == "Aggregated")
+    print(proc.stdout[-3000:], proc.stderr[-3000:])
+    assert int(total["Request Count"]) > 0
+    assert int(total["Failure Count"]) == 0, open(f"{prefix}_failures.csv").read()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    names = {row["Name"] for row in stats}
+    assert "/login" in names and "/upload [50 KB JSON]" in names
