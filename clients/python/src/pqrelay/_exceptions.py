@@ -48,18 +48,33 @@ class NotARelayError(PQRelayError):
 
 
 class ProtocolError(PQRelayError):
-    """The relay's answer does not follow the protocol (malformed header, wrong pair, ...)."""
+    """The relay's answer does not follow the protocol (malformed header, wrong pair, ...).
+
+    ``kind`` names the failure as the shared test vectors do (``invalid_header``,
+    ``unsupported_version``, ``forbidden_header``, ``invalid_url``, ``invalid_length``,
+    ``headers_too_large``, ``decode_failure``, ``framing_failure``, ...).
+    """
+
+    def __init__(self, message: str, kind: str = "protocol_error") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 class DecodeError(ProtocolError):
     """A sealed item failed to open, or a STREAM body is truncated, extended or malformed.
 
-    Deliberately carries no detail about *why* a tag failed.
+    Deliberately carries no detail about *why* a tag failed. ``kind`` is ``decode_failure``
+    (an item did not open) or ``framing_failure`` (records malformed, truncated, extended).
     """
+
+    def __init__(self, message: str, kind: str = "decode_failure") -> None:
+        super().__init__(message, kind)
 
 
 class PairingError(PQRelayError):
     """The pairing request was refused or its answer was unusable."""
+
+    kind = "invalid_pairing"
 
     def __init__(self, message: str, status: int | None = None, code: str | None = None) -> None:
         super().__init__(message)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from ._codec import (
     DIR_REQUEST,
     DIR_RESPONSE,
+    MAX_EH_SIZE,
     PART_BODY,
     PART_HEADERS,
     PART_URL,
@@ -97,15 +98,17 @@ class Exchange:
 
     def open_headers(self, flags: int, status: int, value: str | None) -> list[tuple[str, str]]:
         if value is None:
-            raise ProtocolError("sealed response lacks x-mte-relay-eh")
-        sealed = b64decode(value.strip())
+            raise ProtocolError("sealed response lacks x-mte-relay-eh", "invalid_header")
+        if len(value) > MAX_EH_SIZE:
+            raise ProtocolError("x-mte-relay-eh too large", "headers_too_large")
+        sealed = b64decode(value, "decode_failure")
         plaintext = open_(
             self.keys.response_key,
             nonce(PART_HEADERS, True, 0),
             sealed,
             self._aad(DIR_RESPONSE, PART_HEADERS, flags, status=status),
         )
-        return decode_header_list(plaintext)
+        return decode_header_list(plaintext, request=False)
 
     def response_body_aad(self, flags: int, status: int) -> AadFn:
         def aad_fn(index: int, final: bool) -> bytes:

@@ -25,13 +25,14 @@ from ._codec import (
     ExchangeHeader,
     RelayInfo,
     RelayToken,
-    b64decode,
-    b64encode,
-    is_token,
+    encode_pairing_request,
     parse_decimal,
     parse_discovery_header,
     parse_exchange_header,
     parse_info,
+    parse_pairing_response,
+    validate_header,
+    validate_origin_form,
 )
 from ._exceptions import (
     DecodeError,
@@ -365,15 +366,11 @@ class RelaySession:
     def _pair_once(self, pids: list[bytes], retry: bool) -> list[Ratchet]:
         token = self._ensure_discovered()
         keys = [_xwing.generate_keypair() for _ in pids]
-        body = {
-            "pairs": [
-                {"id": b64encode(pid), "ek": b64encode(ek)} for pid, (_, ek) in zip(pids, keys)
-            ]
-        }
+        request_body = encode_pairing_request([(pid, ek) for pid, (_, ek) in zip(pids, keys)])
         try:
             resp = self._http.post(
                 PAIRING_PATH,
-                content=_json.dumps(body, separators=(",", ":")).encode(),
+                content=request_body,
                 headers={
                     "x-mte-relay": f"{PROTOCOL_VERSION}.{token.token}",
                     "content-type": "application/json",
@@ -392,24 +389,14 @@ class RelaySession:
                 code,
             )
         self._store_token(parse_discovery_header(resp.headers.get("x-mte-relay")), token.client_id)
-        try:
-            answer = resp.json()
-            entries = answer["pairs"]
-            if not isinstance(entries, list) or len(entries) != len(pids):
-                raise PairingError("pairing answer has the wrong number of pairs")
-            ratchets = []
-            for pid, (dk, _), entry in zip(pids, keys, entries):
-                if b64decode(entry["id"]) != pid:
-                    raise PairingError("pairing answer out of order")
-                ct = b64decode(entry["ct"])
-                if len(ct) != _xwing.CT_SIZE:
-                    raise PairingError("pairing answer has a bad ciphertext length")
+        cts = parse_pairing_response(resp.content, pids)
+        ratchets = []
+        for pid, (dk, _), ct in zip(pids, keys, cts):
+            try:
                 ss = _xwing.decapsulate(dk, ct)
-                ratchets.append(Ratchet(initial_chain_key(ss, token.client_id, pid)))
-        except PairingError:
-            raise
-        except (ValueError, KeyError, TypeError, ProtocolError) as exc:
-            raise PairingError(f"malformed pairing answer: {exc}") from exc
+            except ValueError as exc:  # e.g. a low-order X25519 ciphertext
+                raise PairingError(f"pairing answer did not decapsulate: {exc}") from None
+            ratchets.append(Ratchet(initial_chain_key(ss, token.client_id, pid)))
         return ratchets
 
     def _rediscover(self) -> None:
@@ -447,7 +434,12 @@ class RelaySession:
             raise ValueError(f"{url} is not on the relay {self.relay_url}")
         if params:
             full = full.copy_merge_params(params)
-        return full.raw_path.decode("ascii")
+        target = full.raw_path.decode("ascii")
+        try:
+            validate_origin_form(target)
+        except ProtocolError as exc:
+            raise ValueError(f"{target!r}: {exc}") from None
+        return target
 
     def request(
         self,
@@ -514,8 +506,10 @@ class RelaySession:
             if self._seal_all or name == "content-type" or (
                 self._seal_names is not None and name in self._seal_names
             ):
-                if not is_token(name):
-                    raise ValueError(f"header name {name!r} is not a valid token")
+                try:
+                    validate_header(name, value, request=True)
+                except ProtocolError as exc:
+                    raise ValueError(str(exc)) from None
                 sealed.append((name, value))
             else:
                 unsealed.append((name, value))

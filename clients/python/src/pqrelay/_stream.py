@@ -57,11 +57,11 @@ def encoded_len(plain_length: int) -> int:
 def plain_len(encoded_length: int) -> int:
     """Inverse of :func:`encoded_len`; raises :class:`DecodeError` if ``E`` is not valid."""
     if encoded_length < 0:
-        raise DecodeError("invalid encoded length")
+        raise DecodeError("invalid encoded length", "invalid_length")
     r = max(1, -(-encoded_length // (CHUNK_SIZE + RECORD_OVERHEAD)))
     length = encoded_length - RECORD_OVERHEAD * r
     if length < 0 or encoded_len(length) != encoded_length:
-        raise DecodeError("invalid encoded length")
+        raise DecodeError("invalid encoded length", "invalid_length")
     return length
 
 
@@ -160,10 +160,10 @@ class StreamOpener:
         """True once the final record opened."""
         return self._done
 
-    def _fail(self, message: str) -> DecodeError:
+    def _fail(self, message: str, kind: str = "framing_failure") -> DecodeError:
         self._failed = True
         self._buf.clear()
-        return DecodeError(message)
+        return DecodeError(message, kind)
 
     def feed(self, data: bytes) -> list[bytes]:
         """Returns the plaintext chunks completed by ``data`` (possibly none)."""
@@ -192,7 +192,7 @@ class StreamOpener:
             try:
                 chunk = open_(self._key, nonce(PART_BODY, final, i), sealed, self._aad_fn(i, final))
             except DecodeError:
-                raise self._fail("record did not open") from None
+                raise self._fail("record did not open", "decode_failure") from None
             self._index += 1
             self._total += len(chunk)
             if self._expected is not None and self._total > self._expected:
