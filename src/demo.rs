@@ -253,13 +253,19 @@ pub async fn serve(listener: TcpListener, shutdown: impl std::future::Future<Out
                 }
             },
         };
-        tokio::spawn(async move {
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service_fn(handle));
-            if let Err(e) = conn.await {
-                log::debug!("demo upstream connection ended: {e}");
-            }
-        });
+        tokio::spawn(serve_connection(stream));
+    }
+}
+
+/// Serves HTTP/1.1 on one connection (plain TCP, or TLS in tests) until it closes.
+pub async fn serve_connection<I>(io: I)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let conn = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(io), service_fn(handle));
+    if let Err(e) = conn.await {
+        log::debug!("demo upstream connection ended: {e}");
     }
 }
 
