@@ -1,0 +1,314 @@
+//! Sealing (§7): nonces, the fixed-layout AAD, and the single-record items of an exchange (the
+//! sealed URL and the sealed header block). Bodies are in [`crate::stream`].
+
+use aes_gcm::aead::Tag;
+use aes_gcm::aead::{AeadInOut as _, KeyInit as _};
+use aes_gcm::{Aes256Gcm, Nonce};
+
+use crate::codec::{b64_decode, b64_encode};
+use crate::error::{Error, HeaderError};
+use crate::ids::{ClientId, PairId};
+use crate::msgs::headers::{decode_headers, MAX_SEALED_HEADERS_LEN};
+use crate::msgs::relay_header::Flags;
+use crate::msgs::target::validate_origin_form;
+use crate::ratchet::AeadKey;
+
+/// AES-256-GCM tag size.
+pub const TAG_SIZE: usize = 16;
+/// AES-256-GCM nonce size.
+pub const NONCE_SIZE: usize = 12;
+/// The AAD label.
+const AAD_LABEL: &[u8; 9] = b"pqrelay/1";
+/// Offset of the `index` field in the AAD (label, dir, part, flags, id, pid, counter).
+pub(crate) const AAD_INDEX_OFFSET: usize = 9 + 3 + 16 + 16 + 8;
+/// Offset of the `final` field in the AAD.
+pub(crate) const AAD_FINAL_OFFSET: usize = AAD_INDEX_OFFSET + 8;
+
+/// Which way a message goes; a response carries its HTTP status (bound into the AAD).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// Client → relay (`dir = 1`, `status = 0`).
+    Request,
+    /// Relay → client (`dir = 2`).
+    Response {
+        /// The HTTP status code.
+        status: u16,
+    },
+}
+
+impl Direction {
+    fn byte(self) -> u8 {
+        match self {
+            Direction::Request => 1,
+            Direction::Response { .. } => 2,
+        }
+    }
+
+    fn status(self) -> u16 {
+        match self {
+            Direction::Request => 0,
+            Direction::Response { status } => status,
+        }
+    }
+}
+
+/// Which part of a message a sealed item is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Part {
+    /// The sealed request-target.
+    Url = 1,
+    /// The sealed header block.
+    Headers = 2,
+    /// A body record.
+    Body = 3,
+}
+
+/// The 12-byte nonce `part || final || 0x00 0x00 || index` (§7).
+pub fn nonce(part: Part, is_final: bool, index: u64) -> [u8; NONCE_SIZE] {
+    let mut n = [0u8; NONCE_SIZE];
+    n[0] = part as u8;
+    n[1] = u8::from(is_final);
+    n[4..].copy_from_slice(&index.to_be_bytes());
+    n
+}
+
+/// Everything one message's sealed items are bound to (§7), except the per-item `part`,
+/// `index` and `final`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MessageContext {
+    direction: Direction,
+    flags: Flags,
+    client_id: ClientId,
+    pair_id: PairId,
+    counter: u64,
+    method: String,
+    target: String,
+}
+
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+impl MessageContext {
+    /// The context of a request. `method` is the method as sent (a token of 1..=255 bytes);
+    /// `target` is the request-target exactly as sent, bound into the header block only when
+    /// `flags` lacks [`Flags::URL`] (pass anything, e.g. `""`, when the URL is sealed).
+    pub fn request(
+        client_id: ClientId,
+        pair_id: PairId,
+        counter: u64,
+        flags: Flags,
+        method: &str,
+        target: &str,
+    ) -> Result<Self, Error> {
+        if method.is_empty() || method.len() > 255 || !method.bytes().all(is_tchar) {
+            return Err(Error::InvalidMethod);
+        }
+        let target = if flags.contains(Flags::URL) {
+            ""
+        } else {
+            target
+        };
+        if target.len() > usize::from(u16::MAX) {
+            return Err(crate::error::UrlError::TooLong.into());
+        }
+        Ok(Self {
+            direction: Direction::Request,
+            flags,
+            client_id,
+            pair_id,
+            counter,
+            method: method.to_owned(),
+            target: target.to_owned(),
+        })
+    }
+
+    /// The context of the response to this request, with its status and its own flags.
+    #[must_use]
+    pub fn response(&self, status: u16, flags: Flags) -> Self {
+        Self {
+            direction: Direction::Response { status },
+            flags,
+            client_id: self.client_id,
+            pair_id: self.pair_id,
+            counter: self.counter,
+            method: self.method.clone(),
+            target: String::new(),
+        }
+    }
+
+    /// The direction (and status) of this message.
+    pub fn direction(&self) -> Direction {
+        self.direction
+    }
+
+    /// The flags of this message.
+    pub fn flags(&self) -> Flags {
+        self.flags
+    }
+
+    /// The exchange counter.
+    pub fn counter(&self) -> u64 {
+        self.counter
+    }
+
+    /// The AAD bytes of one item (§7). `target` is included only for the request's header block
+    /// when the URL is not sealed.
+    pub fn aad(&self, part: Part, index: u64, is_final: bool) -> Vec<u8> {
+        let target = match (self.direction, part) {
+            (Direction::Request, Part::Headers) => self.target.as_bytes(),
+            _ => b"",
+        };
+        let mut a = Vec::with_capacity(AAD_FINAL_OFFSET + 6 + self.method.len() + target.len());
+        a.extend_from_slice(AAD_LABEL);
+        a.push(self.direction.byte());
+        a.push(part as u8);
+        a.push(self.flags.bits());
+        a.extend_from_slice(self.client_id.as_bytes());
+        a.extend_from_slice(self.pair_id.as_bytes());
+        a.extend_from_slice(&self.counter.to_be_bytes());
+        a.extend_from_slice(&index.to_be_bytes());
+        a.push(u8::from(is_final));
+        a.extend_from_slice(&self.direction.status().to_be_bytes());
+        // Lengths were bounded in `request`.
+        a.push(self.method.len() as u8);
+        a.extend_from_slice(self.method.as_bytes());
+        a.extend_from_slice(&(target.len() as u16).to_be_bytes());
+        a.extend_from_slice(target);
+        a
+    }
+}
+
+pub(crate) fn cipher(key: &AeadKey) -> Aes256Gcm {
+    Aes256Gcm::new_from_slice(key.as_bytes()).expect("AES-256-GCM takes a 32-byte key")
+}
+
+/// Encrypts `buf` in place and appends the tag.
+pub(crate) fn seal_in_place(
+    c: &Aes256Gcm,
+    nonce: &[u8; NONCE_SIZE],
+    aad: &[u8],
+    buf: &mut Vec<u8>,
+    start: usize,
+) {
+    let tag = c
+        .encrypt_inout_detached(&Nonce::from(*nonce), aad, (&mut buf[start..]).into())
+        .expect("record sizes are far below the AES-GCM limit");
+    buf.extend_from_slice(&tag);
+}
+
+/// Decrypts `ct || tag` from `input` into `out` (same length as the plaintext).
+pub(crate) fn open_into(
+    c: &Aes256Gcm,
+    nonce: &[u8; NONCE_SIZE],
+    aad: &[u8],
+    input: &[u8],
+    out: &mut [u8],
+) -> bool {
+    let Some(split) = input.len().checked_sub(TAG_SIZE) else {
+        return false;
+    };
+    let (ct, tag) = input.split_at(split);
+    let Ok(tag) = Tag::<Aes256Gcm>::try_from(tag) else {
+        return false;
+    };
+    let Ok(buf) = aes_gcm::aead::inout::InOutBuf::new(ct, out) else {
+        return false;
+    };
+    c.decrypt_inout_detached(&Nonce::from(*nonce), aad, buf, &tag)
+        .is_ok()
+}
+
+/// Seals one single-record item (`index = 0`, `final = 1`): `ciphertext || tag`.
+pub fn seal_item(key: &AeadKey, ctx: &MessageContext, part: Part, plaintext: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(plaintext.len() + TAG_SIZE);
+    out.extend_from_slice(plaintext);
+    seal_in_place(
+        &cipher(key),
+        &nonce(part, true, 0),
+        &ctx.aad(part, 0, true),
+        &mut out,
+        0,
+    );
+    out
+}
+
+/// Opens one single-record item; any failure is [`Error::DecodeFailed`].
+pub fn open_item(
+    key: &AeadKey,
+    ctx: &MessageContext,
+    part: Part,
+    sealed: &[u8],
+) -> Result<Vec<u8>, Error> {
+    let mut out = vec![0u8; sealed.len().saturating_sub(TAG_SIZE)];
+    if open_into(
+        &cipher(key),
+        &nonce(part, true, 0),
+        &ctx.aad(part, 0, true),
+        sealed,
+        &mut out,
+    ) {
+        Ok(out)
+    } else {
+        Err(Error::DecodeFailed)
+    }
+}
+
+/// Seals an origin-form `path_and_query` (checked with
+/// [`validate_origin_form`](crate::msgs::target::validate_origin_form)) into the wire target
+/// `"/" || b64(sealed)`. `ctx` must carry [`Flags::URL`].
+pub fn seal_url(
+    key: &AeadKey,
+    ctx: &MessageContext,
+    path_and_query: &str,
+) -> Result<String, Error> {
+    validate_origin_form(path_and_query)?;
+    Ok(format!(
+        "/{}",
+        b64_encode(&seal_item(key, ctx, Part::Url, path_and_query.as_bytes()))
+    ))
+}
+
+/// Opens a sealed wire target and checks the URL is origin-form. A target that is not
+/// `"/" || b64(..)` or does not open is [`Error::DecodeFailed`]; a bad URL is [`Error::Url`].
+pub fn open_url(key: &AeadKey, ctx: &MessageContext, target: &str) -> Result<String, Error> {
+    let sealed = target
+        .strip_prefix('/')
+        .filter(|s| s.len() <= 2 * crate::msgs::target::MAX_URL_LEN)
+        .and_then(b64_decode)
+        .ok_or(Error::DecodeFailed)?;
+    let url = open_item(key, ctx, Part::Url, &sealed)?;
+    let url = String::from_utf8(url).map_err(|_| Error::DecodeFailed)?;
+    validate_origin_form(&url)?;
+    Ok(url)
+}
+
+/// Seals a header block given as its JSON plaintext; returns the `x-mte-relay-eh` value.
+pub fn seal_headers_json(key: &AeadKey, ctx: &MessageContext, json: &[u8]) -> String {
+    b64_encode(&seal_item(key, ctx, Part::Headers, json))
+}
+
+/// Seals a header list (serialised by [`encode_headers`](crate::msgs::headers::encode_headers));
+/// returns the `x-mte-relay-eh` value.
+pub fn seal_headers<'a, I>(key: &AeadKey, ctx: &MessageContext, headers: I) -> String
+where
+    I: IntoIterator<Item = (&'a str, &'a str)>,
+{
+    seal_headers_json(key, ctx, &crate::msgs::headers::encode_headers(headers))
+}
+
+/// Opens an `x-mte-relay-eh` value and validates the list (for a request, forbidden names are
+/// rejected too).
+pub fn open_headers(
+    key: &AeadKey,
+    ctx: &MessageContext,
+    value: &str,
+) -> Result<Vec<(String, String)>, Error> {
+    if value.len() > MAX_SEALED_HEADERS_LEN {
+        return Err(HeaderError::TooLarge.into());
+    }
+    let sealed = b64_decode(value).ok_or(Error::DecodeFailed)?;
+    let json = open_item(key, ctx, Part::Headers, &sealed)?;
+    decode_headers(&json, ctx.direction == Direction::Request)
+}
