@@ -125,25 +125,14 @@ pub async fn route_request(
                 session.write_response_header(Box::new(resp), true).await?;
                 Ok(true)
             }
-            Err(cors::PreflightRefusal::Origin) => {
-                send_error(
-                    state,
-                    session,
-                    ctx,
-                    ErrorKind::CORS_FORBIDDEN,
-                    "origin not allowed",
-                )
-                .await
-            }
-            Err(cors::PreflightRefusal::Method) => {
-                send_error(
-                    state,
-                    session,
-                    ctx,
-                    ErrorKind::CORS_FORBIDDEN,
-                    "method not allowed",
-                )
-                .await
+            Err(refusal) => {
+                // A refused preflight carries no CORS headers at all.
+                ctx.cors_origin = None;
+                let why = match refusal {
+                    cors::PreflightRefusal::Origin => "origin not allowed",
+                    cors::PreflightRefusal::Method => "method not allowed",
+                };
+                send_error(state, session, ctx, ErrorKind::CORS_FORBIDDEN, why).await
             }
         };
     }
