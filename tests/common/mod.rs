@@ -161,9 +161,10 @@ impl Relay {
             all.push((k, v));
         }
         let log = log_path("relay", port);
+        let file = std::fs::File::create(&log).expect("log file");
         let child = relay_command(&all, args)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"))
+            .stdout(file.try_clone().expect("log file"))
+            .stderr(file)
             .spawn()
             .expect("cannot start pqrelay");
         let mut proc = Proc { child, log };
