@@ -8,9 +8,12 @@
  *       cors_blocked           discovery failed at the network level (often: origin not allowed by CORS)
  *       version_unsupported    the relay does not offer protocol version 1
  *       pairing_failed         `POST /api/mte-pair` failed or answered something malformed
- *       decode_failed          a sealed item from the relay did not open (tampering or wrong keys)
+ *       decode_failed          a sealed item from the relay did not open (tampering or wrong keys),
+ *                              or opened to something malformed
  *       framing_failed         a sealed body is malformed (bad record header, truncated, trailing bytes)
- *       invalid_header         `x-mte-relay`, `x-mte-relay-info` or a sealed header block is malformed
+ *       invalid_header         `x-mte-relay` or `x-mte-relay-info` is malformed, or answers another exchange
+ *       forbidden_header       a sealed header block holds a name or value that is not allowed
+ *       headers_too_large      a sealed header block is over 16 KiB
  *       unsealed_response      a success response arrived without `x-mte-relay`
  *       relay_error            the relay kept answering a 559–569 error after re-pairing / retrying
  * ```

@@ -6,10 +6,13 @@
  */
 import { b64decode, b64encode, fromUtf8, utf8 } from './_bytes.js';
 import { MteRelayError } from './_errors.js';
-import { decodeHeaderBlock, encodeHeaderBlock } from './_headers.js';
+import { checkHeaderList, decodeHeaderBlock, encodeHeaderBlock, FLAG_URL } from './_headers.js';
 import { ratchet } from './_schedule.js';
 import { aad, DIR_REQUEST, importKey, nonce, open, PART_BODY, PART_HEADERS, PART_URL, seal } from './_seal.js';
 import { StreamOpener, StreamSealer } from './_stream.js';
+
+/** Largest `x-mte-relay-eh` value (characters) either side accepts (§12). */
+export const MAX_SEALED_HEADERS = 16384;
 
 /**
  * Everything bound into one exchange's keys and AADs.
@@ -53,8 +56,20 @@ export async function startExchange(p) {
 
 const keyFor = (ctx, dir) => (dir === DIR_REQUEST ? ctx.requestKey : ctx.responseKey);
 
-function aadOf(ctx, pos, part, index, final, target) {
-  return aad({ ...pos, part, id: ctx.id, pid: ctx.pid, counter: ctx.counter, index, final, method: ctx.method, target });
+/**
+ * The AAD of one sealed item of this exchange. The request-target is bound only into the request
+ * headers item of a request whose URL is not sealed (§7); everywhere else it is empty.
+ * @param {ExchangeContext} ctx
+ * @param {ItemPosition} pos
+ * @param {number} part PART_URL, PART_HEADERS or PART_BODY
+ * @param {number} index body record index (0 otherwise)
+ * @param {boolean} final last body record (true otherwise)
+ * @param {string} target the request-target as sent (ignored unless bound)
+ * @returns {Uint8Array}
+ */
+export function itemAad(ctx, pos, part, index, final, target) {
+  const bound = pos.dir === DIR_REQUEST && part === PART_HEADERS && !(pos.flags & FLAG_URL) ? target : '';
+  return aad({ ...pos, part, id: ctx.id, pid: ctx.pid, counter: ctx.counter, index, final, method: ctx.method, target: bound });
 }
 
 /**
@@ -65,7 +80,7 @@ function aadOf(ctx, pos, part, index, final, target) {
  * @returns {Promise<string>}
  */
 export async function sealUrl(ctx, pos, pathAndQuery) {
-  const sealed = await seal(keyFor(ctx, pos.dir), nonce(PART_URL, true, 0), utf8(pathAndQuery), aadOf(ctx, pos, PART_URL, 0, true, ''));
+  const sealed = await seal(keyFor(ctx, pos.dir), nonce(PART_URL, true, 0), utf8(pathAndQuery), itemAad(ctx, pos, PART_URL, 0, true, ''));
   return `/${b64encode(sealed)}`;
 }
 
@@ -79,7 +94,7 @@ export async function sealUrl(ctx, pos, pathAndQuery) {
 export async function openUrl(ctx, pos, target) {
   if (!target.startsWith('/')) throw new MteRelayError('decode_failed', 'a sealed URL must start with "/"');
   const sealed = decodeB64Item(target.slice(1));
-  const plain = await open(keyFor(ctx, pos.dir), nonce(PART_URL, true, 0), sealed, aadOf(ctx, pos, PART_URL, 0, true, ''));
+  const plain = await open(keyFor(ctx, pos.dir), nonce(PART_URL, true, 0), sealed, itemAad(ctx, pos, PART_URL, 0, true, ''));
   return decodeUtf8Item(plain);
 }
 
@@ -88,26 +103,31 @@ export async function openUrl(ctx, pos, target) {
  * @param {ExchangeContext} ctx
  * @param {ItemPosition} pos
  * @param {Array<[string, string]>} headers
- * @param {string} target the plain request-target when a request's URL is not sealed, else ''
+ * @param {string} target the request-target as sent (bound only for requests without flag url)
  * @returns {Promise<string>}
  */
 export async function sealHeaders(ctx, pos, headers, target) {
   const plain = utf8(encodeHeaderBlock(headers));
-  return b64encode(await seal(keyFor(ctx, pos.dir), nonce(PART_HEADERS, true, 0), plain, aadOf(ctx, pos, PART_HEADERS, 0, true, target)));
+  const value = b64encode(await seal(keyFor(ctx, pos.dir), nonce(PART_HEADERS, true, 0), plain, itemAad(ctx, pos, PART_HEADERS, 0, true, target)));
+  if (value.length > MAX_SEALED_HEADERS) throw tooLarge();
+  return value;
 }
 
 /**
- * Opens an `x-mte-relay-eh` value into its header list.
+ * Opens an `x-mte-relay-eh` value into its header list and checks the names and values.
  * @param {ExchangeContext} ctx
  * @param {ItemPosition} pos
  * @param {string} value
- * @param {string} target as for {@link sealHeaders}
+ * @param {string} target the request-target as received (bound only for requests without flag url)
  * @returns {Promise<Array<[string, string]>>}
  */
 export async function openHeaders(ctx, pos, value, target) {
+  if (value.length > MAX_SEALED_HEADERS) throw tooLarge();
   const sealed = decodeB64Item(value);
-  const plain = await open(keyFor(ctx, pos.dir), nonce(PART_HEADERS, true, 0), sealed, aadOf(ctx, pos, PART_HEADERS, 0, true, target));
-  return decodeHeaderBlock(decodeUtf8Item(plain));
+  const plain = await open(keyFor(ctx, pos.dir), nonce(PART_HEADERS, true, 0), sealed, itemAad(ctx, pos, PART_HEADERS, 0, true, target));
+  const headers = decodeHeaderBlock(decodeUtf8Item(plain));
+  checkHeaderList(headers, pos.dir === DIR_REQUEST);
+  return headers;
 }
 
 /**
@@ -117,7 +137,7 @@ export async function openHeaders(ctx, pos, value, target) {
  * @returns {StreamSealer}
  */
 export function bodySealer(ctx, pos) {
-  return new StreamSealer(keyFor(ctx, pos.dir), (index, final) => aadOf(ctx, pos, PART_BODY, index, final, ''));
+  return new StreamSealer(keyFor(ctx, pos.dir), (index, final) => itemAad(ctx, pos, PART_BODY, index, final, ''));
 }
 
 /**
@@ -128,7 +148,11 @@ export function bodySealer(ctx, pos) {
  * @returns {StreamOpener}
  */
 export function bodyOpener(ctx, pos, options) {
-  return new StreamOpener(keyFor(ctx, pos.dir), (index, final) => aadOf(ctx, pos, PART_BODY, index, final, ''), options);
+  return new StreamOpener(keyFor(ctx, pos.dir), (index, final) => itemAad(ctx, pos, PART_BODY, index, final, ''), options);
+}
+
+function tooLarge() {
+  return new MteRelayError('headers_too_large', `sealed header block over ${MAX_SEALED_HEADERS} characters`);
 }
 
 function decodeB64Item(text) {

@@ -8,13 +8,11 @@ import { blobSource, bytesSource, recordPlaintexts, streamSource, toBytes } from
 import { bytesEqual } from './_bytes.js';
 import { MteRelayError } from './_errors.js';
 import { bodyOpener, bodySealer, openHeaders, sealHeaders, sealUrl, startExchange } from './_exchange.js';
-import { FLAG_BODY, FLAG_HEADERS, FLAG_STREAMING, FLAG_URL, formatExchangeHeader, parseExchangeHeader } from './_headers.js';
+import { FLAG_BODY, FLAG_HEADERS, FLAG_STREAMING, FLAG_URL, formatExchangeHeader, isForbiddenRequestHeader, parseRelayHeaderAs } from './_headers.js';
 import { DIR_REQUEST, DIR_RESPONSE } from './_seal.js';
 import { plainLength } from './_stream.js';
 import { NODE_FETCH, NULL_BODY_STATUSES, send } from './_transport.js';
 
-/** Names the relay refuses among sealed headers (§8.2); the client never forwards them from callers. */
-const UNSENDABLE = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade']);
 /** fetch options passed through to the wire request. */
 const PASSED_INIT = ['credentials', 'cache', 'redirect', 'referrer', 'referrerPolicy', 'keepalive', 'signal', 'mode'];
 
@@ -76,7 +74,7 @@ export function splitHeaders(headers, encodeHeaders) {
   const sealed = [];
   const plain = [];
   for (const [name, value] of headers) {
-    if (UNSENDABLE.has(name) || name.startsWith('x-mte-')) continue;
+    if (isForbiddenRequestHeader(name)) continue; // fetch manages these; the relay refuses them sealed
     const seal = name === 'content-type' || encodeHeaders === true || (listed !== null && listed.has(name));
     (seal ? sealed : plain).push([name, value]);
   }
@@ -145,7 +143,7 @@ async function sendExchange(relay, pair, prepared, settings) {
   const { sealed, plain } = splitHeaders(prepared.headers, settings.encodeHeaders);
   const headers = new Headers(plain);
   headers.set('x-mte-relay', formatExchangeHeader({ token: relay.token, pid: pair.pid, counter, flags }));
-  headers.set('x-mte-relay-eh', await sealHeaders(context, pos, sealed, settings.encodeUrls ? '' : pathAndQuery));
+  headers.set('x-mte-relay-eh', await sealHeaders(context, pos, sealed, target));
   if (body) headers.set('content-type', 'application/octet-stream');
 
   const wireUrl = relay.origin + target;
@@ -180,8 +178,8 @@ async function decodeResponse(relay, pair, context, res, url, report, done) {
     throw new MteRelayError('unsealed_response', `the relay answered ${res.status} without x-mte-relay; refusing an unauthenticated response`, { status: res.status });
   }
   try {
-    const h = parseExchangeHeader(value);
-    if (!bytesEqual(h.pid, pair.pid) || h.counter !== context.counter || !(h.flags & FLAG_HEADERS) || !relay.acceptToken(h.token, h.id)) {
+    const h = parseRelayHeaderAs(value, 'exchange');
+    if (!bytesEqual(h.pid, pair.pid) || h.counter !== context.counter || !relay.acceptToken(h.token, h.id)) {
       throw new MteRelayError('invalid_header', 'response x-mte-relay does not match the request');
     }
     const eh = res.headers.get('x-mte-relay-eh');

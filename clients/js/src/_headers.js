@@ -60,26 +60,6 @@ export function tokenId(token) {
 export const formatDiscoveryHeader = (token) => `${VERSION}.${token}`;
 
 /**
- * Parses the discovery / pairing form `1.<token>`.
- * @param {string} value
- * @returns {{ token: string, id: Uint8Array }}
- */
-export function parseDiscoveryHeader(value) {
-  const fields = value.split('.');
-  if (fields.length !== 2 || fields[0] !== VERSION) throw invalid('x-mte-relay');
-  return { token: fields[1], id: tokenId(fields[1]) };
-}
-
-/**
- * @typedef {object} ExchangeHeader
- * @property {string} token client token
- * @property {Uint8Array} id raw client id (from the token)
- * @property {Uint8Array} pid pair id, 16 bytes
- * @property {bigint} counter exchange counter
- * @property {number} flags flag bits
- */
-
-/**
  * Exchange form: `1.<token>.<b64(pid)>.<counter>.<flags>`.
  * @param {{ token: string, pid: Uint8Array, counter: bigint, flags: number }} h
  * @returns {string}
@@ -89,14 +69,33 @@ export function formatExchangeHeader(h) {
 }
 
 /**
- * Parses the exchange form; unknown flag bits are an error.
- * @param {string} value
- * @returns {ExchangeHeader}
+ * A parsed `x-mte-relay` value. `pid`, `counter` and `flags` are present in the exchange form only.
+ * @typedef {object} RelayHeader
+ * @property {'discovery' | 'exchange'} form
+ * @property {string} token client token
+ * @property {Uint8Array} id raw client id (from the token)
+ * @property {Uint8Array} [pid] pair id, 16 bytes
+ * @property {bigint} [counter] exchange counter
+ * @property {number} [flags] flag bits (always with FLAG_HEADERS, no unknown bits)
  */
-export function parseExchangeHeader(value) {
+
+/**
+ * Parses `x-mte-relay` in either form: `1.<token>` (discovery, pairing) or
+ * `1.<token>.<pid>.<counter>.<flags>` (exchanges).
+ * @param {string} value
+ * @returns {RelayHeader}
+ * @throws {MteRelayError} `version_unsupported` for a well-formed other version, else `invalid_header`
+ */
+export function parseRelayHeader(value) {
   const fields = value.split('.');
-  if (fields.length !== 5 || fields[0] !== VERSION) throw invalid('x-mte-relay');
+  if (fields.length < 2) throw invalid('x-mte-relay');
+  if (parseDecimal(fields[0], U64_MAX) !== BigInt(VERSION)) {
+    throw new MteRelayError('version_unsupported', `x-mte-relay version ${fields[0]} is not supported`);
+  }
+  if (fields.length === 2) return { form: 'discovery', token: fields[1], id: tokenId(fields[1]) };
+  if (fields.length !== 5) throw invalid('x-mte-relay');
   const [, token, pidText, counterText, flagsText] = fields;
+  const id = tokenId(token);
   let pid;
   try {
     pid = b64decode(pidText);
@@ -106,13 +105,25 @@ export function parseExchangeHeader(value) {
   if (pid.length !== ID_SIZE) throw invalid('pair id');
   const counter = parseDecimal(counterText, U64_MAX);
   const flags = Number(parseDecimal(flagsText, 255n));
-  if (flags & ~KNOWN_FLAGS) throw invalid('flags');
-  return { token, id: tokenId(token), pid, counter, flags };
+  if (flags & ~KNOWN_FLAGS || !(flags & FLAG_HEADERS)) throw invalid('flags');
+  return { form: 'exchange', token, id, pid, counter, flags };
+}
+
+/**
+ * Parses `x-mte-relay`, requiring the given form.
+ * @param {string} value
+ * @param {'discovery' | 'exchange'} form
+ * @returns {RelayHeader}
+ */
+export function parseRelayHeaderAs(value, form) {
+  const parsed = parseRelayHeader(value);
+  if (parsed.form !== form) throw invalid(`x-mte-relay (expected the ${form} form)`);
+  return parsed;
 }
 
 /**
  * @typedef {object} RelayInfo
- * @property {string[]} versions offered protocol versions
+ * @property {number[]} versions offered protocol versions
  * @property {number} maxPairs most pairs in one pairing request
  * @property {number} chunkSize body chunk size
  * @property {number} maxSkip forward window of counters
@@ -139,12 +150,26 @@ export function parseRelayInfo(value) {
   const versions = entries.get('versions');
   if (versions === undefined) throw invalid('x-mte-relay-info (missing versions)');
   return {
-    versions: versions.split(',').map((v) => v.trim()),
+    versions: versions.split(',').map((v) => Number(parseDecimal(v.trim(), 255n))),
     maxPairs: number('max-pairs'),
     chunkSize: number('chunk-size'),
     maxSkip: number('max-skip'),
   };
 }
+
+/** Request header names the relay refuses among sealed headers (§8.2), besides `x-mte-*`. */
+const FORBIDDEN_REQUEST_HEADERS = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade']);
+/** A lowercase RFC 9110 token. */
+const HEADER_NAME = /^[a-z0-9!#$%&'*+.^_`|~-]+$/;
+/** Field value: no control characters except HTAB, no DEL. */
+const BAD_VALUE_CHAR = /[\u0000-\u0008\u000a-\u001f\u007f]/;
+
+/**
+ * Whether a header name may not be sealed into a request (the relay answers 400 forbidden_header).
+ * @param {string} name lowercase
+ * @returns {boolean}
+ */
+export const isForbiddenRequestHeader = (name) => FORBIDDEN_REQUEST_HEADERS.has(name) || name.startsWith('x-mte-');
 
 /**
  * Serialises a header list as the sealed header block plaintext (compact JSON).
@@ -157,19 +182,34 @@ export const encodeHeaderBlock = (headers) => JSON.stringify(headers);
  * Parses a sealed header block: a JSON array of `[name, value]` string pairs.
  * @param {string} json
  * @returns {Array<[string, string]>}
+ * @throws {MteRelayError} `decode_failed` when the shape is wrong
  */
 export function decodeHeaderBlock(json) {
+  const wrong = () => new MteRelayError('decode_failed', 'sealed header block is not a JSON array of [name, value] strings');
   let parsed;
   try {
     parsed = JSON.parse(json);
   } catch {
-    throw invalid('header block');
+    throw wrong();
   }
-  if (!Array.isArray(parsed)) throw invalid('header block');
+  if (!Array.isArray(parsed)) throw wrong();
   for (const entry of parsed) {
-    if (!Array.isArray(entry) || entry.length !== 2 || typeof entry[0] !== 'string' || typeof entry[1] !== 'string') {
-      throw invalid('header block');
-    }
+    if (!Array.isArray(entry) || entry.length !== 2 || typeof entry[0] !== 'string' || typeof entry[1] !== 'string') throw wrong();
   }
   return parsed;
+}
+
+/**
+ * Checks a decoded header list: lowercase token names, values without control characters, and for
+ * requests none of the names the relay refuses.
+ * @param {Array<[string, string]>} headers
+ * @param {boolean} isRequest
+ * @throws {MteRelayError} `forbidden_header`
+ */
+export function checkHeaderList(headers, isRequest) {
+  for (const [name, value] of headers) {
+    if (!HEADER_NAME.test(name) || BAD_VALUE_CHAR.test(value) || (isRequest && isForbiddenRequestHeader(name))) {
+      throw new MteRelayError('forbidden_header', `header ${JSON.stringify(name)} is not allowed in a sealed header block`);
+    }
+  }
 }

@@ -67,7 +67,12 @@ export function decodePairingResponse(json, pairs) {
  * @returns {Uint8Array} ck_0
  */
 export function completePair(pair, ct, id) {
-  const ss = decapsulate(pair.seed, ct);
+  let ss;
+  try {
+    ss = decapsulate(pair.seed, ct);
+  } catch (cause) {
+    throw new MteRelayError('pairing_failed', 'pairing response: ciphertext rejected by X-Wing decapsulation', { cause });
+  }
   const ck0 = initialChainKey(ss, id, pair.pid);
   ss.fill(0);
   return ck0;

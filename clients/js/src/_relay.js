@@ -5,7 +5,7 @@
  * @module
  */
 import { MteRelayError } from './_errors.js';
-import { formatDiscoveryHeader, parseDiscoveryHeader, parseRelayInfo, VERSION } from './_headers.js';
+import { formatDiscoveryHeader, parseRelayHeaderAs, parseRelayInfo, VERSION } from './_headers.js';
 import { completePair, decodePairingResponse, encodePairingRequest } from './_pairing.js';
 import { SEED_SIZE } from './_kem.js';
 import { MAX_COUNTER } from './_schedule.js';
@@ -204,9 +204,9 @@ export class Relay {
         { status: res.status },
       );
     }
-    const { token, id } = parseDiscoveryHeader(value);
+    const { token, id } = parseRelayHeaderAs(value, 'discovery');
     const info = parseRelayInfo(res.headers.get('x-mte-relay-info') ?? '');
-    if (!info.versions.includes(VERSION) || info.chunkSize !== CHUNK_SIZE) {
+    if (!info.versions.includes(Number(VERSION)) || info.chunkSize !== CHUNK_SIZE) {
       throw new MteRelayError('version_unsupported', `the relay at ${this.origin} does not offer protocol version ${VERSION} (info: versions=${info.versions.join(',')};chunk-size=${info.chunkSize})`);
     }
     this.info = info;
@@ -265,7 +265,7 @@ export class Relay {
       }
       const header = res.headers.get('x-mte-relay');
       if (header) {
-        const renewed = parseDiscoveryHeader(header);
+        const renewed = parseRelayHeaderAs(header, 'discovery');
         if (!this.acceptToken(renewed.token, renewed.id)) throw new MteRelayError('pairing_failed', 'pairing answered for another client id');
       }
       const cts = decodePairingResponse(text, secrets);

@@ -17,7 +17,6 @@ export const RECORD_HEADER_SIZE = 4;
 /** Bytes a record adds to its chunk. */
 export const RECORD_OVERHEAD = RECORD_HEADER_SIZE + TAG_SIZE;
 const FINAL_BIT = 0x80000000;
-const LENGTH_MASK = 0x1ffff; // bits 0..16; bits 17..30 must be zero
 
 const framing = (message) => new MteRelayError('framing_failed', `sealed body: ${message}`);
 
@@ -56,16 +55,16 @@ export function plainLength(encoded) {
 export const encodeRecordHeader = (final, length) => u32((final ? FINAL_BIT : 0) + length);
 
 /**
- * Parses a record header value, checking reserved bits and the length bound (0 is accepted here;
+ * Parses a record header value, checking the reserved bits and the length bound (0 is accepted here;
  * whether an empty record is allowed depends on `final`, which the caller checks).
  * @param {number} value the u32
  * @returns {{ final: boolean, length: number }}
  */
 export function parseRecordHeader(value) {
   const final = (value & FINAL_BIT) !== 0;
-  const rest = value & ~FINAL_BIT;
-  if (rest & ~LENGTH_MASK) throw framing('reserved header bits set');
-  if (rest > CHUNK_SIZE) throw framing('record longer than CHUNK_SIZE');
+  const rest = (value & ~FINAL_BIT) >>> 0;
+  // Any of the reserved bits 17..30 makes the length exceed CHUNK_SIZE (2^16), so one check covers both.
+  if (rest > CHUNK_SIZE) throw framing('record length over CHUNK_SIZE or reserved header bits set');
   if (!final && rest === 0) throw framing('empty non-final record');
   return { final, length: rest };
 }

@@ -63,6 +63,8 @@ export type MteRelayErrorCode =
   | 'decode_failed'
   | 'framing_failed'
   | 'invalid_header'
+  | 'forbidden_header'
+  | 'headers_too_large'
   | 'unsealed_response'
   | 'relay_error';
 
