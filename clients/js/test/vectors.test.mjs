@@ -9,7 +9,7 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesSource, recordPlaintexts } from '../src/_body.js';
 import { b64decode, concat, utf8 } from '../src/_bytes.js';
 import { bodyOpener, bodySealer, itemAad, openHeaders, openUrl, sealHeaders, sealUrl } from '../src/_exchange.js';
-import { checkHeaderList, decodeHeaderBlock, encodeHeaderBlock, parseRelayHeader, parseRelayInfo, tokenId } from '../src/_headers.js';
+import { checkHeaderList, decodeHeaderBlock, encodeHeaderBlock, formatDiscoveryHeader, formatExchangeHeader, parseRelayHeader, parseRelayInfo, tokenId } from '../src/_headers.js';
 import { encapsulationKey } from '../src/_kem.js';
 import { completePair, decodePairingResponse, encodePairingRequest } from '../src/_pairing.js';
 import { initialChainKey, ratchet } from '../src/_schedule.js';
@@ -220,6 +220,7 @@ vectors('relay_header.json', (v) => {
   const parsed = { client_id: hex(h.id), form: h.form, token: h.token };
   if (h.form === 'exchange') Object.assign(parsed, { counter: String(h.counter), flags: h.flags, pair_id: hex(h.pid) });
   assert.deepEqual(parsed, v.parsed);
+  assert.equal(h.form === 'exchange' ? formatExchangeHeader(h) : formatDiscoveryHeader(h.token), v.value);
 });
 
 vectors('seal.json', async (v) => {
