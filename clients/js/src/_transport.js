@@ -11,6 +11,9 @@ import { encodedLength, RECORD_OVERHEAD } from './_stream.js';
 /** Statuses whose responses never have a body (the Response constructor refuses one). */
 export const NULL_BODY_STATUSES = new Set([101, 103, 204, 205, 304]);
 
+/** Bytes of sealed records held in memory before they are folded into the request Blob. */
+const BLOB_FOLD_SIZE = 8 * 1024 * 1024;
+
 /** True in Node (fetch there accepts a stream body with a caller-set content-length). */
 export const NODE_FETCH = typeof process !== 'undefined' && typeof process.versions?.node === 'string';
 
@@ -37,14 +40,34 @@ export async function send(req) {
     const body = recordStream(req.records, req.plainSize, req.onUploadProgress);
     return fetch(req.url, { ...req.init, method: req.method, headers: req.headers, body, duplex: 'half' });
   }
-  const parts = [];
-  for await (const record of req.records) parts.push(record);
-  const body = new Blob(parts);
+  const body = await collectBlob(req.records);
   const total = req.plainSize ?? 0;
   if (req.onUploadProgress && typeof XMLHttpRequest !== 'undefined') return sendXhr(req, body, total);
   const res = await fetch(req.url, { ...req.init, method: req.method, headers: req.headers, body });
   req.onUploadProgress?.({ loaded: total, total });
   return res;
+}
+
+/**
+ * Collects sealed records into a Blob, folding them in every BLOB_FOLD_SIZE bytes so that the
+ * browser can move the data out of the JS heap (large Blobs may be kept on disk).
+ * @param {AsyncIterable<Uint8Array>} records
+ * @returns {Promise<Blob>}
+ */
+async function collectBlob(records) {
+  let blob = new Blob([]);
+  let parts = [];
+  let pending = 0;
+  for await (const record of records) {
+    parts.push(record);
+    pending += record.length;
+    if (pending >= BLOB_FOLD_SIZE) {
+      blob = new Blob([blob, ...parts]);
+      parts = [];
+      pending = 0;
+    }
+  }
+  return new Blob([blob, ...parts]);
 }
 
 function recordStream(records, total, onProgress) {
