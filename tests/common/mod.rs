@@ -66,6 +66,18 @@ impl Proc {
     }
 }
 
+impl Proc {
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the process has exited.
+    pub fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+}
+
 impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -140,7 +152,11 @@ impl Relay {
     }
 
     pub fn start_with_args(upstream: &str, env: &[(&str, &str)], args: &[&str]) -> Relay {
-        let port = free_port();
+        Self::start_on(free_port(), upstream, env, args)
+    }
+
+    /// Starts on a given port (with that port's pid file and upgrade socket).
+    pub fn start_on(port: u16, upstream: &str, env: &[(&str, &str)], args: &[&str]) -> Relay {
         let port_s = port.to_string();
         let pid = std::env::temp_dir().join(format!("pqrelay-test-{port}.pid"));
         let sock = std::env::temp_dir().join(format!("pqrelay-test-{port}.sock"));
