@@ -1,5 +1,20 @@
 //! The relay as a Pingora `ProxyHttp`. Each filter is a few lines delegating to the modules
 //! that own the logic.
+//!
+//! A request's life:
+//! 1. `request_filter` → [`routes::route_request`]: CORS preflight, the relay's own routes,
+//!    pass-through, then MTE routes. It either answers (`Ok(true)`, via [`routes::send`] or
+//!    [`routes::send_error`], which add CORS and `HEADERS`) or sets [`RequestCtx::route`].
+//! 2. `upstream_peer` → [`crate::upstream::Upstreams::select`] (round robin, healthy first);
+//!    `fail_to_connect` retries the next backend.
+//! 3. `upstream_request_filter` → [`crate::upstream::prepare_request`] (Host, X-Forwarded-*,
+//!    `HEADERS`).
+//! 4. `response_filter` → [`routes::finish_response`] (CORS, `HEADERS`).
+//! 5. `fail_to_proxy` answers errors in the JSON error shape; `logging` writes the access line.
+//!
+//! The exchange (decode request bodies, encode responses) hangs off
+//! [`crate::ctx::RouteKind::Mte`]: a request reaches the proxy phases with that route only after
+//! its client id verified; today such requests are proxied unchanged.
 
 use std::sync::Arc;
 
