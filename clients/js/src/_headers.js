@@ -29,7 +29,7 @@ const invalid = (what) => new MteRelayError('invalid_header', `malformed ${what}
  * @param {bigint} max largest accepted value
  * @returns {bigint}
  */
-export function parseDecimal(text, max) {
+function parseDecimal(text, max) {
   if (!/^(0|[1-9][0-9]{0,19})$/.test(text)) throw invalid('number');
   const value = BigInt(text);
   if (value > max) throw invalid('number');

@@ -14,8 +14,6 @@ export const PART_HEADERS = 2;
 export const PART_BODY = 3;
 /** AES-GCM tag length in bytes. */
 export const TAG_SIZE = 16;
-/** AES-GCM nonce length in bytes. */
-export const NONCE_SIZE = 12;
 
 const AAD_LABEL = /* @__PURE__ */ utf8('pqrelay/1');
 

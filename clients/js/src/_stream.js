@@ -25,7 +25,7 @@ const framing = (message) => new MteRelayError('framing_failed', `sealed body: $
  * @param {number} plainLength
  * @returns {number}
  */
-export const recordCount = (plainLength) => Math.max(1, Math.ceil(plainLength / CHUNK_SIZE));
+const recordCount = (plainLength) => Math.max(1, Math.ceil(plainLength / CHUNK_SIZE));
 
 /**
  * `encoded_len(L) = L + 20 * records(L)`.
@@ -52,7 +52,7 @@ export function plainLength(encoded) {
  * @param {number} length 0..CHUNK_SIZE
  * @returns {Uint8Array}
  */
-export const encodeRecordHeader = (final, length) => u32((final ? FINAL_BIT : 0) + length);
+const encodeRecordHeader = (final, length) => u32((final ? FINAL_BIT : 0) + length);
 
 /**
  * Parses a record header value, checking the reserved bits and the length bound (0 is accepted here;
@@ -60,7 +60,7 @@ export const encodeRecordHeader = (final, length) => u32((final ? FINAL_BIT : 0)
  * @param {number} value the u32
  * @returns {{ final: boolean, length: number }}
  */
-export function parseRecordHeader(value) {
+function parseRecordHeader(value) {
   const final = (value & FINAL_BIT) !== 0;
   const rest = (value & ~FINAL_BIT) >>> 0;
   // Any of the reserved bits 17..30 makes the length exceed CHUNK_SIZE (2^16), so one check covers both.

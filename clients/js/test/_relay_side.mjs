@@ -5,7 +5,7 @@ import { expand, extract } from '@noble/hashes/hkdf.js';
 import { hmac } from '@noble/hashes/hmac.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { b64decode, b64encode, bytesEqual, concat, u64, utf8 } from '../src/_bytes.js';
-import { EK_SIZE, encapsulate } from '../src/_kem.js';
+import { EK_SIZE, encapsulate, ESEED_SIZE } from '../src/_kem.js';
 import { MAX_COUNTER, ratchet } from '../src/_schedule.js';
 import { importKey, open, seal } from '../src/_seal.js';
 
@@ -83,7 +83,7 @@ export function parsePairingRequest(body, maxPairs) {
     if (p.id.length !== 22 || pid.length !== 16 || ek.length !== EK_SIZE) throw fail('invalid_pairing', 'lengths');
     if (seen.has(p.id)) throw fail('invalid_pairing', 'duplicate id');
     seen.add(p.id);
-    relayEncapsulate(ek, new Uint8Array(64)); // the relay's encapsulation rejects bad keys
+    relayEncapsulate(ek, new Uint8Array(ESEED_SIZE)); // the relay's encapsulation rejects bad keys
     return { pid, ek };
   });
 }
