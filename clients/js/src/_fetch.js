@@ -47,7 +47,6 @@ export async function prepareRequest(input, init = {}) {
   const isStream = typeof ReadableStream !== 'undefined' && rawBody instanceof ReadableStream;
   const request = new Request(input, isStream ? { ...init, body: null } : init);
   const headers = [...request.headers];
-  if (isStream && !headers.some(([n]) => n === 'content-type')) headers.push(['content-type', 'application/octet-stream']);
   /** @type {RequestInit} */
   const passed = {};
   for (const key of PASSED_INIT) {

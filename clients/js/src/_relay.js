@@ -142,7 +142,8 @@ export class Relay {
   }
 
   async _fill() {
-    const count = Math.max(1, Math.min(this._numberOfPairs, this.maxPairs));
+    // One pairing request carries at most the relay's max-pairs.
+    const count = Math.max(1, Math.min(this._numberOfPairs, this.maxPairs, this.info?.maxPairs ?? Infinity));
     const generation = this._generation;
     this._pairing += count;
     let pairs;
