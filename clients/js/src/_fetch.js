@@ -13,8 +13,8 @@ import { DIR_REQUEST, DIR_RESPONSE } from './_seal.js';
 import { plainLength } from './_stream.js';
 import { NODE_FETCH, NULL_BODY_STATUSES, send } from './_transport.js';
 
-/** fetch options passed through to the wire request. */
-const PASSED_INIT = ['credentials', 'cache', 'redirect', 'referrer', 'referrerPolicy', 'keepalive', 'signal', 'mode'];
+/** fetch options passed through to the wire request (its mode is always fetch's default, cors). */
+const PASSED_INIT = ['credentials', 'cache', 'redirect', 'referrer', 'referrerPolicy', 'keepalive', 'signal'];
 
 /**
  * Per-call settings after merging defaults and `mteOptions`.
@@ -53,7 +53,6 @@ export async function prepareRequest(input, init = {}) {
     const value = init[key] ?? (input instanceof Request ? input[key] : undefined);
     if (value !== undefined) passed[key] = value;
   }
-  if (passed.mode === 'navigate' || passed.mode === 'same-origin') delete passed.mode;
   let body = null;
   if (isStream) body = NODE_FETCH ? streamSource(rawBody) : blobSource(await new Response(rawBody).blob());
   else if (rawBody instanceof Blob) body = blobSource(rawBody);
