@@ -6,7 +6,8 @@
 //!   cookies; 401 on an empty password, 400 on bad JSON
 //! - `POST /upload` → streams the body and answers `{"size":N,"sha256":"hex"}`
 //! - `GET /events` → Server-Sent Events: five events 200 ms apart
-//! - `GET /headers` → the method, path, query and headers it received, as JSON
+//! - `GET /headers` → the method, path, query and headers it received, as JSON, and the
+//!   request's position on its connection (`connection_request`)
 //! - `GET /redirect` → 302 to `/echo?msg=redirected`
 //! - `GET /` → a short text
 //!
@@ -56,7 +57,10 @@ fn json(status: StatusCode, v: serde_json::Value) -> Response<Body> {
 }
 
 /// Handles one request.
-async fn handle(req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+///
+/// `nth` is the request's position on its connection (1 for the first), reported by
+/// `/headers` so tests can see that the relay reuses upstream connections.
+async fn handle(req: Request<Incoming>, nth: usize) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_owned();
     let resp = match (req.method().clone(), path.as_str()) {
         (Method::GET, "/") => full(
@@ -74,7 +78,7 @@ async fn handle(req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
         (Method::POST, "/login") => login(req).await,
         (Method::POST, "/upload") => upload(req).await,
         (Method::GET, "/events") => events(),
-        (_, "/headers") => headers(&req),
+        (_, "/headers") => headers(&req, nth),
         (Method::GET, "/redirect") => {
             let mut r = full(StatusCode::FOUND, "text/plain", "see /echo\n");
             r.headers_mut().insert(
@@ -212,7 +216,7 @@ fn events() -> Response<Body> {
     r
 }
 
-fn headers(req: &Request<Incoming>) -> Response<Body> {
+fn headers(req: &Request<Incoming>, nth: usize) -> Response<Body> {
     let mut map = serde_json::Map::new();
     for (k, v) in req.headers() {
         let v = serde_json::Value::from(String::from_utf8_lossy(v.as_bytes()).into_owned());
@@ -234,6 +238,7 @@ fn headers(req: &Request<Incoming>) -> Response<Body> {
             "path": req.uri().path(),
             "query": req.uri().query(),
             "headers": map,
+            "connection_request": nth,
         }),
     )
 }
@@ -262,8 +267,13 @@ pub async fn serve_connection<I>(io: I)
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let conn = hyper::server::conn::http1::Builder::new()
-        .serve_connection(TokioIo::new(io), service_fn(handle));
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let service = service_fn(move |req| {
+        let nth = count.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        handle(req, nth)
+    });
+    let conn =
+        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), service);
     if let Err(e) = conn.await {
         log::debug!("demo upstream connection ended: {e}");
     }

@@ -125,3 +125,21 @@ async fn an_https_upstream_with_sni_and_certificate_checks() {
     assert_eq!(get(&wrong_name, "/headers").await.status(), 502);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn upstream_connections_are_reused() {
+    let up = Upstream::start();
+    let relay = Relay::start(&up.url(), &[PASS]);
+    let mut last = 0;
+    for _ in 0..3 {
+        // A new client connection each time: only the relay's pool can reuse the upstream's.
+        let resp = reqwest::Client::new()
+            .get(relay.url("/headers"))
+            .send()
+            .await
+            .unwrap();
+        let v: serde_json::Value = resp.json().await.unwrap();
+        last = v["connection_request"].as_u64().unwrap();
+    }
+    assert_eq!(last, 3, "the three requests shared one upstream connection");
+}
