@@ -18,4 +18,5 @@ pub mod logging;
 pub mod proxy;
 pub mod routes;
 pub mod state;
+pub mod store;
 pub mod upstream;

@@ -1,0 +1,80 @@
+//! Pair state stores (PROTOCOL.md §10): where the relay keeps each pair's `(e, ck_e)`.
+//!
+//! One trait, [`PairStore`], with two implementations: `memory` (the default: bounded, idle
+//! expiry, one process) and `redis` (when `REDIS_URL` is set: shared by every relay behind a load
+//! balancer, sealed at rest). The exchange reads a pair with [`PairStore::load`], ratchets and
+//! opens the request's header block, then commits with [`PairStore::compare_and_set`]; losing
+//! the compare-and-set means another request used the pair concurrently (564).
+
+use async_trait::async_trait;
+use pqrelay_protocol::{ClientId, PairId, ServerPair};
+
+/// A pair's state as read from a store, with the version a later compare-and-set checks.
+#[derive(Debug)]
+pub struct Stored {
+    /// The state `(e, ck_e)`.
+    pub pair: ServerPair,
+    /// Opaque version of exactly this stored value.
+    pub version: Version,
+}
+
+/// What a compare-and-set compares: it changes on every write of a pair, including re-pairing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Version {
+    /// In memory: a number unique to each write.
+    Memory(u64),
+    /// In Redis: the sealed blob that was read (73 bytes; a fresh salt per write).
+    Sealed(Vec<u8>),
+}
+
+/// Why a store operation failed. Never carries key material.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The store cannot be reached or answered an error (503 `state_store_unavailable`).
+    Unavailable(String),
+    /// A stored blob did not open under any configured secret (569 `repair_required`).
+    Unreadable,
+    /// The memory store is full and nothing could be evicted (503).
+    Full,
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::Unavailable(why) => write!(f, "state store unavailable: {why}"),
+            StoreError::Unreadable => f.write_str("stored pair state does not open"),
+            StoreError::Full => f.write_str("state store full"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// Where pair states live. Implementations are cheap to share (`Arc<dyn PairStore>`).
+#[async_trait]
+pub trait PairStore: Send + Sync {
+    /// Stores freshly paired states, replacing any previous state of those pair ids.
+    /// All or nothing.
+    async fn insert(&self, client: &ClientId, pairs: &[(PairId, ServerPair)])
+        -> Result<(), StoreError>;
+
+    /// Reads one pair; `Ok(None)` when there is none (expired, never paired: 563).
+    async fn load(&self, client: &ClientId, pair: &PairId) -> Result<Option<Stored>, StoreError>;
+
+    /// Replaces the pair's state with `next` only if it is still exactly `expected`, refreshing
+    /// its idle expiry. `Ok(false)` when another write came first (or the pair is gone).
+    async fn compare_and_set(
+        &self,
+        client: &ClientId,
+        pair: &PairId,
+        expected: &Version,
+        next: &ServerPair,
+    ) -> Result<bool, StoreError>;
+
+    /// Checks that the store answers (readiness).
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// A short name for logs and metrics (`memory`, `redis`, `redis-cluster`).
+    fn kind(&self) -> &'static str;
+}
