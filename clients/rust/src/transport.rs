@@ -1,0 +1,104 @@
+//! The hyper client both relay traffic and plain traffic go through: HTTP/1.1 with keep-alive
+//! pooling, `https` through rustls with the webpki roots plus an optional extra CA.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt as _, Empty, Full};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use rustls_pki_types::pem::PemObject as _;
+use rustls_pki_types::CertificateDer;
+
+use crate::error::{BoxError, Error};
+
+/// The request body type of [`HttpClient`]: any body, boxed.
+pub type RequestBody = UnsyncBoxBody<Bytes, BoxError>;
+
+/// The shared hyper client type (legacy pooled client over an http/https connector).
+pub type HttpClient = Client<HttpsConnector<HttpConnector>, RequestBody>;
+
+/// Options of [`http_client`].
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct HttpOptions {
+    /// PEM bytes of extra CA certificates trusted for `https` besides the webpki roots (e.g. a
+    /// test relay's self-signed certificate).
+    pub extra_ca_pem: Option<Vec<u8>>,
+    /// Idle keep-alive connections kept per host (default: hyper's, unbounded).
+    pub max_idle_per_host: Option<usize>,
+    /// How long an idle keep-alive connection is kept (default 90 s).
+    pub idle_timeout: Option<Duration>,
+    /// TCP connect timeout (default none).
+    pub connect_timeout: Option<Duration>,
+}
+
+impl HttpOptions {
+    /// Options with an extra trusted CA (PEM).
+    pub fn with_extra_ca_pem(mut self, pem: Vec<u8>) -> Self {
+        self.extra_ca_pem = Some(pem);
+        self
+    }
+}
+
+/// Builds the hyper client: HTTP/1.1, keep-alive pooling, `http` and `https` (rustls with the
+/// webpki roots and `options.extra_ca_pem`). Cheap to clone; clones share the pool.
+///
+/// The relay client uses it for its traffic; a benchmark can build one for plain traffic so
+/// that both paths share the same stack.
+pub fn http_client(options: &HttpOptions) -> Result<HttpClient, Error> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(pem) = &options.extra_ca_pem {
+        let mut added = 0usize;
+        for cert in CertificateDer::pem_slice_iter(pem) {
+            let cert = cert.map_err(|e| Error::InvalidRequest(format!("CA file: {e}")))?;
+            roots
+                .add(cert)
+                .map_err(|e| Error::InvalidRequest(format!("CA certificate: {e}")))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(Error::InvalidRequest(
+                "CA file holds no PEM certificate".into(),
+            ));
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::http("TLS configuration", e))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(options.connect_timeout);
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    let mut builder = Client::builder(TokioExecutor::new());
+    builder.pool_idle_timeout(options.idle_timeout.unwrap_or(Duration::from_secs(90)));
+    if let Some(n) = options.max_idle_per_host {
+        builder.pool_max_idle_per_host(n);
+    }
+    Ok(builder.build(connector))
+}
+
+/// A [`RequestBody`] holding `bytes` (sized, `content-length` set by hyper).
+pub fn full_body(bytes: impl Into<Bytes>) -> RequestBody {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// An empty [`RequestBody`].
+pub fn empty_body() -> RequestBody {
+    Empty::new().map_err(|never| match never {}).boxed_unsync()
+}
