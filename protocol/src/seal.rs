@@ -255,9 +255,8 @@ pub fn open_item(
     }
 }
 
-/// Seals an origin-form `path_and_query` (checked with
-/// [`validate_origin_form`](crate::msgs::target::validate_origin_form)) into the wire target
-/// `"/" || b64(sealed)`. `ctx` must carry [`Flags::URL`].
+/// Seals an origin-form `path_and_query` (checked with [`validate_origin_form`]) into the wire
+/// target `"/" || b64(sealed)`. `ctx` must carry [`Flags::URL`].
 pub fn seal_url(
     key: &AeadKey,
     ctx: &MessageContext,
