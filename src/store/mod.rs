@@ -6,8 +6,14 @@
 //! opens the request's header block, then commits with [`PairStore::compare_and_set`]; losing
 //! the compare-and-set means another request used the pair concurrently (564).
 
+pub mod memory;
+
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use pqrelay_protocol::{ClientId, PairId, ServerPair};
+
+pub use memory::{MemoryConfig, MemoryStore};
 
 /// A pair's state as read from a store, with the version a later compare-and-set checks.
 #[derive(Debug)]
@@ -19,7 +25,7 @@ pub struct Stored {
 }
 
 /// What a compare-and-set compares: it changes on every write of a pair, including re-pairing.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Version {
     /// In memory: a number unique to each write.
     Memory(u64),
@@ -56,8 +62,11 @@ impl std::error::Error for StoreError {}
 pub trait PairStore: Send + Sync {
     /// Stores freshly paired states, replacing any previous state of those pair ids.
     /// All or nothing.
-    async fn insert(&self, client: &ClientId, pairs: &[(PairId, ServerPair)])
-        -> Result<(), StoreError>;
+    async fn insert(
+        &self,
+        client: &ClientId,
+        pairs: &[(PairId, ServerPair)],
+    ) -> Result<(), StoreError>;
 
     /// Reads one pair; `Ok(None)` when there is none (expired, never paired: 563).
     async fn load(&self, client: &ClientId, pair: &PairId) -> Result<Option<Stored>, StoreError>;
@@ -77,4 +86,38 @@ pub trait PairStore: Send + Sync {
 
     /// A short name for logs and metrics (`memory`, `redis`, `redis-cluster`).
     fn kind(&self) -> &'static str;
+}
+
+/// Which store to build and its settings; see [`from_config`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct StoreConfig {
+    /// Bounds of the memory store (used when no Redis is configured).
+    pub memory: MemoryConfig,
+}
+
+impl StoreConfig {
+    /// A memory store with the defaults for this `MAX_POOL_SIZE` (see [`MemoryConfig::new`]).
+    pub fn new(max_pool_size: usize) -> StoreConfig {
+        StoreConfig {
+            memory: MemoryConfig::new(max_pool_size),
+        }
+    }
+}
+
+/// A store configuration that cannot work (the message names the setting, never a secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfigError(pub String);
+
+impl std::fmt::Display for StoreConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StoreConfigError {}
+
+/// Builds the configured store. Never blocks and never contacts a server.
+pub fn from_config(config: &StoreConfig) -> Result<Arc<dyn PairStore>, StoreConfigError> {
+    Ok(Arc::new(MemoryStore::new(&config.memory)))
 }
