@@ -1,2 +1,222 @@
-//! pqrelay benchmark (placeholder).
-fn main() {}
+//! # pqrelay-bench
+//!
+//! Load generator and benchmark runner for pqrelay.
+//!
+//! - `all [--quick]`: starts a fast upstream, nginx (plain reverse proxy), redis-server and
+//!   relays on 127.0.0.1, measures throughput and latency (closed and open loop), pairing rate,
+//!   streamed transfers and memory per pair, writes `docs/PERFORMANCE.md` and prints
+//!   `relay/nginx req/s ratio at 300 conns, 1 KiB: X.XX` last. `bench/run.sh` builds and runs it.
+//! - `load`: one closed- or open-loop run against a URL (plain) or a relay (sealed).
+//! - `upstream`: the fast upstream alone.
+//!
+//! Every child process is stopped on exit, error or Ctrl-C; every load loop stops by itself.
+
+mod load;
+mod procs;
+mod report;
+mod stream;
+mod suite;
+mod upstream;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "pqrelay-bench",
+    about = "Load generator and benchmarks for pqrelay"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run every measurement and write the report.
+    All {
+        /// Short points (about 2 minutes in all).
+        #[arg(long)]
+        quick: bool,
+        /// Measured seconds per load point (default 5, quick 1.5).
+        #[arg(long)]
+        secs: Option<f64>,
+        /// The report to write.
+        #[arg(long, default_value = "docs/PERFORMANCE.md")]
+        out: PathBuf,
+        /// The relay binary (default: $CARGO_TARGET_DIR/release/pqrelay).
+        #[arg(long)]
+        relay_bin: Option<PathBuf>,
+    },
+    /// One load run against a URL or a relay.
+    Load {
+        /// Full URL for plain POSTs, or with --relay the relay base URL.
+        url: String,
+        /// Send sealed requests through the relay at `url` to this path.
+        #[arg(long)]
+        relay: Option<String>,
+        /// Connections.
+        #[arg(long, default_value_t = 100)]
+        conns: usize,
+        /// Measured seconds.
+        #[arg(long, default_value_t = 5.0)]
+        secs: f64,
+        /// Warm-up seconds.
+        #[arg(long, default_value_t = 1.0)]
+        warmup: f64,
+        /// Requests per second over all connections (open loop); closed loop when absent.
+        #[arg(long)]
+        rate: Option<f64>,
+        /// JSON request body size in bytes.
+        #[arg(long, default_value_t = 1024)]
+        size: usize,
+    },
+    /// Run the fast upstream.
+    Upstream {
+        /// Port on 127.0.0.1.
+        #[arg(long, default_value_t = 9090)]
+        port: u16,
+        /// Worker threads.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Cmd::Upstream { port, threads } = cli.command {
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        return match upstream::run(addr, threads) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("upstream: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(suite::cores())
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tokio: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async {
+        tokio::select! {
+            r = run(cli.command) => r,
+            _ = interrupted() => Err(anyhow::anyhow!("interrupted; stopping every child process")),
+        }
+    });
+    // Dropping the runtime drops any child handles still held by unfinished tasks.
+    rt.shutdown_timeout(Duration::from_secs(5));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pqrelay-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Ctrl-C or SIGTERM.
+async fn interrupted() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+async fn run(cmd: Cmd) -> anyhow::Result<()> {
+    match cmd {
+        Cmd::All {
+            quick,
+            secs,
+            out,
+            relay_bin,
+        } => {
+            let opts = suite::Options {
+                quick,
+                out,
+                relay_bin: relay_bin.unwrap_or_else(suite::default_relay_bin),
+                secs,
+            };
+            let results = suite::all(&opts).await?;
+            eprintln!("[bench] report written to {}", opts.out.display());
+            let goals = results.goals();
+            for g in &goals {
+                let v = match g.met {
+                    Some(true) => "met",
+                    Some(false) => "NOT met",
+                    None => "not measured",
+                };
+                println!("goal: {} — {} — {v}", g.goal, g.measured);
+            }
+            let (ratio, of) = results.headline();
+            if of != report::MTE_MEM {
+                println!("(sealed requests did not run: the ratio below is the relay's pass-through route)");
+            }
+            match ratio {
+                Some(r) => println!("relay/nginx req/s ratio at 300 conns, 1 KiB: {r:.2}"),
+                None => println!("relay/nginx req/s ratio at 300 conns, 1 KiB: n/a"),
+            }
+            Ok(())
+        }
+        Cmd::Load {
+            url,
+            relay,
+            conns,
+            secs,
+            warmup,
+            rate,
+            size,
+        } => {
+            let http = suite::plain_client(conns)?;
+            let target = match relay {
+                Some(path) => load::Target::Relay {
+                    clients: suite::relay_clients(&http, &url, conns).await?,
+                    path,
+                },
+                None => load::Target::Plain {
+                    http: http.clone(),
+                    uri: url.parse()?,
+                },
+            };
+            let spec = load::Spec {
+                conns,
+                warmup: Duration::from_secs_f64(warmup),
+                duration: Duration::from_secs_f64(secs),
+                rate,
+                body: upstream::json_of_len(size),
+                expect_len: None,
+                timeout: Duration::from_secs(10),
+            };
+            let o = load::run(Arc::new(target), &spec).await?;
+            println!("{}", o.summary());
+            println!(
+                "requests {}  errors {}  mean {:.2} ms",
+                o.ok,
+                o.errors,
+                o.mean_ms()
+            );
+            Ok(())
+        }
+        Cmd::Upstream { .. } => unreachable!("handled before the runtime starts"),
+    }
+}

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Builds the relay and the load generator in release, then runs every measurement
+# (`pqrelay-bench all`): writes docs/PERFORMANCE.md and prints, last,
+#   relay/nginx req/s ratio at 300 conns, 1 KiB: X.XX
+# Needs nginx and redis-server on PATH (Debian: apt-get install -y nginx redis-server).
+# Arguments go to `all`: --quick (about 2 minutes), --secs N, --out FILE.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+for tool in nginx redis-server; do
+    if ! command -v "$tool" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$tool" ]; then
+        echo "run.sh: $tool not found (apt-get install -y nginx redis-server)" >&2
+        exit 1
+    fi
+done
+export PATH="$PATH:/usr/sbin"
+# 1000 client connections plus as many upstream ones per proxy.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+cargo build --release -p pqrelay
+exec cargo run -p pqrelay-bench --release -- all "$@"

@@ -1,0 +1,752 @@
+//! `all`: starts the fast upstream, nginx, redis-server and the relays on 127.0.0.1, measures
+//! everything in [`crate::report`], writes the report and stops every child.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use futures_util::future::join_all;
+use http::Uri;
+use nix::sys::signal::Signal;
+use pqrelay_client::{http_client, HttpClient, HttpOptions, RelayClient};
+
+use crate::load::{self, KeyPool, Spec, Target};
+use crate::procs::{free_port, nginx_conf, tcp_open, Proc, TempDir};
+use crate::report::{
+    self, MatrixPoint, Memory, Point, Results, RunInfo, StreamRow, DIRECT, MTE_MEM, MTE_REDIS,
+    NGINX, PASS, TARGETS,
+};
+use crate::stream::{self, Via};
+use crate::upstream::json_of_len;
+
+/// The client id secret every bench relay uses.
+const SECRET: &str = "pqrelay-bench-client-id-secret-0123456789";
+/// Request timeout of every load point.
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Options of `all`.
+#[derive(Clone, Debug)]
+pub(crate) struct Options {
+    /// Short runs (about 2 minutes in all).
+    pub(crate) quick: bool,
+    /// Where the report goes.
+    pub(crate) out: PathBuf,
+    /// The relay binary.
+    pub(crate) relay_bin: PathBuf,
+    /// Seconds per measured point (overrides the default of the mode).
+    pub(crate) secs: Option<f64>,
+}
+
+/// Durations and sizes of one mode.
+struct Plan {
+    warmup: Duration,
+    window: Duration,
+    conns: Vec<usize>,
+    sizes: Vec<usize>,
+    open_rate: f64,
+    open_conns: usize,
+    pairing_conns: usize,
+    stream_bytes: u64,
+    memory_clients: usize,
+}
+
+impl Plan {
+    fn new(o: &Options) -> Self {
+        let (warmup, window) = if o.quick { (0.5, 1.5) } else { (1.0, 5.0) };
+        let window = o.secs.unwrap_or(window);
+        Self {
+            warmup: Duration::from_secs_f64(warmup),
+            window: Duration::from_secs_f64(window),
+            conns: vec![100, 300, 1000],
+            sizes: vec![1024, 10 * 1024],
+            open_rate: 5000.0,
+            open_conns: 300,
+            pairing_conns: 32,
+            stream_bytes: if o.quick { 256 << 20 } else { 1 << 30 },
+            memory_clients: if o.quick { 20_000 } else { 100_000 },
+        }
+    }
+}
+
+/// The processes of a run and their addresses.
+struct Lab {
+    dir: TempDir,
+    cores: usize,
+    relay_bin: PathBuf,
+    upstream_port: u16,
+    procs: Vec<(Proc, String)>,
+}
+
+impl Lab {
+    fn base(&self, name: &str) -> Option<&str> {
+        self.procs
+            .iter()
+            .find(|(p, _)| p.name() == name)
+            .map(|(_, b)| b.as_str())
+    }
+
+    fn proc_mut(&mut self, name: &str) -> Option<&mut Proc> {
+        self.procs
+            .iter_mut()
+            .find(|(p, _)| p.name() == name)
+            .map(|(p, _)| p)
+    }
+
+    /// Fails if any started process has exited.
+    fn check_alive(&mut self) -> anyhow::Result<()> {
+        for (p, _) in &mut self.procs {
+            p.check_alive()?;
+        }
+        Ok(())
+    }
+
+    async fn start_upstream(&mut self) -> anyhow::Result<()> {
+        let exe = std::env::current_exe()?;
+        let port = self.upstream_port;
+        let mut cmd = Command::new(exe);
+        cmd.args([
+            "upstream",
+            "--port",
+            &port.to_string(),
+            "--threads",
+            &self.cores.to_string(),
+        ]);
+        self.launch("upstream", &mut cmd, Signal::SIGTERM, port, "/health")
+            .await
+    }
+
+    /// Starts `cmd` as `name` (log `<name>.log`), waits until `GET <ready_path>` on `port`
+    /// answers 200, and keeps it with its base URL.
+    async fn launch(
+        &mut self,
+        name: &str,
+        cmd: &mut Command,
+        stop: Signal,
+        port: u16,
+        ready_path: &str,
+    ) -> anyhow::Result<()> {
+        let log = self.dir.path().join(format!("{name}.log"));
+        let mut p = Proc::spawn(name, cmd, log, stop)?;
+        let base = format!("http://127.0.0.1:{port}");
+        let http = plain_client(4)?;
+        let url = format!("{base}{ready_path}");
+        p.wait_ready(|| http_ok(&http, &url)).await?;
+        self.procs.push((p, base));
+        Ok(())
+    }
+
+    async fn start_nginx(&mut self) -> anyhow::Result<()> {
+        let port = free_port()?;
+        let dir = self.dir.path().to_owned();
+        let conf = dir.join("nginx.conf");
+        std::fs::write(
+            &conf,
+            nginx_conf(&dir, port, self.upstream_port, self.cores),
+        )?;
+        let mut cmd = Command::new("nginx");
+        cmd.arg("-p")
+            .arg(&dir)
+            .arg("-c")
+            .arg(&conf)
+            .arg("-e")
+            .arg(dir.join("nginx-error.log"));
+        self.launch("nginx", &mut cmd, Signal::SIGTERM, port, "/health")
+            .await
+    }
+
+    async fn start_redis(&mut self) -> anyhow::Result<u16> {
+        let port = free_port()?;
+        let mut cmd = Command::new("redis-server");
+        cmd.current_dir(self.dir.path()).args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+        ]);
+        let mut p = Proc::spawn(
+            "redis",
+            &mut cmd,
+            self.dir.path().join("redis.log"),
+            Signal::SIGTERM,
+        )?;
+        let addr = ([127, 0, 0, 1], port).into();
+        p.wait_ready(|| tcp_open(addr)).await?;
+        self.procs.push((p, format!("redis://127.0.0.1:{port}")));
+        Ok(port)
+    }
+
+    /// Starts a relay named `name` (memory state, or Redis on `redis_port`).
+    async fn start_relay(&mut self, name: &str, redis_port: Option<u16>) -> anyhow::Result<()> {
+        let port = free_port()?;
+        let dir = self.dir.path().to_owned();
+        let conf = dir.join(format!("{name}.yaml"));
+        std::fs::write(
+            &conf,
+            format!(
+                "pid_file: {d}/{name}.pid\nupgrade_sock: {d}/{name}.sock\n\
+                 upstream_keepalive_pool_size: 1024\ngrace_period_seconds: 1\n\
+                 graceful_shutdown_timeout_seconds: 1\n",
+                d = dir.display()
+            ),
+        )?;
+        let mut cmd = Command::new(&self.relay_bin);
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env(
+                "UPSTREAM",
+                format!("http://127.0.0.1:{}", self.upstream_port),
+            )
+            .env("CLIENT_ID_SECRET", SECRET)
+            .env("CORS_ORIGINS", "http://localhost")
+            .env("HOST", "127.0.0.1")
+            .env("PORT", port.to_string())
+            .env("PASS_THROUGH_ROUTES", "/pt/*")
+            .env("THREADS", self.cores.to_string())
+            .arg("run")
+            .arg("--config")
+            .arg(&conf);
+        if let Some(r) = redis_port {
+            cmd.env("REDIS_URL", format!("redis://127.0.0.1:{r}"));
+        }
+        self.launch(name, &mut cmd, Signal::SIGINT, port, "/pt/health")
+            .await
+    }
+
+    /// Stops and forgets the process `name`.
+    fn stop(&mut self, name: &str) {
+        if let Some(i) = self.procs.iter().position(|(p, _)| p.name() == name) {
+            let (mut p, _) = self.procs.remove(i);
+            p.stop();
+        }
+    }
+}
+
+/// A hyper client for plain traffic with room for `conns` idle connections.
+pub(crate) fn plain_client(conns: usize) -> anyhow::Result<HttpClient> {
+    let mut o = HttpOptions::default();
+    o.max_idle_per_host = Some(conns.max(1));
+    o.connect_timeout = Some(Duration::from_secs(5));
+    Ok(http_client(&o)?)
+}
+
+async fn http_ok(http: &HttpClient, url: &str) -> bool {
+    let Ok(req) = http::Request::get(url).body(pqrelay_client::empty_body()) else {
+        return false;
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_secs(2), http.request(req)).await,
+        Ok(Ok(r)) if r.status() == 200
+    )
+}
+
+/// `conns` relay clients (one pair each) on `http`, discovered and paired.
+pub(crate) async fn relay_clients(
+    http: &HttpClient,
+    base: &str,
+    conns: usize,
+) -> anyhow::Result<Vec<RelayClient>> {
+    let clients = (0..conns)
+        .map(|_| {
+            RelayClient::builder(base)
+                .http_client(http.clone())
+                .pairs(1)
+                .max_pairs(1)
+                .build()
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    for batch in clients.chunks(200) {
+        for r in join_all(batch.iter().map(|c| c.connect())).await {
+            r.context("discovering and pairing relay clients")?;
+        }
+    }
+    Ok(clients)
+}
+
+fn read_info(settings: String) -> RunInfo {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name")?.split_once(':'))
+        .map(|(_, v)| v.trim().to_owned())
+        .unwrap_or_else(|| "unknown".into());
+    let flags_hint = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("flags")?.split_once(':'))
+        .map(|(_, v)| {
+            ["aes", "avx2", "sha_ni"]
+                .iter()
+                .filter(|f| v.split_whitespace().any(|x| x == **f))
+                .copied()
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default();
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .map(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .flatten()
+        .map(|kib| format!("{:.1} GiB", kib as f64 / 1048576.0))
+        .unwrap_or_default();
+    let out = |cmd: &str, args: &[&str]| {
+        Command::new(cmd)
+            .args(args)
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default()
+    };
+    RunInfo {
+        cpu: if flags_hint.is_empty() {
+            cpu
+        } else {
+            format!("{cpu} (flags: {flags_hint})")
+        },
+        cores: out("nproc", &[]).parse().unwrap_or_else(|_| cores()),
+        mem,
+        kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .unwrap_or_default()
+            .trim()
+            .to_owned(),
+        date: out("date", &["-u", "+%Y-%m-%d %H:%M"]),
+        commit: {
+            let c = out("git", &["rev-parse", "--short", "HEAD"]);
+            let dirty = !out("git", &["status", "--porcelain", "--untracked-files=no"]).is_empty();
+            if dirty {
+                format!("{c} (work tree modified)")
+            } else {
+                c
+            }
+        },
+        settings,
+    }
+}
+
+/// Cores available to this process.
+pub(crate) fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Runs everything; writes `opts.out`; returns the results.
+pub(crate) async fn all(opts: &Options) -> anyhow::Result<Results> {
+    let plan = Plan::new(opts);
+    let cores = cores();
+    anyhow::ensure!(
+        opts.relay_bin.exists(),
+        "relay binary {} not found (build it: cargo build --release -p pqrelay)",
+        opts.relay_bin.display()
+    );
+    let mut lab = Lab {
+        dir: TempDir::new()?,
+        cores,
+        relay_bin: opts.relay_bin.clone(),
+        upstream_port: free_port()?,
+        procs: Vec::new(),
+    };
+    let started = Instant::now();
+    eprintln!("[bench] work dir {}", lab.dir.path().display());
+    lab.start_upstream().await?;
+    lab.start_nginx().await?;
+    let redis_port = lab.start_redis().await?;
+    lab.start_relay("relay-memory", None).await?;
+    lab.start_relay("relay-redis", Some(redis_port)).await?;
+    eprintln!(
+        "[bench] upstream, nginx, redis and two relays ready ({:.1} s)",
+        started.elapsed().as_secs_f64()
+    );
+
+    let mut results = Results {
+        info: read_info(format!(
+            "{} mode: warm-up {:?} + {:?} measured per point; request timeout {:?}; relay, \
+             nginx and upstream with {cores} threads/workers each",
+            if opts.quick { "quick" } else { "full" },
+            plan.warmup,
+            plan.window,
+            TIMEOUT
+        )),
+        open_rate: plan.open_rate,
+        open_conns: plan.open_conns,
+        stream_bytes: plan.stream_bytes,
+        ..Results::default()
+    };
+
+    // Does the exchange work at all? If not, the MTE rows are skipped, not failed one by one.
+    let probe = async {
+        let http = plain_client(2)?;
+        let base = lab.base("relay-memory").unwrap_or_default().to_owned();
+        let c = RelayClient::builder(base).http_client(http).build()?;
+        let body = json_of_len(1024);
+        let r = c
+            .post("/json/1024")
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await?;
+        let status = r.status();
+        let len = r.bytes().await?.len();
+        anyhow::ensure!(
+            status == 200 && len == 1024,
+            "sealed POST answered {status} with {len} bytes"
+        );
+        anyhow::Ok(())
+    };
+    if let Err(e) = probe.await {
+        eprintln!("[bench] sealed requests do not work, MTE rows skipped: {e:#}");
+        results.mte_error = Some(format!("{e:#}"));
+    }
+
+    matrix(&mut lab, &plan, &mut results).await?;
+    open_loop(&mut lab, &plan, &mut results).await?;
+    pairing(&mut lab, &plan, &mut results).await?;
+    lab.stop("relay-memory");
+    lab.stop("relay-redis");
+    lab.stop("redis");
+    streams(&mut lab, &plan, &mut results).await?;
+    results.memory = Some(memory(&mut lab, &plan).await);
+    eprintln!("[bench] done in {:.0} s", started.elapsed().as_secs_f64());
+    report::write(&opts.out, &results)?;
+    Ok(results)
+}
+
+/// The load target `name` for `size`-byte JSON on `conns` connections.
+async fn target(
+    lab: &Lab,
+    name: &str,
+    size: usize,
+    conns: usize,
+) -> anyhow::Result<(Target, HttpClient)> {
+    let http = plain_client(conns)?;
+    let plain = |base: &str, prefix: &str| -> anyhow::Result<Target> {
+        Ok(Target::Plain {
+            http: http.clone(),
+            uri: format!("{base}{prefix}/json/{size}").parse::<Uri>()?,
+        })
+    };
+    let t = match name {
+        DIRECT => plain(lab.base("upstream").context("no upstream")?, "")?,
+        NGINX => plain(lab.base("nginx").context("no nginx")?, "")?,
+        PASS => plain(lab.base("relay-memory").context("no relay")?, "/pt")?,
+        MTE_MEM | MTE_REDIS => {
+            let relay = if name == MTE_MEM {
+                "relay-memory"
+            } else {
+                "relay-redis"
+            };
+            let base = lab.base(relay).context("no relay")?;
+            Target::Relay {
+                clients: relay_clients(&http, base, conns).await?,
+                path: format!("/json/{size}"),
+            }
+        }
+        _ => anyhow::bail!("unknown target {name}"),
+    };
+    Ok((t, http))
+}
+
+async fn measure(
+    lab: &mut Lab,
+    results: &Results,
+    name: &'static str,
+    size: usize,
+    spec: &Spec,
+) -> Point {
+    if matches!(name, MTE_MEM | MTE_REDIS) {
+        if let Some(e) = &results.mte_error {
+            return Point::failed(format!("skipped: {e}"));
+        }
+    }
+    let point = match target(lab, name, size, spec.conns).await {
+        Ok((t, _http)) => match load::run(Arc::new(t), spec).await {
+            Ok(o) => {
+                eprintln!("  {name:<22} {}", o.summary());
+                Point::from(&o)
+            }
+            Err(e) => Point::failed(format!("{e:#}")),
+        },
+        Err(e) => Point::failed(format!("{e:#}")),
+    };
+    if let Some(e) = &point.error {
+        if !point.measured() {
+            eprintln!("  {name:<22} FAILED: {e}");
+        }
+    }
+    if let Err(e) = lab.check_alive() {
+        return Point::failed(format!("{e:#}"));
+    }
+    // Let the closed connections drain before the next point.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    point
+}
+
+async fn matrix(lab: &mut Lab, plan: &Plan, results: &mut Results) -> anyhow::Result<()> {
+    for &conns in &plan.conns {
+        for &size in &plan.sizes {
+            eprintln!(
+                "[bench] closed loop: {conns} connections, {} KiB",
+                size / 1024
+            );
+            let spec = Spec {
+                conns,
+                warmup: plan.warmup,
+                duration: plan.window,
+                rate: None,
+                body: json_of_len(size),
+                expect_len: Some(size),
+                timeout: TIMEOUT,
+            };
+            for name in TARGETS {
+                let point = measure(lab, results, name, size, &spec).await;
+                results.matrix.push(MatrixPoint {
+                    conns,
+                    size,
+                    target: name,
+                    point,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn open_loop(lab: &mut Lab, plan: &Plan, results: &mut Results) -> anyhow::Result<()> {
+    eprintln!(
+        "[bench] open loop: {} req/s over {} connections, 1 KiB",
+        plan.open_rate, plan.open_conns
+    );
+    let spec = Spec {
+        conns: plan.open_conns,
+        warmup: plan.warmup,
+        duration: plan.window,
+        rate: Some(plan.open_rate),
+        body: json_of_len(1024),
+        expect_len: Some(1024),
+        timeout: TIMEOUT,
+    };
+    for name in TARGETS {
+        let point = measure(lab, results, name, 1024, &spec).await;
+        results.open.push((name, point));
+    }
+    Ok(())
+}
+
+async fn pairing(lab: &mut Lab, plan: &Plan, results: &mut Results) -> anyhow::Result<()> {
+    let keys = Arc::new(KeyPool::new(256)?);
+    for (store, relay) in [("memory", "relay-memory"), ("Redis", "relay-redis")] {
+        for per in [1usize, 5] {
+            eprintln!("[bench] pairing: {store}, {per} pair(s) per request");
+            let base = lab.base(relay).unwrap_or_default().to_owned();
+            let http = plain_client(plan.pairing_conns)?;
+            let run = async {
+                let mut tokens = Vec::with_capacity(plan.pairing_conns);
+                for _ in 0..plan.pairing_conns {
+                    tokens.push(load::discover(&http, &base).await?);
+                }
+                let t = Target::Pairing {
+                    http: http.clone(),
+                    uri: format!("{base}/api/mte-pair").parse()?,
+                    tokens,
+                    pairs: per,
+                    keys: keys.clone(),
+                };
+                let spec = Spec {
+                    conns: plan.pairing_conns,
+                    warmup: plan.warmup,
+                    duration: plan.window,
+                    rate: None,
+                    body: Bytes::new(),
+                    expect_len: None,
+                    timeout: TIMEOUT,
+                };
+                load::run(Arc::new(t), &spec).await
+            };
+            let point = match run.await {
+                Ok(o) => {
+                    eprintln!(
+                        "  {store:<8} {per}/req  {}  ({:.0} pairs/s)",
+                        o.summary(),
+                        o.rps() * per as f64
+                    );
+                    Point::from(&o)
+                }
+                Err(e) => {
+                    eprintln!("  {store:<8} {per}/req  FAILED: {e:#}");
+                    Point::failed(format!("{e:#}"))
+                }
+            };
+            lab.check_alive()?;
+            results.pairing.push((store, per, point));
+        }
+    }
+    Ok(())
+}
+
+async fn streams(lab: &mut Lab, plan: &Plan, results: &mut Results) -> anyhow::Result<()> {
+    let len = plan.stream_bytes;
+    let mbs = |d: Duration| len as f64 / 1e6 / d.as_secs_f64();
+    for via in [DIRECT, NGINX, PASS, MTE_MEM] {
+        eprintln!("[bench] streams: {} MiB via {via}", len >> 20);
+        let mut row = StreamRow {
+            via,
+            ..StreamRow::default()
+        };
+        let relay = matches!(via, PASS | MTE_MEM).then_some("relay-stream");
+        if via == MTE_MEM && results.mte_error.is_some() {
+            row.error = Some("skipped: sealed requests do not work".into());
+            results.streams.push(row);
+            continue;
+        }
+        if relay.is_some() {
+            lab.start_relay("relay-stream", None).await?;
+        }
+        let http = plain_client(2)?;
+        let run = async {
+            let (up, down) = match via {
+                DIRECT | NGINX | PASS => {
+                    let base = match via {
+                        DIRECT => lab.base("upstream").unwrap_or_default().to_owned(),
+                        NGINX => lab.base("nginx").unwrap_or_default().to_owned(),
+                        _ => format!("{}/pt", lab.base("relay-stream").unwrap_or_default()),
+                    };
+                    let up = stream::upload(Via::Plain(&http, &base), len).await?;
+                    let down = stream::download(Via::Plain(&http, &base), len).await?;
+                    (up, down)
+                }
+                _ => {
+                    let base = lab.base("relay-stream").unwrap_or_default();
+                    let c = RelayClient::builder(base)
+                        .http_client(http.clone())
+                        .build()?;
+                    let up = stream::upload(Via::Relay(&c), len).await?;
+                    let down = stream::download(Via::Relay(&c), len).await?;
+                    (up, down)
+                }
+            };
+            anyhow::Ok((up, down))
+        };
+        match run.await {
+            Ok((up, down)) => {
+                row.upload_mbs = Some(mbs(up));
+                row.download_mbs = Some(mbs(down));
+                eprintln!(
+                    "  upload {:.0} MB/s, download {:.0} MB/s",
+                    mbs(up),
+                    mbs(down)
+                );
+            }
+            Err(e) => {
+                eprintln!("  FAILED: {e:#}");
+                row.error = Some(format!("{e:#}"));
+            }
+        }
+        if relay.is_some() {
+            if let Some(p) = lab.proc_mut("relay-stream") {
+                row.relay_hwm_kib = p.status_kib("VmHWM");
+                if let Some(h) = row.relay_hwm_kib {
+                    eprintln!("  relay peak RSS {:.1} MiB", h as f64 / 1024.0);
+                }
+            }
+            lab.stop("relay-stream");
+        }
+        results.streams.push(row);
+    }
+    Ok(())
+}
+
+/// Pairs `plan.memory_clients` clients of one pair each into a fresh memory relay and
+/// measures its RSS growth.
+async fn memory(lab: &mut Lab, plan: &Plan) -> Memory {
+    let n = plan.memory_clients;
+    eprintln!("[bench] memory: {n} clients of one pair each");
+    let mut m = Memory {
+        clients: n,
+        ..Memory::default()
+    };
+    let run = async {
+        lab.start_relay("relay-pairs", None).await?;
+        let base = lab.base("relay-pairs").unwrap_or_default().to_owned();
+        let pid = lab.proc_mut("relay-pairs").context("no relay")?.pid();
+        let conns = 64usize;
+        let http = plain_client(conns)?;
+        let uri: Uri = format!("{base}/api/mte-pair").parse()?;
+        let keys = Arc::new(KeyPool::new(64)?);
+        // Warm the relay (threads, connection buffers, first allocations) before the baseline.
+        for _ in 0..conns {
+            let token = load::discover(&http, &base).await?;
+            load::pair(&http, &uri, &token, &keys, 1)
+                .await
+                .map_err(anyhow::Error::msg)?;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let before = crate::procs::proc_status_kib(pid, "VmRSS").context("reading VmRSS")?;
+        let start = Instant::now();
+        let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let workers = (0..conns).map(|_| {
+            let (http, base, uri, keys, next) = (
+                http.clone(),
+                base.clone(),
+                uri.clone(),
+                keys.clone(),
+                next.clone(),
+            );
+            tokio::spawn(async move {
+                while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < n {
+                    let token = load::discover(&http, &base).await?;
+                    load::pair(&http, &uri, &token, &keys, 1)
+                        .await
+                        .map_err(anyhow::Error::msg)?;
+                }
+                anyhow::Ok(())
+            })
+        });
+        for r in join_all(workers).await {
+            r.context("pairing worker panicked")??;
+        }
+        let secs = start.elapsed().as_secs_f64();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let after = crate::procs::proc_status_kib(pid, "VmRSS").context("reading VmRSS")?;
+        anyhow::Ok((before, after, secs))
+    };
+    match tokio::time::timeout(Duration::from_secs(300), run).await {
+        Ok(Ok((before, after, secs))) => {
+            m.rss_before_kib = before;
+            m.rss_after_kib = after;
+            m.secs = secs;
+            eprintln!(
+                "  RSS {:.1} → {:.1} MiB in {secs:.1} s: {:.0} bytes per pair",
+                before as f64 / 1024.0,
+                after as f64 / 1024.0,
+                m.bytes_per_pair().unwrap_or(0.0)
+            );
+        }
+        Ok(Err(e)) => {
+            eprintln!("  FAILED: {e:#}");
+            m.error = Some(format!("{e:#}"));
+        }
+        Err(_) => m.error = Some("timed out after 300 s".into()),
+    }
+    lab.stop("relay-pairs");
+    m
+}
+
+/// The default relay binary: `$CARGO_TARGET_DIR/release/pqrelay`, else beside this binary.
+pub(crate) fn default_relay_bin() -> PathBuf {
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(|d| d.join("pqrelay")));
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) => Path::new(&d).join("release").join("pqrelay"),
+        None => beside.unwrap_or_else(|| PathBuf::from("target/release/pqrelay")),
+    }
+}
