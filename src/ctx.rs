@@ -70,6 +70,8 @@ pub struct RequestCtx {
     pub error_code: Option<&'static str>,
     /// When the request started.
     pub started: Instant,
+    /// The exchange of an MTE request once its header block opened (keys, decoder, encoder).
+    pub exchange: Option<Box<crate::exchange::Exchange>>,
 }
 
 impl Default for RequestCtx {
@@ -81,6 +83,7 @@ impl Default for RequestCtx {
             tries: 0,
             error_code: None,
             started: Instant::now(),
+            exchange: None,
         }
     }
 }

@@ -82,6 +82,18 @@ kinds! {
     FORBIDDEN_HEADER = 400, "forbidden_header",
         "The request carries a header the relay does not accept.",
         "Fix the request.";
+    INVALID_URL = 400, "invalid_url",
+        "The decoded request URL is not an origin-form path and query.",
+        "Fix the request.";
+    INVALID_LENGTH = 400, "invalid_length",
+        "The body's encoded length or framing does not match its flags.",
+        "Fix the request.";
+    INVALID_PAIRING = 400, "invalid_pairing",
+        "The pairing request is invalid (the message names the problem).",
+        "Fix the pairing request.";
+    INVALID_METHOD = 400, "invalid_method",
+        "The request method cannot be bound into the exchange.",
+        "Use a standard method.";
     CORS_FORBIDDEN = 403, "cors_forbidden",
         "The origin or method is not allowed by CORS_ORIGINS / CORS_METHODS.",
         "Use an allowed origin and method, or change the relay's configuration.";
@@ -91,6 +103,15 @@ kinds! {
     METHOD_NOT_ALLOWED = 405, "method_not_allowed",
         "The route exists but not for this method.",
         "Use an allowed method.";
+    TOO_LARGE = 413, "too_large",
+        "The request body is over the relay's limit.",
+        "Send a smaller body.";
+    URI_TOO_LONG = 414, "uri_too_long",
+        "The decoded request URL is over 8 KiB.",
+        "Use a shorter URL.";
+    HEADERS_TOO_LARGE = 431, "headers_too_large",
+        "The sealed header block is over 16 KiB.",
+        "Send fewer or smaller headers.";
     NOT_IMPLEMENTED = 501, "not_implemented",
         "This relay does not implement the route yet.",
         "Upgrade the relay.";
@@ -120,6 +141,25 @@ impl ErrorKind {
                 status,
                 ..ErrorKind::INTERNAL
             })
+    }
+
+    /// The table row with this code, if any.
+    pub fn for_code(code: &str) -> Option<ErrorKind> {
+        ERROR_TABLE.iter().find(|k| k.code == code).copied()
+    }
+
+    /// The table row for a protocol failure (its §11 status and code).
+    pub fn for_protocol(e: &pqrelay_protocol::Error) -> ErrorKind {
+        ErrorKind::for_code(e.code()).unwrap_or_else(|| ErrorKind::for_status(e.status()))
+    }
+
+    /// The table row for a state store failure: unreachable or full → 503, unreadable state
+    /// → 569.
+    pub fn for_store(e: &crate::store::StoreError) -> ErrorKind {
+        match e {
+            crate::store::StoreError::Unreadable => ErrorKind::REPAIR_REQUIRED,
+            _ => ErrorKind::STATE_STORE_UNAVAILABLE,
+        }
     }
 
     /// The JSON body of an error reply: `{"status":N,"error":"<code>","message":"<reason>"}`.
@@ -155,6 +195,26 @@ mod tests {
         codes.sort_unstable();
         codes.dedup();
         assert_eq!(codes.len(), ERROR_TABLE.len());
+    }
+
+    #[test]
+    fn every_protocol_code_is_in_the_table() {
+        use pqrelay_protocol::{Error, HeaderError, PairingError, UrlError};
+        let all = [
+            Error::DecodeFailed,
+            Error::InvalidLength,
+            Error::InvalidMethod,
+            Error::Url(UrlError::TooLong),
+            Error::Url(UrlError::NotOriginForm),
+            Error::Header(HeaderError::TooLarge),
+            Error::Header(HeaderError::Forbidden),
+            Error::Pairing(PairingError::TooLarge),
+            Error::Pairing(PairingError::BadId),
+        ];
+        for e in all {
+            let k = ErrorKind::for_protocol(&e);
+            assert_eq!((k.status, k.code), (e.status(), e.code()), "{e}");
+        }
     }
 
     #[test]

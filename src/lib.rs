@@ -4,7 +4,9 @@
 //! the Pingora `ProxyHttp` (thin: each filter delegates), [`routes`] decides what a request is
 //! and answers the relay's own routes, [`client_id`] issues and verifies signed client ids,
 //! [`cors`] answers browsers, [`upstream`] balances upstreams, [`error`] holds the one table of
-//! error statuses, [`demo`] is the built-in demo upstream.
+//! error statuses, [`demo`] is the built-in demo upstream, [`pairing`] answers
+//! `POST /api/mte-pair`, [`exchange`] opens MTE requests and seals their responses, [`store`]
+//! keeps pair state.
 
 #![forbid(unsafe_code)]
 
@@ -14,7 +16,9 @@ pub mod cors;
 pub mod ctx;
 pub mod demo;
 pub mod error;
+pub mod exchange;
 pub mod logging;
+pub mod pairing;
 pub mod proxy;
 pub mod routes;
 pub mod state;

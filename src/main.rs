@@ -211,7 +211,8 @@ fn serve(cli: Cli, loaded: Loaded, demo: Option<DemoUpstream>) -> anyhow::Result
     if let Some(addr) = demo_line {
         log::info!("demo upstream at http://{addr}");
         let port = listen.port();
-        println!("pqrelay demo is running: open http://localhost:{port}/api/mte-echo/hello");
+        println!("pqrelay demo is running: open http://localhost:{port}/demo/");
+        println!("  echo:       http://localhost:{port}/api/mte-echo/hello");
         println!("  discovery:  curl -I http://localhost:{port}/api/mte-relay");
         println!("  upstream:   http://{addr} (echo, login, upload, events, headers)");
     }

@@ -9,16 +9,25 @@
 //!    `fail_to_connect` retries the next backend.
 //! 3. `upstream_request_filter` → [`crate::upstream::prepare_request`] (Host, X-Forwarded-*,
 //!    `HEADERS`).
-//! 4. `response_filter` → [`routes::finish_response`] (CORS, `HEADERS`).
-//! 5. `fail_to_proxy` answers errors in the JSON error shape; `logging` writes the access line.
+//!    For MTE requests [`exchange::request::rewrite_upstream_request`] first puts the decoded
+//!    target and headers in place.
+//! 4. `request_body_filter` → [`exchange::request::decode_body`] (MTE: STREAM records opened as
+//!    they arrive).
+//! 5. `response_filter` → [`exchange::response::seal_head`] (MTE), then
+//!    [`routes::finish_response`] (CORS, `HEADERS`); `response_body_filter` →
+//!    [`exchange::response::seal_body`].
+//! 6. `fail_to_proxy` answers errors in the JSON error shape; `logging` writes the access line.
 //!
-//! The exchange (decode request bodies, encode responses) hangs off
-//! [`crate::ctx::RouteKind::Mte`]: a request reaches the proxy phases with that route only after
-//! its client id verified; today such requests are proxied unchanged.
+//! An MTE request reaches the proxy phases only after [`exchange::request::begin`] opened its
+//! sealed items and committed the pair's next state; its [`crate::exchange::Exchange`] lives in
+//! [`RequestCtx::exchange`]. Once a body byte went through the decoder no retry is allowed
+//! (Pingora would replay the buffered body into a decoder that already consumed it).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_error::{Error, ErrorSource, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
@@ -26,6 +35,7 @@ use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 
 use crate::ctx::RequestCtx;
 use crate::error::ErrorKind;
+use crate::exchange;
 use crate::logging::ACCESS_TARGET;
 use crate::routes;
 use crate::state::RelayState;
@@ -69,9 +79,30 @@ impl ProxyHttp for Relay {
         ctx: &mut RequestCtx,
         mut e: Box<Error>,
     ) -> Box<Error> {
-        // Nothing reached the upstream: try the next backend, once each.
-        if ctx.tries < self.state.upstreams.len {
-            e.set_retry(true);
+        // Nothing reached the upstream: try the next backend, once each (an MTE request only
+        // while its body decoder has seen nothing).
+        let body_started = ctx.exchange.as_ref().is_some_and(|x| x.body_started);
+        e.set_retry(ctx.tries < self.state.upstreams.len && !body_started);
+        e
+    }
+
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut RequestCtx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        let mut e = e.more_context(format!("Peer: {peer}"));
+        let replay_unsafe = ctx.exchange.as_ref().is_some_and(|x| x.body_started);
+        if replay_unsafe
+            || !session.req_header().method.is_idempotent()
+            || session.as_ref().retry_buffer_truncated()
+        {
+            e.set_retry(false);
+        } else {
+            e.retry.decide_reuse(client_reused);
         }
         e
     }
@@ -82,19 +113,53 @@ impl ProxyHttp for Relay {
         req: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        if let Some(x) = &ctx.exchange {
+            exchange::request::rewrite_upstream_request(x, req)?;
+        }
         crate::upstream::prepare_request(&self.state.config, session, req, ctx)
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        match ctx.exchange.as_mut() {
+            Some(x) => exchange::request::decode_body(x, body, end_of_stream),
+            None => Ok(()),
+        }
     }
 
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         resp: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        if !resp.status.is_informational() {
-            routes::finish_response(&self.state, ctx, resp);
+        if resp.status.is_informational() {
+            return Ok(());
         }
+        if let Some(x) = ctx.exchange.as_mut() {
+            let is_head = session.req_header().method == http::Method::HEAD;
+            exchange::response::seal_head(x, is_head, resp)?;
+        }
+        routes::finish_response(&self.state, ctx, resp);
         Ok(())
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<Duration>> {
+        if let Some(x) = ctx.exchange.as_mut() {
+            exchange::response::seal_body(x, body, end_of_stream)?;
+        }
+        Ok(None)
     }
 
     async fn fail_to_proxy(

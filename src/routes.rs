@@ -33,8 +33,15 @@ pub const PROTOCOL_VERSION: &str = "1";
 pub const CHUNK_SIZE: usize = 65536;
 /// How far a message counter may skip ahead, announced by discovery.
 pub const MAX_SKIP: usize = 16;
-/// The placeholder browser client served at `/public/mte-relay-browser.js`.
-const BROWSER_JS: &str = include_str!("assets/mte-relay-browser.js");
+/// The browser client (`clients/js/dist`, built by the JS client's reproducible bundle) served
+/// at `/public/mte-relay-browser.js`.
+const BROWSER_JS: &[u8] = include_bytes!("../clients/js/dist/mte-relay-browser.js");
+/// The demo page (`clients/js/demo`), served under `/demo/` when DEMO is on.
+const DEMO_INDEX: &[u8] = include_bytes!("../clients/js/demo/index.html");
+/// The demo page's script.
+const DEMO_JS: &[u8] = include_bytes!("../clients/js/demo/demo.js");
+/// The demo page's style sheet.
+const DEMO_CSS: &[u8] = include_bytes!("../clients/js/demo/demo.css");
 
 /// A route pattern from `PASS_THROUGH_ROUTES` or `MTE_ROUTES`.
 ///
@@ -147,8 +154,10 @@ pub async fn route_request(
         return Ok(false);
     }
 
+    // With MTE_ROUTES set, an unlisted path is a 404, except that an exchange with a sealed
+    // URL (wire path `/<sealed>`) is checked on its decoded path once it opened.
     if let Some(mte_routes) = &state.config.mte_routes {
-        if !matches_any(mte_routes, &path) {
+        if !has_sealed_url(session.req_header()) && !matches_any(mte_routes, &path) {
             return send_error(state, session, ctx, ErrorKind::NOT_FOUND, "no such route").await;
         }
     }
@@ -181,12 +190,31 @@ pub async fn route_request(
         }
         Some(Ok(value)) => match verify_relay_header(&state.signer, &value) {
             Ok(mte) => {
-                ctx.route = RouteKind::Mte(mte);
-                Ok(false)
+                match crate::exchange::request::begin(state, session.req_header(), &mte).await {
+                    Ok(exchange) => {
+                        ctx.route = RouteKind::Mte(mte);
+                        ctx.exchange = Some(Box::new(exchange));
+                        Ok(false)
+                    }
+                    Err(r) => {
+                        ctx.route = RouteKind::Mte(mte);
+                        send_error(state, session, ctx, r.kind, r.message).await
+                    }
+                }
             }
             Err((kind, message)) => send_error(state, session, ctx, kind, message).await,
         },
     }
+}
+
+/// Whether the request's `x-mte-relay` is an exchange header with the `url` flag.
+fn has_sealed_url(req: &pingora_http::RequestHeader) -> bool {
+    use pqrelay_protocol::{Flags, RelayHeader};
+    let value = req.headers.get(RELAY_HEADER).and_then(|v| v.to_str().ok());
+    matches!(
+        value.map(|v| RelayHeader::parse(v.trim())),
+        Some(Ok(RelayHeader::Exchange(h))) if h.flags.contains(Flags::URL)
+    )
 }
 
 /// Parses `x-mte-relay: 1.<token>[.<more fields>]` and verifies the client id.
@@ -229,18 +257,30 @@ pub fn verify_relay_header(
 enum OwnRoute {
     Discovery,
     Pair,
+    Ready,
     Errors,
     BrowserJs,
     Echo(String),
+    /// The demo page's files (only when DEMO is on): `(content type, bytes)`.
+    Demo(&'static str, &'static [u8]),
+    /// `/demo` → `/demo/` (the page loads `./demo.js`).
+    DemoRedirect,
 }
 
 impl OwnRoute {
-    fn of(path: &str) -> Option<OwnRoute> {
+    fn of(path: &str, demo: bool) -> Option<OwnRoute> {
         Some(match path {
             "/api/mte-relay" => OwnRoute::Discovery,
             "/api/mte-pair" => OwnRoute::Pair,
+            "/api/mte-ready" => OwnRoute::Ready,
             "/api/mte-errors" => OwnRoute::Errors,
             "/public/mte-relay-browser.js" => OwnRoute::BrowserJs,
+            "/demo" if demo => OwnRoute::DemoRedirect,
+            "/demo/" | "/demo/index.html" if demo => {
+                OwnRoute::Demo("text/html; charset=utf-8", DEMO_INDEX)
+            }
+            "/demo/demo.js" if demo => OwnRoute::Demo("text/javascript; charset=utf-8", DEMO_JS),
+            "/demo/demo.css" if demo => OwnRoute::Demo("text/css; charset=utf-8", DEMO_CSS),
             _ => match path.strip_prefix("/api/mte-echo/") {
                 Some(msg) if !msg.is_empty() && !msg.contains('/') => OwnRoute::Echo(msg.into()),
                 _ => return None,
@@ -252,9 +292,11 @@ impl OwnRoute {
         match self {
             OwnRoute::Discovery => "discovery",
             OwnRoute::Pair => "pair",
+            OwnRoute::Ready => "ready",
             OwnRoute::Errors => "errors",
             OwnRoute::BrowserJs => "browser-js",
             OwnRoute::Echo(_) => "echo",
+            OwnRoute::Demo(..) | OwnRoute::DemoRedirect => "demo",
         }
     }
 
@@ -274,7 +316,7 @@ async fn own_route(
     ctx: &mut RequestCtx,
     path: &str,
 ) -> Result<Option<bool>> {
-    let Some(own) = OwnRoute::of(path) else {
+    let Some(own) = OwnRoute::of(path, state.config.demo) else {
         return Ok(None);
     };
     ctx.route = RouteKind::Own(own.name());
@@ -286,13 +328,23 @@ async fn own_route(
     }
     let answered = match own {
         OwnRoute::Discovery => discovery(state, session, ctx).await?,
-        OwnRoute::Pair => {
-            send_error(
+        OwnRoute::Pair => crate::pairing::handle(state, session, ctx).await?,
+        OwnRoute::Ready => ready(state, session, ctx).await?,
+        OwnRoute::Demo(content_type, body) => {
+            let cache = [(header::CACHE_CONTROL.as_str(), "no-cache")];
+            let body = Bytes::from_static(body);
+            send(state, session, ctx, 200, content_type, &cache, body).await?
+        }
+        OwnRoute::DemoRedirect => {
+            let location = [(header::LOCATION.as_str(), "/demo/")];
+            send(
                 state,
                 session,
                 ctx,
-                ErrorKind::NOT_IMPLEMENTED,
-                "pairing is not implemented yet",
+                301,
+                "text/plain",
+                &location,
+                Bytes::new(),
             )
             .await?
         }
@@ -309,6 +361,21 @@ async fn own_route(
 
 const JSON: &str = "application/json; charset=utf-8";
 
+/// `GET /api/mte-ready`: 200 when the state store answers, 503 with the reason otherwise.
+async fn ready(state: &RelayState, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+    match state.store.ping().await {
+        Ok(()) => {
+            let body = serde_json::json!({ "ready": true, "store": state.store.kind() });
+            send_json_no_store(state, session, ctx, &body).await
+        }
+        Err(e) => {
+            log::warn!("readiness: {e}");
+            let kind = ErrorKind::STATE_STORE_UNAVAILABLE;
+            send_error(state, session, ctx, kind, "the state store does not answer").await
+        }
+    }
+}
+
 async fn echo(
     state: &RelayState,
     session: &mut Session,
@@ -317,17 +384,20 @@ async fn echo(
 ) -> Result<bool> {
     let msg = percent_encoding::percent_decode_str(msg).decode_utf8_lossy();
     let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let body = serde_json::json!({ "echo": msg, "time": time }).to_string();
-    send(
-        state,
-        session,
-        ctx,
-        200,
-        JSON,
-        &[(header::CACHE_CONTROL.as_str(), "no-store")],
-        Bytes::from(body),
-    )
-    .await
+    let body = serde_json::json!({ "echo": msg, "time": time });
+    send_json_no_store(state, session, ctx, &body).await
+}
+
+/// A `200` JSON answer that must not be cached.
+async fn send_json_no_store(
+    state: &RelayState,
+    session: &mut Session,
+    ctx: &RequestCtx,
+    body: &serde_json::Value,
+) -> Result<bool> {
+    let cache = [(header::CACHE_CONTROL.as_str(), "no-store")];
+    let body = Bytes::from(body.to_string());
+    send(state, session, ctx, 200, JSON, &cache, body).await
 }
 
 /// `HEAD /api/mte-relay`: (re)issues the client id and announces capabilities.
@@ -382,7 +452,7 @@ async fn discovery(
 fn browser_js_etag() -> &'static str {
     static ETAG: OnceLock<String> = OnceLock::new();
     ETAG.get_or_init(|| {
-        let digest = Sha256::digest(BROWSER_JS.as_bytes());
+        let digest = Sha256::digest(BROWSER_JS);
         let hex: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
         format!("\"{hex}\"")
     })
@@ -412,7 +482,7 @@ async fn browser_js(
     let (status, body) = if not_modified {
         (304, Bytes::new())
     } else {
-        (200, Bytes::from_static(BROWSER_JS.as_bytes()))
+        (200, Bytes::from_static(BROWSER_JS))
     };
     send(
         state,

@@ -1,7 +1,10 @@
 //! Shared state of the running relay.
 
+use std::sync::Arc;
+
 use crate::client_id::ClientIdSigner;
 use crate::config::Config;
+use crate::store::{PairStore, StoreConfig};
 use crate::upstream::Upstreams;
 
 /// Everything request handling needs, shared by all requests.
@@ -12,11 +15,21 @@ pub struct RelayState {
     pub signer: ClientIdSigner,
     /// The upstream balancer.
     pub upstreams: Upstreams,
+    /// Where pair states live (memory by default, Redis with `REDIS_URL`).
+    pub store: Arc<dyn PairStore>,
 }
 
 impl RelayState {
-    /// Builds the state: the signer from the configured secrets, the upstreams resolved.
+    /// Builds the state: the signer from the configured secrets, the upstreams resolved, the
+    /// pair store built from the configuration (no server is contacted yet).
     pub fn new(config: Config) -> Result<RelayState, String> {
+        let store = crate::store::from_config(&StoreConfig::new(config.max_pool_size))
+            .map_err(|e| e.to_string())?;
+        RelayState::with_store(config, store)
+    }
+
+    /// Builds the state around a given pair store.
+    pub fn with_store(config: Config, store: Arc<dyn PairStore>) -> Result<RelayState, String> {
         let signer = ClientIdSigner::new(
             config.client_id_secret.expose().as_bytes(),
             config
@@ -30,6 +43,7 @@ impl RelayState {
             config,
             signer,
             upstreams,
+            store,
         })
     }
 }

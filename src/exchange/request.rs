@@ -1,0 +1,302 @@
+//! The request half of an exchange (PROTOCOL.md §8.2): open, validate, commit, rewrite, decode.
+
+use bytes::Bytes;
+use http::{header, HeaderName, Uri};
+use pingora_error::{Error, ErrorType, Result};
+use pingora_http::RequestHeader;
+use pqrelay_protocol::msgs::headers::is_forbidden_request_header;
+use pqrelay_protocol::{
+    open_headers, open_url, plain_len, validate_origin_form, ClientId, ExchangeHeader,
+    ExchangeKeys, Flags, MessageContext, RelayHeader, StreamDecoder, MAX_SKIP,
+};
+
+use super::{Exchange, Rejection};
+use crate::ctx::MteRequest;
+use crate::error::ErrorKind;
+use crate::routes::{matches_any, RELAY_HEADER};
+use crate::state::RelayState;
+
+/// The sealed request headers' wire header.
+pub const SEALED_HEADERS: &str = "x-mte-relay-eh";
+
+/// Whether a plain wire header stays behind: `x-mte-*`, framing and hop-by-hop headers (the
+/// names a client may not seal, except `host`, which the upstream step rewrites), the wire
+/// `content-type` (the plain one is sealed) and `accept-encoding` (the upstream answers
+/// identity).
+fn is_dropped_request_header(name: &str) -> bool {
+    (name != "host" && is_forbidden_request_header(name))
+        || name == "content-type"
+        || name == "accept-encoding"
+}
+
+/// Opens and checks an exchange request, then commits the pair's next state.
+///
+/// Order (§6, §8.2): parse `x-mte-relay` → load the pair → ratchet to the counter → open the
+/// URL (flag `url`) and `x-mte-relay-eh` → validate the decoded URL and headers → `MTE_ROUTES`
+/// on the decoded path → body framing → compare-and-set. Nothing is committed before the
+/// sealed items opened and the request is known to be forwardable.
+pub async fn begin(
+    state: &RelayState,
+    req: &RequestHeader,
+    mte: &MteRequest,
+) -> Result<Exchange, Rejection> {
+    let h = parse_relay_header(req)?;
+    let client = ClientId(mte.client_id);
+    let method = req.method.as_str();
+    let wire_target = std::str::from_utf8(req.raw_path())
+        .map_err(|_| Rejection::new(ErrorKind::INVALID_URL, "the request-target is not ASCII"))?;
+    let context =
+        MessageContext::request(client, h.pair_id, h.counter, h.flags, method, wire_target)
+            .map_err(|e| protocol_rejection(&e))?;
+
+    let stored = match state.store.load(&client, &h.pair_id).await {
+        Ok(Some(stored)) => stored,
+        Ok(None) => {
+            return Err(Rejection::new(
+                ErrorKind::STATE_NOT_FOUND,
+                "no state for this pair: pair again",
+            ))
+        }
+        Err(e) => {
+            log::warn!("exchange: state store: {e}");
+            return Err(Rejection::new(
+                ErrorKind::for_store(&e),
+                "the pair state could not be read",
+            ));
+        }
+    };
+    let (keys, next) = stored
+        .pair
+        .accept(h.counter, MAX_SKIP)
+        .map_err(|e| protocol_rejection(&e.into()))?;
+    let ExchangeKeys {
+        request: request_key,
+        response: response_key,
+        ..
+    } = keys;
+
+    let target = if h.flags.contains(Flags::URL) {
+        open_url(&request_key, &context, wire_target).map_err(|e| protocol_rejection(&e))?
+    } else {
+        validate_origin_form(wire_target).map_err(|e| protocol_rejection(&e.into()))?;
+        wire_target.to_owned()
+    };
+    let sealed = req
+        .headers
+        .get(SEALED_HEADERS)
+        .and_then(|v| v.to_str().ok())
+        .ok_or(Rejection::new(
+            ErrorKind::RELAY_HEADER_INVALID,
+            "the exchange has no x-mte-relay-eh header",
+        ))?;
+    let headers =
+        open_headers(&request_key, &context, sealed).map_err(|e| protocol_rejection(&e))?;
+    let target_uri: Uri = target.parse().map_err(|_| {
+        Rejection::new(
+            ErrorKind::INVALID_URL,
+            "the decoded URL is not a valid path",
+        )
+    })?;
+    if let Some(routes) = &state.config.mte_routes {
+        if !matches_any(routes, target_uri.path()) {
+            return Err(Rejection::new(ErrorKind::NOT_FOUND, "no such route"));
+        }
+    }
+    let plain_len = body_framing(req, h.flags)?;
+
+    match state
+        .store
+        .compare_and_set(&client, &h.pair_id, &stored.version, &next)
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => {
+            return Err(Rejection::new(
+                ErrorKind::COUNTER_REJECTED,
+                "the pair was used concurrently",
+            ))
+        }
+        Err(e) => {
+            log::warn!("exchange: state store: {e}");
+            let kind = match e {
+                crate::store::StoreError::Unreadable => ErrorKind::REPAIR_REQUIRED,
+                _ => ErrorKind::STATE_STORE_FAILED,
+            };
+            return Err(Rejection::new(kind, "the pair state could not be saved"));
+        }
+    }
+
+    let decoder = h
+        .flags
+        .contains(Flags::BODY)
+        .then(|| StreamDecoder::new(&request_key, &context, plain_len));
+    Ok(Exchange {
+        client_id: client,
+        token: mte.current_token.clone(),
+        pair_id: h.pair_id,
+        counter: h.counter,
+        request_flags: h.flags,
+        context,
+        response_key,
+        target: target_uri,
+        headers,
+        plain_len,
+        decoder,
+        body_started: false,
+        encoder: None,
+        streaming_response: false,
+    })
+}
+
+fn parse_relay_header(req: &RequestHeader) -> Result<ExchangeHeader, Rejection> {
+    let value = req
+        .headers
+        .get(RELAY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    match RelayHeader::parse(value.trim()) {
+        Ok(RelayHeader::Exchange(h)) => Ok(h),
+        Ok(RelayHeader::Discovery { .. }) => Err(Rejection::new(
+            ErrorKind::RELAY_HEADER_INVALID,
+            "an MTE route needs x-mte-relay: 1.<client id>.<pair id>.<counter>.<flags>",
+        )),
+        Err(e) => Err(protocol_rejection(&e.into())),
+    }
+}
+
+/// The plain body length to announce upstream (`Some` for a sized wire body), checking that
+/// the body flag and the wire framing agree.
+fn body_framing(req: &RequestHeader, flags: Flags) -> Result<Option<u64>, Rejection> {
+    let content_length = match req.headers.get(header::CONTENT_LENGTH) {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .ok_or(Rejection::new(
+                    ErrorKind::INVALID_LENGTH,
+                    "content-length is not a number",
+                ))?,
+        ),
+    };
+    let chunked = req
+        .headers
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .any(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.to_ascii_lowercase().contains("chunked"))
+        });
+    if !flags.contains(Flags::BODY) {
+        if chunked || content_length.is_some_and(|n| n > 0) {
+            return Err(Rejection::new(
+                ErrorKind::INVALID_LENGTH,
+                "the request has a body but not the body flag",
+            ));
+        }
+        return Ok(None);
+    }
+    match (content_length, chunked) {
+        (Some(e), false) => plain_len(e).map(Some).ok_or(Rejection::new(
+            ErrorKind::INVALID_LENGTH,
+            "content-length is not the encoded length of any body",
+        )),
+        (None, true) => Ok(None),
+        _ => Err(Rejection::new(
+            ErrorKind::INVALID_LENGTH,
+            "the body flag needs a content-length or a chunked body",
+        )),
+    }
+}
+
+fn protocol_rejection(e: &pqrelay_protocol::Error) -> Rejection {
+    use pqrelay_protocol::Error as P;
+    let message = match e {
+        P::DecodeFailed | P::Stream(_) => "a sealed item did not open",
+        P::RelayHeader(pqrelay_protocol::RelayHeaderError::VersionUnsupported) => {
+            "unsupported protocol version"
+        }
+        P::RelayHeader(_) => "x-mte-relay is malformed",
+        P::Counter(_) => "the counter is replayed, stale or too far ahead",
+        P::Header(pqrelay_protocol::HeaderError::TooLarge) => "x-mte-relay-eh is over 16 KiB",
+        P::Header(_) => "a sealed header is not allowed",
+        P::Url(pqrelay_protocol::UrlError::TooLong) => "the decoded URL is over 8 KiB",
+        P::Url(_) => "the decoded URL is not an origin-form path and query",
+        P::InvalidMethod => "the method is not a token of 1 to 255 bytes",
+        P::InvalidLength => "content-length is not the encoded length of any body",
+        _ => "the exchange failed",
+    };
+    Rejection::new(ErrorKind::for_protocol(e), message)
+}
+
+/// Rewrites the upstream request: the decoded target, the plain headers minus `x-mte-*`,
+/// framing, hop-by-hop and `accept-encoding`, the decoded headers (replacing plain ones of the
+/// same name), and `content-length` = the plain length when the wire request was sized
+/// (otherwise Pingora frames the body chunked).
+pub fn rewrite_upstream_request(x: &Exchange, req: &mut RequestHeader) -> Result<()> {
+    req.set_uri(x.target.clone());
+    let nominated: Vec<String> = req
+        .headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect();
+    let dropped: Vec<HeaderName> = req
+        .headers
+        .keys()
+        .filter(|n| {
+            let n = n.as_str();
+            is_dropped_request_header(n) || nominated.iter().any(|t| t == n)
+        })
+        .cloned()
+        .collect();
+    for name in dropped {
+        req.remove_header(&name);
+    }
+    for (name, _) in &x.headers {
+        req.remove_header(name.as_str());
+    }
+    for (name, value) in &x.headers {
+        req.append_header(name.clone(), value.as_str())?;
+    }
+    if let Some(len) = x.plain_len {
+        req.insert_header(header::CONTENT_LENGTH, len.to_string())?;
+    }
+    Ok(())
+}
+
+/// Opens the request body as it arrives: `body` is replaced by the plaintext of every record
+/// completed so far (records are independent of how TCP split the bytes). At the end of the
+/// stream the decoder must have seen its final record. Any failure is a 562.
+pub fn decode_body(x: &mut Exchange, body: &mut Option<Bytes>, end_of_stream: bool) -> Result<()> {
+    let data = body.take().unwrap_or_default();
+    let Some(decoder) = x.decoder.as_mut() else {
+        if !data.is_empty() {
+            return Err(body_error("a body arrived without the body flag"));
+        }
+        return Ok(());
+    };
+    if !data.is_empty() {
+        x.body_started = true;
+        let mut plain = Vec::with_capacity(data.len());
+        decoder
+            .push(&data, &mut plain)
+            .map_err(|_| body_error("the request body did not open"))?;
+        *body = Some(Bytes::from(plain));
+    }
+    if end_of_stream {
+        if let Some(decoder) = x.decoder.take() {
+            decoder
+                .finish()
+                .map_err(|_| body_error("the request body is truncated or did not open"))?;
+        }
+    }
+    Ok(())
+}
+
+fn body_error(why: &'static str) -> Box<Error> {
+    Error::explain(ErrorType::HTTPStatus(ErrorKind::DECODE_FAILED.status), why)
+}

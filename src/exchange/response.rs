@@ -1,0 +1,132 @@
+//! The response half of an exchange (PROTOCOL.md §8.3): seal the upstream's headers and body.
+
+use bytes::Bytes;
+use http::{header, HeaderName};
+use pingora_error::{Error, ErrorType, Result};
+use pingora_http::ResponseHeader;
+use pqrelay_protocol::msgs::headers::is_unsealed_response_header;
+use pqrelay_protocol::{
+    encoded_len, seal_headers, ExchangeHeader, Flags, StreamEncoder, CHUNK_SIZE,
+};
+
+use super::request::SEALED_HEADERS;
+use super::Exchange;
+use crate::routes::RELAY_HEADER;
+
+/// Seals a response head in place: the upstream headers (everything but `set-cookie`,
+/// hop-by-hop/framing and `access-control-*`) move into `x-mte-relay-eh`, `x-mte-relay`
+/// echoes the pair and counter, and the body mode is chosen: none for `HEAD`, 1xx, 204 and
+/// 304; sized (`content-length: encoded_len(L)`) when the upstream sent `content-length: L`;
+/// streaming (flag `streaming`, `transfer-encoding: chunked`) otherwise.
+pub fn seal_head(x: &mut Exchange, is_head: bool, resp: &mut ResponseHeader) -> Result<()> {
+    let status = resp.status.as_u16();
+    let has_body = !(is_head || resp.status.is_informational() || matches!(status, 204 | 304));
+    let upstream_len = resp
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let sized = upstream_len.filter(|_| has_body);
+
+    let mut flags = Flags::HEADERS;
+    if x.request_flags.contains(Flags::URL) {
+        flags = flags.union(Flags::URL);
+    }
+    if has_body {
+        flags = flags.union(Flags::BODY);
+        if sized.is_none() {
+            flags = flags.union(Flags::STREAMING);
+        }
+    }
+
+    let mut sealed: Vec<(String, String)> = Vec::with_capacity(resp.headers.len());
+    let mut removed: Vec<HeaderName> = Vec::new();
+    for (name, value) in resp.headers.iter() {
+        let n = name.as_str();
+        if n == "set-cookie" || n.starts_with("access-control-") {
+            continue;
+        }
+        if !removed.contains(name) {
+            removed.push(name.clone());
+        }
+        if !is_unsealed_response_header(n) {
+            sealed.push((
+                n.to_owned(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            ));
+        }
+    }
+    for name in &removed {
+        resp.remove_header(name);
+    }
+
+    let context = x.context.response(status, flags);
+    let eh = seal_headers(
+        &x.response_key,
+        &context,
+        sealed.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+    );
+    let token = pqrelay_protocol::ClientIdToken::parse(&x.token)
+        .map_err(|_| encode_error("the client id token cannot be echoed"))?;
+    let relay = ExchangeHeader {
+        token,
+        pair_id: x.pair_id,
+        counter: x.counter,
+        flags,
+    }
+    .encode();
+    resp.insert_header(RELAY_HEADER, relay)?;
+    resp.insert_header(SEALED_HEADERS, eh)?;
+    if has_body {
+        resp.insert_header(header::CONTENT_TYPE, "application/octet-stream")?;
+        match sized {
+            Some(len) => {
+                let wire = encoded_len(len).ok_or_else(|| encode_error("body too large"))?;
+                resp.insert_header(header::CONTENT_LENGTH, wire.to_string())?;
+            }
+            None => resp.insert_header(header::TRANSFER_ENCODING, "chunked")?,
+        }
+        x.encoder = Some(StreamEncoder::new(&x.response_key, &context, sized));
+        x.streaming_response = sized.is_none();
+    }
+    Ok(())
+}
+
+/// Seals the response body as it arrives. Streaming mode seals each upstream piece as one
+/// record at once (Server-Sent Events arrive one by one); sized mode emits full records.
+/// The final record is written at the end of the stream.
+pub fn seal_body(x: &mut Exchange, body: &mut Option<Bytes>, end_of_stream: bool) -> Result<()> {
+    let data = body.take().unwrap_or_default();
+    let Some(encoder) = x.encoder.as_mut() else {
+        // A bodiless response (HEAD, 204, 304): nothing may follow the head.
+        return Ok(());
+    };
+    let records = data.len().div_ceil(CHUNK_SIZE) + 1;
+    let mut out = Vec::with_capacity(data.len() + records * 20);
+    encoder
+        .push(&data, &mut out)
+        .map_err(|_| encode_error("the upstream body does not match its length"))?;
+    if x.streaming_response {
+        encoder
+            .flush(&mut out)
+            .map_err(|_| encode_error("the response body could not be sealed"))?;
+    }
+    if end_of_stream {
+        if let Some(encoder) = x.encoder.take() {
+            encoder
+                .finish(&mut out)
+                .map_err(|_| encode_error("the upstream body ended early"))?;
+        }
+    }
+    if !out.is_empty() {
+        *body = Some(Bytes::from(out));
+    }
+    Ok(())
+}
+
+fn encode_error(why: &'static str) -> Box<Error> {
+    Error::explain(
+        ErrorType::HTTPStatus(crate::error::ErrorKind::ENCODE_FAILED.status),
+        why,
+    )
+}
