@@ -25,7 +25,14 @@ async fn demo_runs_relay_and_upstream_and_prints_the_url() {
 
     assert_eq!(get(&relay, "/api/mte-echo/demo").await.status(), 200);
     let token = discover(&relay, None).await;
+    // A bare client id is not an exchange: MTE routes need the sealed form.
     let resp = get_with_relay_header(&relay, "/headers", &token).await;
+    assert_eq!(resp.status(), 561);
+    let c = pqrelay_client::RelayClient::builder(relay.url(""))
+        .pairs(1)
+        .build()
+        .unwrap();
+    let resp = c.get("/headers").send().await.unwrap();
     assert_eq!(
         resp.status(),
         200,
@@ -33,6 +40,12 @@ async fn demo_runs_relay_and_upstream_and_prints_the_url() {
     );
     let v: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(v["path"], "/headers");
+    // The demo page is on in demo mode.
+    assert!(
+        log.contains(&format!("http://localhost:{}/demo/", relay.port)),
+        "{log}"
+    );
+    assert_eq!(get(&relay, "/demo/").await.status(), 200);
 
     // The relay's own origin is an allowed CORS origin by default.
     let origin = format!("http://localhost:{}", relay.port);

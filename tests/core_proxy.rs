@@ -160,11 +160,19 @@ async fn mte_routes_limit_what_exists() {
     // Listed MTE route: needs x-mte-relay (561) and works with it.
     expect_error(get(&relay, "/headers").await, 561, "relay_header_invalid").await;
     assert_eq!(
-        get_with_relay_header(&relay, "/headers", &token)
+        common::exchange::sealed_get_with_token(&relay, &token, "/headers")
             .await
             .status(),
         200
     );
+    // A sealed exchange is checked on its decoded path: unlisted is 404 before any state
+    // is touched.
+    expect_error(
+        common::exchange::sealed_get_with_token(&relay, &token, "/login").await,
+        404,
+        "not_found",
+    )
+    .await;
     // Wildcard MTE route: matched, so 561 rather than 404.
     expect_error(
         get(&relay, "/api/v1/users/7").await,
@@ -196,7 +204,7 @@ async fn without_mte_routes_every_other_route_is_an_mte_route() {
     )
     .await;
     let token = discover(&relay, None).await;
-    let resp = get_with_relay_header(&relay, "/headers", &token).await;
+    let resp = common::exchange::sealed_get_with_token(&relay, &token, "/headers").await;
     assert_eq!(resp.status(), 200);
 }
 

@@ -84,7 +84,7 @@ async fn a_tampered_client_id_gets_566_and_a_good_one_passes() {
     let relay = Relay::start(&upstream.url(), &[]);
     let good = discover(&relay, None).await;
 
-    let resp = get_with_relay_header(&relay, "/headers", &good).await;
+    let resp = common::exchange::sealed_get_with_token(&relay, &good, "/headers").await;
     assert_eq!(
         resp.status(),
         200,
@@ -130,11 +130,16 @@ async fn rotation_accepts_previous_secrets_and_resigns() {
         &upstream.url(),
         &[("CLIENT_ID_PREVIOUS_SECRETS", OLD_SECRET)],
     );
-    let resp = get_with_relay_header(&rotated, "/headers", &old).await;
+    let resp = common::exchange::sealed_get_with_token(&rotated, &old, "/headers").await;
     assert_eq!(
         resp.status(),
         200,
         "an id signed with the previous secret still works"
+    );
+    let echoed = resp.headers()["x-mte-relay"].to_str().unwrap().to_owned();
+    assert!(
+        !echoed.contains(token_of(&old)),
+        "the response carries the re-signed token"
     );
 
     let renewed = discover(&rotated, Some(&old)).await;
@@ -192,7 +197,7 @@ async fn the_browser_client_is_served_with_type_and_caching() {
 }
 
 #[tokio::test]
-async fn pairing_is_not_implemented_yet_and_methods_are_checked() {
+async fn pairing_needs_a_client_id_and_methods_are_checked() {
     let relay = Relay::start("http://127.0.0.1:9", &[]);
     let resp = client()
         .post(relay.url("/api/mte-pair"))
@@ -200,7 +205,7 @@ async fn pairing_is_not_implemented_yet_and_methods_are_checked() {
         .send()
         .await
         .unwrap();
-    expect_error(resp, 501, "not_implemented").await;
+    expect_error(resp, 560, "client_id_missing").await;
     let resp = get(&relay, "/api/mte-pair").await;
     assert_eq!(resp.headers()["allow"], "POST");
     expect_error(resp, 405, "method_not_allowed").await;

@@ -3,6 +3,9 @@
 
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
+pub mod exchange;
+pub mod suite;
+
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
@@ -67,6 +70,11 @@ impl Proc {
 }
 
 impl Proc {
+    /// Wraps a spawned child whose stderr goes to `log`.
+    pub fn from_child(child: Child, log: PathBuf) -> Proc {
+        Proc { child, log }
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()

@@ -1,0 +1,340 @@
+//! Helpers for the exchange tests: the Rust client against a real relay, hand-made exchanges
+//! with the protocol crate (for tampering), a recording TCP forwarder and a recording upstream
+//! that never answers, redis-server processes, and relay memory readings.
+
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pqrelay_client::{Method, RelayClient};
+use pqrelay_protocol::{
+    seal_headers, seal_url, ClientId, ClientIdToken, ClientPair, DecapsulationSeed, ExchangeHeader,
+    ExchangeKeys, Flags, MessageContext, PairId, PairingRequest, PairingResponse, PendingPair,
+    StreamEncoder,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::{client, discover, free_port, Proc, Relay};
+
+/// A client with a small pool against `relay` (or any base URL).
+pub fn relay_client(base: &str) -> RelayClient {
+    RelayClient::builder(base).pairs(2).build().expect("client")
+}
+
+/// SHA-256 hex of `data`.
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// `body(L)[i] = i mod 251` as in the test vectors.
+pub fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8).collect()
+}
+
+/// The peak resident set size (`VmHWM`) of a process, in KiB.
+pub fn vm_hwm_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// A pair made by hand: discovery and pairing over plain HTTP, then exchanges sealed with the
+/// protocol crate, so tests can tamper with any byte.
+pub struct HandPair {
+    pub token: ClientIdToken,
+    pub pid: PairId,
+    pub pair: Option<ClientPair>,
+}
+
+impl HandPair {
+    /// Discovers (with `token` if given) and pairs one pair.
+    pub async fn new(relay: &Relay, token: Option<&str>) -> HandPair {
+        let sent = token.map(|t| format!("1.{t}"));
+        let relay_value = discover(relay, sent.as_deref()).await;
+        let token = ClientIdToken::parse(relay_value.trim_start_matches("1.")).expect("token");
+        let mut pid = [0u8; 16];
+        getrandom::getrandom(&mut pid).unwrap();
+        let pid = PairId(pid);
+        let mut seed = [0u8; 32];
+        getrandom::getrandom(&mut seed).unwrap();
+        let pending = PendingPair::new(pid, DecapsulationSeed::from_bytes(seed));
+        let body = PairingRequest {
+            pairs: vec![(pid, pending.encapsulation_key())],
+        }
+        .encode();
+        let resp = client()
+            .post(relay.url("/api/mte-pair"))
+            .header("x-mte-relay", format!("1.{}", token.encode()))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("pairing");
+        assert_eq!(resp.status(), 200, "pairing");
+        let body = resp.bytes().await.unwrap();
+        let response = PairingResponse::parse(&body, &[pid]).expect("pairing response");
+        let pair = pending
+            .complete(&token.id(), &response.pairs[0].1)
+            .expect("decapsulate");
+        HandPair {
+            token,
+            pid,
+            pair: Some(pair),
+        }
+    }
+
+    /// The next exchange's keys (the pair moves on).
+    pub fn next(&mut self) -> ExchangeKeys {
+        let (keys, pair) = self.pair.take().unwrap().next_exchange().unwrap();
+        self.pair = Some(pair);
+        keys
+    }
+
+    pub fn client_id(&self) -> ClientId {
+        self.token.id()
+    }
+}
+
+/// A hand-sealed request: method, wire target, headers and wire body.
+pub struct Sealed {
+    pub method: String,
+    pub target: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Vec<u8>>,
+    pub keys: ExchangeKeys,
+    pub context: MessageContext,
+}
+
+/// Seals `method path` with `headers` and an optional sized `body`, URL sealed.
+pub fn seal_request(
+    p: &mut HandPair,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Sealed {
+    let keys = p.next();
+    let mut flags = Flags::URL | Flags::HEADERS;
+    if body.is_some() {
+        flags = flags | Flags::BODY;
+    }
+    let ctx =
+        MessageContext::request(p.client_id(), p.pid, keys.counter, flags, method, "").unwrap();
+    let target = seal_url(&keys.request, &ctx, path).unwrap();
+    let eh = seal_headers(&keys.request, &ctx, headers.iter().copied());
+    let relay = ExchangeHeader {
+        token: p.token.clone(),
+        pair_id: p.pid,
+        counter: keys.counter,
+        flags,
+    }
+    .encode();
+    let wire_body = body.map(|b| {
+        let mut out = Vec::new();
+        let mut enc = StreamEncoder::new(&keys.request, &ctx, Some(b.len() as u64));
+        enc.push(b, &mut out).unwrap();
+        enc.finish(&mut out).unwrap();
+        out
+    });
+    let mut wire_headers = vec![
+        ("x-mte-relay".to_owned(), relay),
+        ("x-mte-relay-eh".to_owned(), eh),
+    ];
+    if wire_body.is_some() {
+        wire_headers.push(("content-type".into(), "application/octet-stream".into()));
+    }
+    Sealed {
+        method: method.into(),
+        target,
+        headers: wire_headers,
+        body: wire_body,
+        keys,
+        context: ctx,
+    }
+}
+
+/// Sends a hand-sealed request with reqwest (sized body).
+pub async fn send_sealed(relay: &Relay, s: &Sealed) -> reqwest::Response {
+    let method = reqwest::Method::from_bytes(s.method.as_bytes()).unwrap();
+    let mut req = client().request(method, relay.url(&s.target));
+    for (k, v) in &s.headers {
+        req = req.header(k, v);
+    }
+    if let Some(b) = &s.body {
+        req = req.body(b.clone());
+    }
+    req.send().await.expect("request")
+}
+
+/// Sends raw bytes on a new connection and returns what came back until the relay closed or
+/// `wait` passed.
+pub async fn send_raw(port: u16, bytes: &[u8], wait: Duration) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    s.write_all(bytes).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(wait, s.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A TCP forwarder that records every byte both ways (the attacker's view of the wire).
+pub struct Tap {
+    pub port: u16,
+    pub up: Arc<Mutex<Vec<u8>>>,
+    pub down: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Tap {
+    pub async fn start(target: u16) -> Tap {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = Arc::new(Mutex::new(Vec::new()));
+        let down = Arc::new(Mutex::new(Vec::new()));
+        let (u, d) = (up.clone(), down.clone());
+        tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                let Ok(outbound) = TcpStream::connect(("127.0.0.1", target)).await else {
+                    continue;
+                };
+                let (ri, wi) = inbound.into_split();
+                let (ro, wo) = outbound.into_split();
+                tokio::spawn(pump(ri, wo, u.clone()));
+                tokio::spawn(pump(ro, wi, d.clone()));
+            }
+        });
+        Tap { port, up, down }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+async fn pump(
+    mut r: tokio::net::tcp::OwnedReadHalf,
+    mut w: tokio::net::tcp::OwnedWriteHalf,
+    log: Arc<Mutex<Vec<u8>>>,
+) {
+    let mut buf = vec![0u8; 65536];
+    loop {
+        match r.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                log.lock().unwrap().extend_from_slice(&buf[..n]);
+                if w.write_all(&buf[..n]).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = w.shutdown().await;
+}
+
+/// An upstream that records what it receives and never answers: any byte it sees came from
+/// the relay, and a request it sees cannot have been answered.
+pub struct Recorder {
+    pub addr: SocketAddr,
+    pub received: Arc<Mutex<Vec<u8>>>,
+    pub connections: Arc<Mutex<usize>>,
+}
+
+impl Recorder {
+    pub async fn start() -> Recorder {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let connections = Arc::new(Mutex::new(0));
+        let (r, c) = (received.clone(), connections.clone());
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                *c.lock().unwrap() += 1;
+                let r = r.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 65536];
+                    while let Ok(n) = s.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                        r.lock().unwrap().extend_from_slice(&buf[..n]);
+                    }
+                });
+            }
+        });
+        Recorder {
+            addr,
+            received,
+            connections,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+/// A redis-server on a free port, without persistence; killed on drop.
+pub struct Redis {
+    pub proc: Proc,
+    pub port: u16,
+}
+
+impl Redis {
+    pub fn start() -> Redis {
+        Self::start_on(free_port())
+    }
+
+    pub fn start_on(port: u16) -> Redis {
+        let log = std::env::temp_dir().join(format!("pqrelay-test-redis-{port}.log"));
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("redis-server");
+        let mut proc = super::Proc::from_child(child, log);
+        proc.wait_port(port);
+        Redis { proc, port }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+/// `GET /headers` through the client: what the upstream saw.
+pub async fn upstream_view(c: &RelayClient, path: &str) -> serde_json::Value {
+    let resp = c.request(Method::GET, path).send().await.expect("send");
+    assert_eq!(resp.status(), 200);
+    resp.json().await.expect("json")
+}
+
+/// Pairs one pair by hand with the client id in `relay_value` (`1.<token>`), then sends one
+/// sealed `GET path` carrying exactly that token; returns the response.
+pub async fn sealed_get_with_token(
+    relay: &Relay,
+    relay_value: &str,
+    path: &str,
+) -> reqwest::Response {
+    let token = relay_value.trim_start_matches("1.");
+    let mut p = HandPair::new(relay, Some(token)).await;
+    p.token = ClientIdToken::parse(token).expect("token");
+    let s = seal_request(&mut p, "GET", path, &[], None);
+    send_sealed(relay, &s).await
+}
