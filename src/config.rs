@@ -79,6 +79,15 @@ pub struct Config {
     pub aws_region: Option<String>,
     /// Redis URL for shared state; `None` means in-memory state.
     pub redis_url: Option<Secret>,
+    /// Redis Cluster mode (`REDIS_CLUSTER`): the URL names one node, the others are discovered.
+    pub redis_cluster: bool,
+    /// Time limit of one Redis operation in milliseconds (`REDIS_TIMEOUT_MS`); `None` = the
+    /// store's default.
+    pub redis_timeout_ms: Option<u64>,
+    /// PEM file of CA certificates for `rediss://` (`REDIS_CA_FILE`).
+    pub redis_ca_file: Option<PathBuf>,
+    /// Seals pair state at rest in Redis (`STATE_SECRET`); `None` = `CLIENT_ID_SECRET`.
+    pub state_secret: Option<Secret>,
     /// Address to listen on.
     pub host: String,
     /// Port to listen on.
@@ -194,6 +203,10 @@ const REDIS_URL: Field = Field {
     env: "REDIS_URL",
     aliases: &["redisUrl"],
 };
+const REDIS_CLUSTER: Field = field("redisCluster", "REDIS_CLUSTER");
+const REDIS_TIMEOUT_MS: Field = field("redisTimeoutMs", "REDIS_TIMEOUT_MS");
+const REDIS_CA_FILE: Field = field("redisCaFile", "REDIS_CA_FILE");
+const STATE_SECRET: Field = field("stateSecret", "STATE_SECRET");
 const HOST: Field = field("host", "HOST");
 const PORT: Field = field("port", "PORT");
 const DEBUG: Field = field("debug", "DEBUG");
@@ -214,6 +227,10 @@ const FIELDS: &[&Field] = &[
     &CLIENT_ID_PREVIOUS_SECRETS,
     &AWS_REGION,
     &REDIS_URL,
+    &REDIS_CLUSTER,
+    &REDIS_TIMEOUT_MS,
+    &REDIS_CA_FILE,
+    &STATE_SECRET,
     &HOST,
     &PORT,
     &DEBUG,
@@ -641,26 +658,31 @@ pub fn load(src: &Sources) -> Result<Loaded, ConfigErrors> {
         .map(|v| v.unwrap_or(LogFormat::Text));
 
     let upstream_ca_file = l.optional(&UPSTREAM_CA_FILE, |l, raw, source| {
-        let s = l.string(&UPSTREAM_CA_FILE, raw, source)?;
-        match std::fs::read_to_string(&s) {
-            Ok(text) if text.contains("-----BEGIN CERTIFICATE-----") => Some(PathBuf::from(s)),
-            Ok(_) => {
-                l.problem(
-                    &UPSTREAM_CA_FILE,
-                    source,
-                    format!("{s:?} holds no PEM certificate"),
-                );
-                None
-            }
-            Err(e) => {
-                l.problem(
-                    &UPSTREAM_CA_FILE,
-                    source,
-                    format!("{s:?} cannot be read: {e}"),
-                );
-                None
-            }
+        pem_file(l, &UPSTREAM_CA_FILE, raw, source)
+    });
+
+    let redis_cluster = l
+        .optional(&REDIS_CLUSTER, |l, raw, source| {
+            l.bool(&REDIS_CLUSTER, raw, source)
+        })
+        .map(|v| v.unwrap_or(false));
+
+    let redis_timeout_ms = l.optional(&REDIS_TIMEOUT_MS, |l, raw, source| {
+        l.number::<u64>(&REDIS_TIMEOUT_MS, raw, source, 1, 60_000)
+    });
+
+    let redis_ca_file = l.optional(&REDIS_CA_FILE, |l, raw, source| {
+        pem_file(l, &REDIS_CA_FILE, raw, source)
+    });
+
+    let state_secret = l.optional(&STATE_SECRET, |l, raw, source| {
+        let s = l.string(&STATE_SECRET, raw, source)?;
+        if s.chars().count() < MIN_SECRET_LEN {
+            l.warnings.push(format!(
+                "STATE_SECRET is shorter than {MIN_SECRET_LEN} characters; use a long random value"
+            ));
         }
+        Some(Secret(s))
     });
 
     let demo = l
@@ -678,6 +700,10 @@ pub fn load(src: &Sources) -> Result<Loaded, ConfigErrors> {
             client_id_previous_secrets: client_id_previous_secrets?,
             aws_region: aws_region?,
             redis_url: redis_url?,
+            redis_cluster: redis_cluster?,
+            redis_timeout_ms: redis_timeout_ms?,
+            redis_ca_file: redis_ca_file?,
+            state_secret: state_secret?,
             host: host?,
             port: port?,
             debug: debug?,
@@ -699,6 +725,22 @@ pub fn load(src: &Sources) -> Result<Loaded, ConfigErrors> {
             file: src.file.as_ref().map(|(p, _)| p.clone()),
         }),
         _ => Err(ConfigErrors(l.problems)),
+    }
+}
+
+/// A readable PEM file holding at least one certificate.
+fn pem_file(l: &mut Loader<'_>, f: &Field, raw: Raw, source: &str) -> Option<PathBuf> {
+    let s = l.string(f, raw, source)?;
+    match std::fs::read_to_string(&s) {
+        Ok(text) if text.contains("-----BEGIN CERTIFICATE-----") => Some(PathBuf::from(s)),
+        Ok(_) => {
+            l.problem(f, source, format!("{s:?} holds no PEM certificate"));
+            None
+        }
+        Err(e) => {
+            l.problem(f, source, format!("{s:?} cannot be read: {e}"));
+            None
+        }
     }
 }
 
@@ -988,6 +1030,10 @@ impl Config {
             "clientIdPreviousSecrets": self.client_id_previous_secrets.iter().map(Secret::masked).collect::<Vec<_>>(),
             "awsRegion": self.aws_region,
             "redisURL": self.redis_url.as_ref().map(|u| mask_url(u.expose())),
+            "redisCluster": self.redis_cluster,
+            "redisTimeoutMs": self.redis_timeout_ms,
+            "redisCaFile": self.redis_ca_file.as_ref().map(|p| p.display().to_string()),
+            "stateSecret": self.state_secret.as_ref().map(Secret::masked),
             "host": self.host,
             "port": self.port,
             "debug": self.debug,
