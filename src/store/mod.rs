@@ -7,6 +7,7 @@
 //! the compare-and-set means another request used the pair concurrently (564).
 
 pub mod memory;
+pub mod redis;
 
 use std::sync::Arc;
 
@@ -14,6 +15,7 @@ use async_trait::async_trait;
 use pqrelay_protocol::{ClientId, PairId, ServerPair};
 
 pub use memory::{MemoryConfig, MemoryStore};
+pub use redis::{RedisConfig, RedisStore};
 
 /// A pair's state as read from a store, with the version a later compare-and-set checks.
 #[derive(Debug)]
@@ -94,6 +96,8 @@ pub trait PairStore: Send + Sync {
 pub struct StoreConfig {
     /// Bounds of the memory store (used when no Redis is configured).
     pub memory: MemoryConfig,
+    /// Redis settings: when set, pairs live in Redis and `memory` is unused.
+    pub redis: Option<RedisConfig>,
 }
 
 impl StoreConfig {
@@ -101,7 +105,14 @@ impl StoreConfig {
     pub fn new(max_pool_size: usize) -> StoreConfig {
         StoreConfig {
             memory: MemoryConfig::new(max_pool_size),
+            redis: None,
         }
+    }
+
+    /// The same, with pairs in Redis.
+    pub fn with_redis(mut self, redis: RedisConfig) -> StoreConfig {
+        self.redis = Some(redis);
+        self
     }
 }
 
@@ -117,7 +128,12 @@ impl std::fmt::Display for StoreConfigError {
 
 impl std::error::Error for StoreConfigError {}
 
-/// Builds the configured store. Never blocks and never contacts a server.
+/// Builds the configured store: Redis when [`StoreConfig::redis`] is set, else memory. Never
+/// contacts a server (Redis is connected on first use, and again whenever needed), so the relay
+/// starts while Redis is down. Call it from anywhere (no runtime needed).
 pub fn from_config(config: &StoreConfig) -> Result<Arc<dyn PairStore>, StoreConfigError> {
-    Ok(Arc::new(MemoryStore::new(&config.memory)))
+    Ok(match &config.redis {
+        Some(redis) => Arc::new(RedisStore::new(redis)?),
+        None => Arc::new(MemoryStore::new(&config.memory)),
+    })
 }

@@ -1,0 +1,431 @@
+//! The Redis pair store (PROTOCOL.md §10): one Redis (or Redis Cluster, e.g. ElastiCache in
+//! cluster mode) shared by every relay behind a load balancer.
+//!
+//! # Keys, values, commands
+//!
+//! A pair lives at `pqrelay:1:{<b64(id)>}:<b64(pid)>`; the braces are a Redis Cluster hash tag, so
+//! all pairs of one client id share a slot and one pairing request is one `MULTI`. The value is
+//! the 73-byte blob of [`StateSealer::seal`] with a fresh random salt per write, so the blob read
+//! is also the pair's [`Version::Sealed`]. Idle expiry is the key's `PX` TTL, set on every write.
+//!
+//! - [`PairStore::load`]: one `GET`; the blob is opened with the current state secret, then with
+//!   each previous one; none opening it is [`StoreError::Unreadable`] (569).
+//! - [`PairStore::compare_and_set`]: one `EVALSHA` of [`CAS_SCRIPT`] (replace the blob only if it
+//!   is still the blob that was read); `redis` reloads the script after a `NOSCRIPT`.
+//! - [`PairStore::insert`]: one pipelined `MULTI` of `SET key blob PX ttl`, `EXEC`.
+//!
+//! # Connection
+//!
+//! The store owns a small tokio runtime (one thread, `pqrelay-redis`) on which the connection
+//! lives: a `redis` `ConnectionManager` (single node: reconnects by itself) or cluster connection
+//! (follows slots and reconnects nodes). Every operation runs there with the configured timeout,
+//! so it does not matter which runtime (Pingora's, a test's) calls the store, and a driver task
+//! never dies with a caller's runtime. Nothing connects at construction: the relay starts while
+//! Redis is down, operations fail with [`StoreError::Unavailable`] within the timeout, and the
+//! store recovers by itself when Redis is back.
+//!
+//! Nothing here logs or returns keys, blobs, or the URL (which may carry a password).
+
+use std::fmt;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pqrelay_protocol::state::{BLOB_SIZE, SALT_SIZE};
+use pqrelay_protocol::{ClientId, PairId, ServerPair, StateSealer};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, Pipeline, RedisError, RedisFuture, Script, Value};
+
+use super::{PairStore, StoreConfigError, StoreError, Stored, Version};
+
+/// Default time limit of one store operation (connecting included).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Prefix of every key: `pqrelay:1:{<b64(id)>}:<b64(pid)>`.
+pub const KEY_PREFIX: &str = "pqrelay:1:";
+
+/// Replaces `KEYS[1]` with `ARGV[2]` (TTL `ARGV[3]` ms) only if it still holds `ARGV[1]`.
+pub const CAS_SCRIPT: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+     redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 else return 0 end";
+
+static CAS: LazyLock<Script> = LazyLock::new(|| Script::new(CAS_SCRIPT));
+
+/// Settings of a [`RedisStore`]. `Debug` never shows the URL or the secrets.
+#[derive(Clone)]
+pub struct RedisConfig {
+    /// `redis://`, `rediss://` (TLS), `redis+unix://` or `unix://` URL, possibly with a password.
+    pub url: String,
+    /// Redis Cluster mode (ElastiCache "cluster mode enabled"): the URL names one node (e.g. the
+    /// configuration endpoint); the others are discovered. `redis://` or `rediss://` only.
+    pub cluster: bool,
+    /// PEM file of the CA certificates that sign the server's certificate (`rediss://` only);
+    /// without it the system's roots and the Mozilla roots are trusted.
+    pub ca_file: Option<PathBuf>,
+    /// Time limit of one operation, connecting included.
+    pub timeout: Duration,
+    /// Idle expiry of a pair (the key's TTL, refreshed on every write).
+    pub idle: Duration,
+    /// `STATE_SECRET` (UTF-8 bytes): seals every write.
+    pub state_secret: Vec<u8>,
+    /// Older state secrets: blobs sealed under them still open (newest first).
+    pub previous_secrets: Vec<Vec<u8>>,
+}
+
+impl fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &"(hidden)")
+            .field("cluster", &self.cluster)
+            .field("ca_file", &self.ca_file)
+            .field("timeout", &self.timeout)
+            .field("idle", &self.idle)
+            .field("previous_secrets", &self.previous_secrets.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisConfig {
+    /// A configuration with [`DEFAULT_TIMEOUT`] and the memory store's default idle expiry
+    /// ([`super::memory::DEFAULT_IDLE`], 24 h), no CA file.
+    pub fn new(
+        url: impl Into<String>,
+        cluster: bool,
+        state_secret: &[u8],
+        previous_secrets: &[&[u8]],
+    ) -> RedisConfig {
+        RedisConfig {
+            url: url.into(),
+            cluster,
+            ca_file: None,
+            timeout: DEFAULT_TIMEOUT,
+            idle: super::memory::DEFAULT_IDLE,
+            state_secret: state_secret.to_vec(),
+            previous_secrets: previous_secrets.iter().map(|s| s.to_vec()).collect(),
+        }
+    }
+
+    /// Checks the URL's scheme against the mode. The message never repeats the URL.
+    pub fn validate(&self) -> Result<(), StoreConfigError> {
+        let scheme = self.url.split("://").next().unwrap_or_default();
+        let ok = match scheme {
+            "redis" | "rediss" => true,
+            "redis+unix" | "unix" => !self.cluster,
+            _ => false,
+        };
+        if !ok {
+            return Err(StoreConfigError(if self.cluster {
+                "REDIS_URL must start with redis:// or rediss:// in cluster mode (REDIS_CLUSTER)"
+                    .into()
+            } else {
+                "REDIS_URL must start with redis://, rediss://, redis+unix:// or unix://".into()
+            }));
+        }
+        if self.ca_file.is_some() && scheme != "rediss" {
+            return Err(StoreConfigError(
+                "REDIS_CA_FILE needs a rediss:// REDIS_URL".into(),
+            ));
+        }
+        if self.timeout.is_zero() || self.idle < Duration::from_millis(1) {
+            return Err(StoreConfigError(
+                "the Redis timeout and idle expiry must be positive".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The connection the store's runtime drives.
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// The Redis [`PairStore`]. See the [module docs](self).
+pub struct RedisStore {
+    conn: Conn,
+    /// Runs every operation; `None` only while dropping.
+    runtime: Option<tokio::runtime::Runtime>,
+    sealer: StateSealer,
+    previous: Vec<StateSealer>,
+    timeout: Duration,
+    ttl_ms: u64,
+    cluster: bool,
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("cluster", &self.cluster)
+            .field("timeout", &self.timeout)
+            .field("ttl_ms", &self.ttl_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for RedisStore {
+    fn drop(&mut self) {
+        // Dropping a runtime blocks, which panics inside another runtime: let it go instead.
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl RedisStore {
+    /// Builds the store and its runtime without connecting (see the [module docs](self)).
+    /// Fails only on a configuration that cannot work (bad URL, unreadable CA, no thread).
+    pub fn new(config: &RedisConfig) -> Result<RedisStore, StoreConfigError> {
+        config.validate()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("pqrelay-redis")
+            .enable_all()
+            .build()
+            .map_err(|e| StoreConfigError(format!("Redis store: cannot start its thread: {e}")))?;
+        let ca_pem =
+            match &config.ca_file {
+                Some(path) => Some(std::fs::read(path).map_err(|e| {
+                    StoreConfigError(format!("REDIS_CA_FILE {}: {e}", path.display()))
+                })?),
+                None => None,
+            };
+        let bad_url = |e: RedisError| {
+            StoreConfigError(format!(
+                "REDIS_URL is not usable: {:?} (the URL itself is not shown)",
+                e.kind()
+            ))
+        };
+        let tls = |pem: &Vec<u8>| redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(pem.clone()),
+        };
+        // The connections' tasks must be spawned on the store's runtime.
+        let conn = {
+            let _guard = runtime.enter();
+            if config.cluster {
+                let mut builder = ClusterClientBuilder::new(vec![config.url.as_str()])
+                    .connection_timeout(config.timeout)
+                    .response_timeout(config.timeout)
+                    .retries(1)
+                    .min_retry_wait(10)
+                    .max_retry_wait(200);
+                if let Some(pem) = &ca_pem {
+                    builder = builder.certs(tls(pem));
+                }
+                let client = builder.build().map_err(bad_url)?;
+                let cluster_config = redis::cluster::ClusterConfig::new()
+                    .set_connection_timeout(config.timeout)
+                    .set_response_timeout(config.timeout);
+                Conn::Cluster(client.get_pending_async_connection_with_config(cluster_config))
+            } else {
+                let client = match &ca_pem {
+                    Some(pem) => redis::Client::build_with_tls(config.url.as_str(), tls(pem)),
+                    None => redis::Client::open(config.url.as_str()),
+                }
+                .map_err(bad_url)?;
+                // One connection attempt per reconnection: while Redis is down, calls fail fast
+                // instead of queueing behind a backoff, and each call retries.
+                let manager_config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(config.timeout))
+                    .set_response_timeout(Some(config.timeout))
+                    .set_number_of_retries(0);
+                Conn::Single(
+                    ConnectionManager::new_lazy_with_config(client, manager_config)
+                        .map_err(bad_url)?,
+                )
+            }
+        };
+        Ok(RedisStore {
+            conn,
+            runtime: Some(runtime),
+            sealer: StateSealer::new(&config.state_secret),
+            previous: config
+                .previous_secrets
+                .iter()
+                .map(|s| StateSealer::new(s))
+                .collect(),
+            timeout: config.timeout,
+            ttl_ms: u64::try_from(config.idle.as_millis())
+                .unwrap_or(u64::MAX)
+                .max(1),
+            cluster: config.cluster,
+        })
+    }
+
+    /// The key of a pair: `pqrelay:1:{<b64(id)>}:<b64(pid)>`.
+    pub fn key(client: &ClientId, pair: &PairId) -> String {
+        format!("{KEY_PREFIX}{{{}}}:{}", client.to_b64(), pair.to_b64())
+    }
+
+    /// Runs `op` on the store's runtime with the timeout.
+    async fn run<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(Conn) -> Fut,
+        Fut: Future<Output = Result<T, RedisError>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let Some(runtime) = &self.runtime else {
+            return Err(StoreError::Unavailable("store closed".into()));
+        };
+        let work = op(self.conn.clone());
+        let timeout = self.timeout;
+        let task = runtime.spawn(async move { tokio::time::timeout(timeout, work).await });
+        match task.await {
+            Ok(Ok(Ok(value))) => Ok(value),
+            Ok(Ok(Err(e))) => Err(unavailable(&e)),
+            Ok(Err(_)) => Err(StoreError::Unavailable(format!(
+                "no answer within {} ms",
+                timeout.as_millis()
+            ))),
+            Err(_) => Err(StoreError::Unavailable("store task failed".into())),
+        }
+    }
+
+    fn seal(
+        &self,
+        client: &ClientId,
+        pair: &PairId,
+        state: &ServerPair,
+    ) -> Result<[u8; BLOB_SIZE], StoreError> {
+        let mut salt = [0u8; SALT_SIZE];
+        getrandom::getrandom(&mut salt)
+            .map_err(|_| StoreError::Unavailable("no randomness for a state salt".into()))?;
+        Ok(self.sealer.seal(client, pair, state, salt))
+    }
+
+    fn open(
+        &self,
+        client: &ClientId,
+        pair: &PairId,
+        blob: &[u8],
+    ) -> Result<ServerPair, StoreError> {
+        std::iter::once(&self.sealer)
+            .chain(&self.previous)
+            .find_map(|s| s.open(client, pair, blob).ok())
+            .ok_or(StoreError::Unreadable)
+    }
+}
+
+/// A Redis failure as [`StoreError::Unavailable`]: the error's kind only (server messages and
+/// addresses stay out of logs and responses).
+fn unavailable(e: &RedisError) -> StoreError {
+    let what = if e.is_timeout() {
+        "timed out".to_string()
+    } else if e.is_connection_refusal() {
+        "connection refused".to_string()
+    } else if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() {
+        format!("connection failed ({:?})", e.kind())
+    } else {
+        format!("{:?}", e.kind())
+    };
+    StoreError::Unavailable(format!("redis: {what}"))
+}
+
+#[async_trait]
+impl PairStore for RedisStore {
+    async fn insert(
+        &self,
+        client: &ClientId,
+        pairs: &[(PairId, ServerPair)],
+    ) -> Result<(), StoreError> {
+        if pairs.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for (pid, state) in pairs {
+            let blob = self.seal(client, pid, state)?;
+            pipe.cmd("SET")
+                .arg(Self::key(client, pid))
+                .arg(&blob[..])
+                .arg("PX")
+                .arg(self.ttl_ms)
+                .ignore();
+        }
+        self.run(|mut conn| async move { pipe.query_async::<()>(&mut conn).await })
+            .await
+    }
+
+    async fn load(&self, client: &ClientId, pair: &PairId) -> Result<Option<Stored>, StoreError> {
+        let key = Self::key(client, pair);
+        let blob: Option<Vec<u8>> = self
+            .run(|mut conn| async move { redis::cmd("GET").arg(key).query_async(&mut conn).await })
+            .await?;
+        let Some(blob) = blob else {
+            return Ok(None);
+        };
+        let state = self.open(client, pair, &blob)?;
+        Ok(Some(Stored {
+            pair: state,
+            version: Version::Sealed(blob),
+        }))
+    }
+
+    async fn compare_and_set(
+        &self,
+        client: &ClientId,
+        pair: &PairId,
+        expected: &Version,
+        next: &ServerPair,
+    ) -> Result<bool, StoreError> {
+        let Version::Sealed(expected) = expected else {
+            return Ok(false);
+        };
+        let blob = self.seal(client, pair, next)?;
+        let mut invocation = CAS.prepare_invoke();
+        invocation
+            .key(Self::key(client, pair))
+            .arg(expected.as_slice())
+            .arg(&blob[..])
+            .arg(self.ttl_ms);
+        let won: i64 = self
+            .run(|mut conn| async move { invocation.invoke_async(&mut conn).await })
+            .await?;
+        Ok(won == 1)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.run(|mut conn| async move { redis::cmd("PING").query_async::<()>(&mut conn).await })
+            .await
+    }
+
+    fn kind(&self) -> &'static str {
+        if self.cluster {
+            "redis-cluster"
+        } else {
+            "redis"
+        }
+    }
+}
