@@ -4,6 +4,7 @@
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
 pub mod exchange;
+pub mod redis;
 pub mod suite;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
