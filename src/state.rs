@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::client_id::ClientIdSigner;
 use crate::config::Config;
-use crate::store::{PairStore, StoreConfig};
+use crate::store::{PairStore, RedisConfig, StoreConfig};
 use crate::upstream::Upstreams;
 
 /// Everything request handling needs, shared by all requests.
@@ -23,8 +23,7 @@ impl RelayState {
     /// Builds the state: the signer from the configured secrets, the upstreams resolved, the
     /// pair store built from the configuration (no server is contacted yet).
     pub fn new(config: Config) -> Result<RelayState, String> {
-        let store = crate::store::from_config(&StoreConfig::new(config.max_pool_size))
-            .map_err(|e| e.to_string())?;
+        let store = crate::store::from_config(&store_config(&config)).map_err(|e| e.to_string())?;
         RelayState::with_store(config, store)
     }
 
@@ -46,4 +45,28 @@ impl RelayState {
             store,
         })
     }
+}
+
+/// The store settings of a configuration: Redis when `REDIS_URL` is set (pair state sealed
+/// with `STATE_SECRET`, by default `CLIENT_ID_SECRET`), memory otherwise.
+pub fn store_config(config: &Config) -> StoreConfig {
+    let base = StoreConfig::new(config.max_pool_size);
+    let Some(url) = &config.redis_url else {
+        return base;
+    };
+    let secret = config
+        .state_secret
+        .as_ref()
+        .unwrap_or(&config.client_id_secret);
+    let mut redis = RedisConfig::new(
+        url.expose(),
+        config.redis_cluster,
+        secret.expose().as_bytes(),
+        &[],
+    );
+    if let Some(ms) = config.redis_timeout_ms {
+        redis.timeout = std::time::Duration::from_millis(ms);
+    }
+    redis.ca_file = config.redis_ca_file.clone();
+    base.with_redis(redis)
 }
