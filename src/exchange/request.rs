@@ -271,8 +271,13 @@ pub fn rewrite_upstream_request(x: &Exchange, req: &mut RequestHeader) -> Result
 /// Opens the request body as it arrives: `body` is replaced by the plaintext of every record
 /// completed so far (records are independent of how TCP split the bytes). At the end of the
 /// stream the decoder must have seen its final record. Any failure is a 562.
+///
+/// `body` stays `Some` (possibly empty) whenever it came in `Some`: Pingora takes a `None`
+/// body as the end of the request body.
 pub fn decode_body(x: &mut Exchange, body: &mut Option<Bytes>, end_of_stream: bool) -> Result<()> {
-    let data = body.take().unwrap_or_default();
+    let Some(data) = body.as_mut() else {
+        return finish_body(x, end_of_stream);
+    };
     let Some(decoder) = x.decoder.as_mut() else {
         if !data.is_empty() {
             return Err(body_error("a body arrived without the body flag"));
@@ -283,10 +288,15 @@ pub fn decode_body(x: &mut Exchange, body: &mut Option<Bytes>, end_of_stream: bo
         x.body_started = true;
         let mut plain = Vec::with_capacity(data.len());
         decoder
-            .push(&data, &mut plain)
+            .push(data, &mut plain)
             .map_err(|_| body_error("the request body did not open"))?;
-        *body = Some(Bytes::from(plain));
+        *data = Bytes::from(plain);
     }
+    finish_body(x, end_of_stream)
+}
+
+/// At the end of the stream the decoder must have opened its final record.
+fn finish_body(x: &mut Exchange, end_of_stream: bool) -> Result<()> {
     if end_of_stream {
         if let Some(decoder) = x.decoder.take() {
             decoder

@@ -122,6 +122,25 @@ pub async fn body_sizes(env: &Env) {
         .unwrap();
     let v: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(v["size"], 150_000);
+    // Many small records (the JS client's 7000-byte stream pieces), some pieces empty.
+    let pieces: Vec<Result<Bytes, std::io::Error>> = (0..43)
+        .map(|i| {
+            Ok(Bytes::from(if i % 10 == 5 {
+                vec![]
+            } else {
+                vec![i as u8; 7000]
+            }))
+        })
+        .collect();
+    let resp = c
+        .post("/upload")
+        .header("content-type", "application/octet-stream")
+        .body(Body::stream(futures::stream::iter(pieces)))
+        .send()
+        .await
+        .unwrap();
+    let v: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(v["size"], 39 * 7000);
 }
 
 /// Cookies: `set-cookie` stays plain for browsers; a cookie sent back reaches the upstream.
