@@ -6,8 +6,9 @@
 //! pair's `ek` with fresh randomness, stores every state with one all-or-nothing
 //! [`PairStore::insert`](crate::store::PairStore::insert) and answers the ciphertexts in order.
 //!
-//! X-Wing encapsulation costs about 150 µs per pair; a full pool of 25 pairs is a few
-//! milliseconds, run inline (a `spawn_blocking` hop measured no better at this size).
+//! X-Wing encapsulation costs about 150 µs per pair (protocol benches); a full pool of 25 pairs
+//! is a few milliseconds of one worker thread, run inline. A `spawn_blocking` hop has not been
+//! measured against it yet.
 
 use bytes::{Bytes, BytesMut};
 use http::header;

@@ -172,3 +172,39 @@ async fn a_restarted_memory_relay_makes_the_client_re_pair_on_its_own() {
         "re-paired: {before:?} → {after:?}"
     );
 }
+
+#[tokio::test]
+async fn empty_and_bodiless_upstream_responses() {
+    let cases: [(&[u8], u16, &[u8]); 3] = [
+        (
+            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nx-up: 1\r\n\r\n",
+            200,
+            b"",
+        ),
+        (b"HTTP/1.1 204 No Content\r\nx-up: 1\r\n\r\n", 204, b""),
+        (
+            b"HTTP/1.1 201 Created\r\ncontent-length: 5\r\nx-up: 1\r\n\r\nhello",
+            201,
+            b"hello",
+        ),
+    ];
+    for (raw, status, body) in cases {
+        let up = fixed_upstream(raw).await;
+        let relay = Relay::start(&up, &[]);
+        let c = relay_client(&relay.url(""));
+        for _ in 0..2 {
+            let resp = tokio::time::timeout(Duration::from_secs(5), c.get("/x").send())
+                .await
+                .expect("answered in time")
+                .expect("send");
+            assert_eq!(resp.status(), status);
+            assert_eq!(resp.headers()["x-up"], "1", "sealed header restored");
+            assert!(resp.wire_headers().get("x-up").is_none(), "not plain");
+            let got = tokio::time::timeout(Duration::from_secs(5), resp.bytes())
+                .await
+                .expect("body in time")
+                .unwrap();
+            assert_eq!(&got[..], body);
+        }
+    }
+}

@@ -16,16 +16,21 @@ use crate::routes::RELAY_HEADER;
 /// Seals a response head in place: the upstream headers (everything but `set-cookie`,
 /// hop-by-hop/framing and `access-control-*`) move into `x-mte-relay-eh`, `x-mte-relay`
 /// echoes the pair and counter, and the body mode is chosen: none for `HEAD`, 1xx, 204 and
-/// 304; sized (`content-length: encoded_len(L)`) when the upstream sent `content-length: L`;
+/// 304, and none (`content-length: 0`, no flag `body`) for an empty upstream body; sized (`content-length: encoded_len(L)`) when the upstream sent `content-length: L`;
 /// streaming (flag `streaming`, `transfer-encoding: chunked`) otherwise.
 pub fn seal_head(x: &mut Exchange, is_head: bool, resp: &mut ResponseHeader) -> Result<()> {
     let status = resp.status.as_u16();
-    let has_body = !(is_head || resp.status.is_informational() || matches!(status, 204 | 304));
+    let bodiless = is_head || resp.status.is_informational() || matches!(status, 204 | 304);
     let upstream_len = resp
         .headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
+    // An empty upstream body (`content-length: 0`) is sent as no body: Pingora hands such a
+    // response over as a head that ends the response, with no body callback in which the
+    // final record could be written. The flags (authenticated) say there is no body.
+    let empty = !bodiless && upstream_len == Some(0);
+    let has_body = !bodiless && !empty;
     let sized = upstream_len.filter(|_| has_body);
 
     let mut flags = Flags::HEADERS;
@@ -88,6 +93,8 @@ pub fn seal_head(x: &mut Exchange, is_head: bool, resp: &mut ResponseHeader) -> 
         }
         x.encoder = Some(StreamEncoder::new(&x.response_key, &context, sized));
         x.streaming_response = sized.is_none();
+    } else if empty {
+        resp.insert_header(header::CONTENT_LENGTH, "0")?;
     }
     Ok(())
 }
