@@ -366,3 +366,58 @@ pub async fn fixed_upstream(response: &'static [u8]) -> String {
     });
     format!("http://{addr}")
 }
+
+/// An upstream that answers every request with `len` bytes of [`pattern`]-like data, sent in
+/// 64 KiB writes, with `content-length` (sized) or chunked (`sized = false`).
+pub async fn big_upstream(len: u64, sized: bool) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                let mut seen = Vec::new();
+                loop {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                    if seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                        break;
+                    }
+                }
+                let head = if sized {
+                    format!("HTTP/1.1 200 OK\r\ncontent-type: application/x-big\r\ncontent-length: {len}\r\n\r\n")
+                } else {
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/x-big\r\ntransfer-encoding: chunked\r\n\r\n".to_owned()
+                };
+                if s.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let piece = pattern(65536);
+                let mut left = len;
+                while left > 0 {
+                    let n = left.min(65536) as usize;
+                    let ok = if sized {
+                        s.write_all(&piece[..n]).await.is_ok()
+                    } else {
+                        let mut chunk = format!("{n:x}\r\n").into_bytes();
+                        chunk.extend_from_slice(&piece[..n]);
+                        chunk.extend_from_slice(b"\r\n");
+                        s.write_all(&chunk).await.is_ok()
+                    };
+                    if !ok {
+                        return;
+                    }
+                    left -= n as u64;
+                }
+                if !sized {
+                    let _ = s.write_all(b"0\r\n\r\n").await;
+                }
+                let _ = s.flush().await;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
