@@ -291,15 +291,7 @@ async fn mte_requests_fail_over_to_the_next_upstream_before_any_body_byte() {
     let c = relay_client(&relay.url(""));
     for i in 0..4 {
         let body = pattern(100_000 + i);
-        let resp = c
-            .post("/upload")
-            .header("content-type", "application/octet-stream")
-            .body(body.clone())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200, "request {i}");
-        let v: serde_json::Value = resp.json().await.unwrap();
+        let v = upload(&c, body.clone()).await;
         assert_eq!(v["sha256"], sha256_hex(&body));
     }
 }

@@ -339,85 +339,102 @@ pub async fn sealed_get_with_token(
     send_sealed(relay, &s).await
 }
 
-/// An upstream that answers every request with the same raw response (after reading the
-/// request head), keeping the connection open.
-pub async fn fixed_upstream(response: &'static [u8]) -> String {
+/// Serves every connection of a loopback listener with `handle`; returns the base URL.
+async fn serve_raw<F, Fut>(handle: F) -> String
+where
+    F: Fn(TcpStream) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 65536];
-                let mut seen = Vec::new();
-                while let Ok(n) = s.read(&mut buf).await {
-                    if n == 0 {
-                        break;
-                    }
-                    seen.extend_from_slice(&buf[..n]);
-                    while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
-                        seen.drain(..end + 4);
-                        if s.write_all(response).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-            });
+        while let Ok((s, _)) = listener.accept().await {
+            tokio::spawn(handle(s));
         }
     });
     format!("http://{addr}")
 }
 
+/// Reads until the end of a request head (`\r\n\r\n`) into `seen`; `false` on EOF or error.
+async fn read_head(s: &mut TcpStream, seen: &mut Vec<u8>) -> bool {
+    let mut buf = vec![0u8; 65536];
+    while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+        match s.read(&mut buf).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+        }
+    }
+    true
+}
+
+/// An upstream that answers every request with the same raw response (after reading the
+/// request head), keeping the connection open.
+pub async fn fixed_upstream(response: &'static [u8]) -> String {
+    serve_raw(move |mut s| async move {
+        let mut seen = Vec::new();
+        while read_head(&mut s, &mut seen).await {
+            let end = seen.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(0);
+            seen.drain(..end + 4);
+            if s.write_all(response).await.is_err() {
+                return;
+            }
+        }
+    })
+    .await
+}
+
 /// An upstream that answers every request with `len` bytes of [`pattern`]-like data, sent in
 /// 64 KiB writes, with `content-length` (sized) or chunked (`sized = false`).
 pub async fn big_upstream(len: u64, sized: bool) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 65536];
-                let mut seen = Vec::new();
-                loop {
-                    match s.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => seen.extend_from_slice(&buf[..n]),
-                    }
-                    if seen.windows(4).any(|w| w == b"\r\n\r\n") {
-                        break;
-                    }
-                }
-                let head = if sized {
-                    format!("HTTP/1.1 200 OK\r\ncontent-type: application/x-big\r\ncontent-length: {len}\r\n\r\n")
-                } else {
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/x-big\r\ntransfer-encoding: chunked\r\n\r\n".to_owned()
-                };
-                if s.write_all(head.as_bytes()).await.is_err() {
-                    return;
-                }
-                let piece = pattern(65536);
-                let mut left = len;
-                while left > 0 {
-                    let n = left.min(65536) as usize;
-                    let ok = if sized {
-                        s.write_all(&piece[..n]).await.is_ok()
-                    } else {
-                        let mut chunk = format!("{n:x}\r\n").into_bytes();
-                        chunk.extend_from_slice(&piece[..n]);
-                        chunk.extend_from_slice(b"\r\n");
-                        s.write_all(&chunk).await.is_ok()
-                    };
-                    if !ok {
-                        return;
-                    }
-                    left -= n as u64;
-                }
-                if !sized {
-                    let _ = s.write_all(b"0\r\n\r\n").await;
-                }
-                let _ = s.flush().await;
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            });
+    serve_raw(move |mut s| async move {
+        if !read_head(&mut s, &mut Vec::new()).await {
+            return;
         }
-    });
-    format!("http://{addr}")
+        let head = if sized {
+            format!("HTTP/1.1 200 OK\r\ncontent-type: application/x-big\r\ncontent-length: {len}\r\n\r\n")
+        } else {
+            "HTTP/1.1 200 OK\r\ncontent-type: application/x-big\r\ntransfer-encoding: chunked\r\n\r\n".to_owned()
+        };
+        if s.write_all(head.as_bytes()).await.is_err() {
+            return;
+        }
+        let piece = pattern(65536);
+        let mut left = len;
+        while left > 0 {
+            let n = left.min(65536) as usize;
+            let mut out = Vec::with_capacity(n + 16);
+            if !sized {
+                out.extend_from_slice(format!("{n:x}\r\n").as_bytes());
+            }
+            out.extend_from_slice(&piece[..n]);
+            if !sized {
+                out.extend_from_slice(b"\r\n");
+            }
+            if s.write_all(&out).await.is_err() {
+                return;
+            }
+            left -= n as u64;
+        }
+        if !sized {
+            let _ = s.write_all(b"0\r\n\r\n").await;
+        }
+        let _ = s.flush().await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    })
+    .await
+}
+
+/// `POST /upload` of `body` through the client; checks 200 and returns the upstream's
+/// `{"size","sha256"}` answer.
+pub async fn upload(c: &RelayClient, body: Vec<u8>) -> serde_json::Value {
+    let len = body.len();
+    let resp = c
+        .post("/upload")
+        .header("content-type", "application/octet-stream")
+        .body(body)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{len}: {e}"));
+    assert_eq!(resp.status(), 200, "{len}");
+    resp.json().await.unwrap()
 }

@@ -97,15 +97,7 @@ pub async fn body_sizes(env: &Env) {
     let c = env.client();
     for len in [0usize, 1, 65535, 65536, 65537, 1 << 20] {
         let body = pattern(len);
-        let resp = c
-            .post("/upload")
-            .header("content-type", "application/octet-stream")
-            .body(body.clone())
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{len}: {e}"));
-        assert_eq!(resp.status(), 200, "{len}");
-        let v: serde_json::Value = resp.json().await.unwrap();
+        let v = upload(&c, body.clone()).await;
         assert_eq!(v["size"], len as u64, "{len}");
         assert_eq!(v["sha256"], sha256_hex(&body), "{len}");
     }
