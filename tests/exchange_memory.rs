@@ -323,3 +323,65 @@ async fn debug_logs_show_no_plaintext_or_keys() {
         assert!(!log.contains(needle), "log shows {needle}:\n{log}");
     }
 }
+
+#[tokio::test]
+async fn a_streaming_body_sent_with_a_content_length_is_forwarded_whole() {
+    use pqrelay_protocol::{
+        seal_headers, seal_url, ExchangeHeader, Flags, MessageContext, StreamEncoder,
+    };
+    let env = Env::start(&[]);
+    let mut p = HandPair::new(&env.relay, None).await;
+    let keys = p.next();
+    let flags = Flags::URL | Flags::HEADERS | Flags::BODY | Flags::STREAMING;
+    let ctx =
+        MessageContext::request(p.client_id(), p.pid, keys.counter, flags, "POST", "").unwrap();
+    let target = seal_url(&keys.request, &ctx, "/upload").unwrap();
+    let eh = seal_headers(&keys.request, &ctx, [("content-type", "text/plain")]);
+    let plain = pattern(150_000);
+    let mut wire = Vec::new();
+    let mut enc = StreamEncoder::new(&keys.request, &ctx, None);
+    for piece in plain.chunks(5000) {
+        enc.push(piece, &mut wire).unwrap();
+        enc.flush(&mut wire).unwrap();
+    }
+    enc.finish(&mut wire).unwrap();
+    let relay_header = ExchangeHeader {
+        token: p.token.clone(),
+        pair_id: p.pid,
+        counter: keys.counter,
+        flags,
+    }
+    .encode();
+    let resp = common::client()
+        .post(env.relay.url(&target))
+        .header("x-mte-relay", relay_header)
+        .header("x-mte-relay-eh", eh)
+        .body(wire)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let relay = resp.headers()["x-mte-relay"].to_str().unwrap().to_owned();
+    let pqrelay_protocol::RelayHeader::Exchange(h) =
+        pqrelay_protocol::RelayHeader::parse(&relay).unwrap()
+    else {
+        panic!("not an exchange header: {relay}");
+    };
+    let rctx = ctx.response(200, h.flags);
+    let wire_len: u64 = resp.headers()["content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut dec = pqrelay_protocol::StreamDecoder::new(
+        &keys.response,
+        &rctx,
+        pqrelay_protocol::plain_len(wire_len),
+    );
+    let mut body = Vec::new();
+    dec.push(&resp.bytes().await.unwrap(), &mut body).unwrap();
+    dec.finish().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["size"], plain.len());
+    assert_eq!(v["sha256"], sha256_hex(&plain));
+}

@@ -164,8 +164,8 @@ fn parse_relay_header(req: &RequestHeader) -> Result<ExchangeHeader, Rejection> 
     }
 }
 
-/// The plain body length to announce upstream (`Some` for a sized wire body), checking that
-/// the body flag and the wire framing agree.
+/// The plain body length to announce upstream (`Some` for a sized wire body without flag
+/// `streaming`), checking that the body flag and the wire framing agree.
 fn body_framing(req: &RequestHeader, flags: Flags) -> Result<Option<u64>, Rejection> {
     let content_length = match req.headers.get(header::CONTENT_LENGTH) {
         None => None,
@@ -197,6 +197,9 @@ fn body_framing(req: &RequestHeader, flags: Flags) -> Result<Option<u64>, Reject
         return Ok(None);
     }
     match (content_length, chunked) {
+        // Streaming records may be short: the plain length cannot be derived from the wire
+        // length, so the upstream gets a chunked body.
+        (Some(_), false) if flags.contains(Flags::STREAMING) => Ok(None),
         (Some(e), false) => plain_len(e).map(Some).ok_or(Rejection::new(
             ErrorKind::INVALID_LENGTH,
             "content-length is not the encoded length of any body",
