@@ -1,125 +1,257 @@
-// End to end against a running relay in front of the demo upstream (`pqrelay demo`).
-// Runs only when PQRELAY_URL is set, e.g. PQRELAY_URL=http://localhost:8080 npm test.
-// PQRELAY_RESTART, when set, is a shell command that restarts the relay (in-memory state lost);
-// the restart test runs only then.
-import { test } from 'node:test';
+// End to end through the real relay: the test starts `pqrelay demo-upstream` and the relay
+// (PQRELAY_BIN, memory state, DEMO on) on free loopback ports and talks to them with the client
+// exactly as an application would. Runs whenever PQRELAY_BIN is set (`.ci/run` sets it).
+import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { b64decode, b64encode } from '../src/_bytes.js';
 import { prepareRequest, relayFetch } from '../src/_fetch.js';
+import { parseRelayHeaderAs } from '../src/_headers.js';
 import { Relay } from '../src/_relay.js';
+import { loadToken, saveToken } from '../src/_store.js';
 import { initMteRelayClient, MteRelayError, mteFetch } from '../src/index.js';
+import { skipReason as skip, startStack } from './_harness.mjs';
 
-const RELAY = process.env.PQRELAY_URL;
-const skip = RELAY ? false : 'PQRELAY_URL is not set (start `pqrelay demo` and set PQRELAY_URL=http://localhost:8080)';
 if (skip) console.log(`# relay.test.mjs skipped: ${skip}`);
 
-const body = (n) => Uint8Array.from({ length: n }, (_, i) => i % 251);
+const TIMEOUT = 60_000;
+const body = (n) => {
+  const b = new Uint8Array(n);
+  for (let i = 0; i < n; i++) b[i] = (i * 7 + (i >> 11)) % 251;
+  return b;
+};
 const sha256 = (bytes) => createHash('sha256').update(bytes).digest('hex');
 const settings = { encodeUrls: true, encodeHeaders: true };
+const pidOf = (headers) => parseRelayHeaderAs(headers['x-mte-relay'], 'exchange');
 
-test('relay_pairing_and_round_trips', { skip }, async (t) => {
+/** @type {Awaited<ReturnType<typeof startStack>>} */
+let stack;
+let RELAY = '';
+
+before(async () => {
+  if (skip) return;
+  stack = await startStack();
+  RELAY = stack.relayUrl;
+});
+after(async () => {
+  await stack?.stop();
+});
+
+test('pairing', { skip, timeout: TIMEOUT }, async () => {
+  const relay = new Relay(RELAY, { numberOfPairs: 3 });
+  await relay.ready();
+  assert.equal(relay._size, 3);
+  assert.equal(relay._idle.length, 3);
+  assert.ok(relay.info.maxPairs >= 3, `max-pairs ${relay.info.maxPairs}`);
+  assert.equal(b64decode(relay.token).length, 48);
+  // initMteRelayClient pairs the default pool at once and later calls reuse it
+  await initMteRelayClient({ relayUrl: RELAY, numberOfPairs: 3 });
+  await assert.rejects(
+    initMteRelayClient({ relayUrl: stack.upstreamUrl }),
+    (e) => e instanceof MteRelayError && e.code === 'not_a_relay' && /not a pqrelay/.test(e.message),
+  );
+});
+
+test('round_trips', { skip, timeout: TIMEOUT }, async (t) => {
   await initMteRelayClient({ relayUrl: RELAY, numberOfPairs: 3 });
 
-  await t.test('get_headers_arrive_decoded', async () => {
-    const wire = [];
-    const res = await mteFetch(`${RELAY}/headers?q=1`, { headers: { authorization: 'Bearer secret', 'x-custom': 'yes' } }, { onWire: (w) => wire.push(w) });
-    assert.equal(res.status, 200);
-    assert.match(res.headers.get('content-type'), /application\/json/);
-    const seen = await res.json();
-    assert.equal(seen.method, 'GET');
-    assert.equal(seen.path, '/headers');
-    assert.equal(seen.query, 'q=1');
-    assert.equal(seen.headers.authorization, 'Bearer secret');
-    assert.equal(seen.headers['x-custom'], 'yes');
-    assert.ok(!Object.keys(seen.headers).some((h) => h.startsWith('x-mte-')));
-    const sent = wire.find((w) => w.direction === 'request');
-    assert.ok(!sent.url.includes('headers'), 'URL is sealed');
-    assert.equal(sent.headers.authorization, undefined, 'authorization is sealed');
-  });
+  for (const method of ['GET', 'POST', 'PUT', 'DELETE']) {
+    await t.test(`${method.toLowerCase()}_headers_arrive_plain_upstream`, async () => {
+      const wire = [];
+      const withBody = method === 'POST' || method === 'PUT';
+      const res = await mteFetch(
+        `${RELAY}/headers?q=1&who=ada%20l`,
+        {
+          method,
+          headers: { authorization: 'Bearer secret', 'x-custom': 'yes', ...(withBody ? { 'content-type': 'application/json' } : {}) },
+          body: withBody ? JSON.stringify({ hello: method }) : undefined,
+        },
+        { onWire: (w) => wire.push(w) },
+      );
+      assert.equal(res.status, 200);
+      assert.match(res.headers.get('content-type'), /application\/json/);
+      const seen = await res.json();
+      assert.equal(seen.method, method);
+      assert.equal(seen.path, '/headers');
+      assert.equal(seen.query, 'q=1&who=ada%20l');
+      assert.equal(seen.headers.authorization, 'Bearer secret');
+      assert.equal(seen.headers['x-custom'], 'yes');
+      if (withBody) {
+        assert.equal(seen.headers['content-type'], 'application/json');
+        assert.equal(seen.headers['content-length'], String(JSON.stringify({ hello: method }).length));
+      }
+      assert.ok(!Object.keys(seen.headers).some((h) => h.startsWith('x-mte-')), 'no x-mte-* upstream');
+      const sent = wire.find((w) => w.direction === 'request');
+      assert.equal(sent.method, method);
+      assert.ok(!sent.url.includes('headers') && !sent.url.includes('?'), 'URL is sealed');
+      assert.equal(sent.headers.authorization, undefined, 'authorization is sealed');
+      assert.equal(sent.headers['x-custom'], undefined, 'x-custom is sealed');
+      assert.ok(wire.some((w) => w.direction === 'response' && w.status === 200));
+    });
+  }
 
   await t.test('plain_url_and_listed_headers', async () => {
-    const res = await mteFetch(`${RELAY}/headers`, { headers: { 'x-a': '1', 'x-b': '2' } }, { encodeUrls: false, encodeHeaders: ['x-a'] });
+    const wire = [];
+    const res = await mteFetch(`${RELAY}/headers?plain=1`, { headers: { 'x-a': '1', 'x-b': '2' } }, { encodeUrls: false, encodeHeaders: ['x-a'], onWire: (w) => wire.push(w) });
     const seen = await res.json();
+    assert.equal(seen.query, 'plain=1');
     assert.equal(seen.headers['x-a'], '1');
     assert.equal(seen.headers['x-b'], '2');
+    const sent = wire.find((w) => w.direction === 'request');
+    assert.equal(new URL(sent.url).pathname, '/headers');
+    assert.equal(sent.headers['x-a'], undefined);
+    assert.equal(sent.headers['x-b'], '2');
   });
 
   await t.test('login_json_and_cookies', async () => {
     const ok = await mteFetch(`${RELAY}/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'ada', password: 'pw' }) });
     assert.equal(ok.status, 200);
-    assert.equal((await ok.json()).user, 'ada');
+    assert.deepEqual(await ok.json(), { message: 'Welcome, ada!', user: 'ada' });
     const denied = await mteFetch(`${RELAY}/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'ada', password: '' }) });
     assert.equal(denied.status, 401);
     await denied.body?.cancel();
+    const bad = await mteFetch(`${RELAY}/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{not json' });
+    assert.equal(bad.status, 400);
+    await bad.body?.cancel();
   });
 
-  for (const n of [0, 1, 65535, 65536, 65537, 1_000_000]) {
-    await t.test(`upload_sized_${n}`, async () => {
-      const plain = body(n);
+  await t.test('upstream_404_stays_a_response', async () => {
+    const res = await mteFetch(`${RELAY}/no/such/path`);
+    assert.equal(res.status, 404);
+    assert.equal((await res.json()).path, '/no/such/path');
+  });
+});
+
+test('uploads', { skip, timeout: TIMEOUT }, async (t) => {
+  const relay = new Relay(RELAY, { numberOfPairs: 2 });
+  for (const n of [0, 1, 65535, 65536, 65537, 5 * 1024 * 1024]) {
+    const plain = body(n);
+    const expected = { size: n, sha256: sha256(plain) };
+
+    await t.test(`sized_${n}`, async () => {
       const progress = [];
-      const res = await mteFetch(`${RELAY}/upload`, { method: 'POST', body: new Blob([plain]) }, { onUploadProgress: (p) => progress.push(p) });
-      assert.deepEqual(await res.json(), { size: n, sha256: sha256(plain) });
+      const wire = [];
+      const res = await relayFetch(relay, await prepareRequest(`${RELAY}/upload`, { method: 'POST', body: new Blob([plain]) }), {
+        ...settings,
+        onUploadProgress: (p) => progress.push(p),
+        onWire: (w) => wire.push(w),
+      });
+      assert.equal(res.status, 200);
+      assert.deepEqual(await res.json(), expected);
       assert.deepEqual(progress.at(-1), { loaded: n, total: n });
+      const flags = pidOf(wire.find((w) => w.direction === 'request').headers).flags;
+      assert.equal(flags & 0x0c, 0x04, `sized body flags ${flags}`);
+    });
+
+    await t.test(`streaming_${n}`, async () => {
+      const piece = 7000;
+      const stream = new ReadableStream({
+        start(c) {
+          for (let o = 0; o < plain.length; o += piece) c.enqueue(plain.slice(o, o + piece));
+          c.close();
+        },
+      });
+      const wire = [];
+      const res = await relayFetch(relay, await prepareRequest(`${RELAY}/upload`, { method: 'POST', body: stream, duplex: 'half' }), { ...settings, onWire: (w) => wire.push(w) });
+      assert.equal(res.status, 200);
+      assert.deepEqual(await res.json(), expected);
+      const flags = pidOf(wire.find((w) => w.direction === 'request').headers).flags;
+      assert.equal(flags & 0x0c, 0x0c, `streaming body flags ${flags}`);
     });
   }
+});
 
-  await t.test('upload_streaming', async () => {
-    const plain = body(300_000);
-    const stream = new ReadableStream({ start(c) { for (let o = 0; o < plain.length; o += 7000) c.enqueue(plain.subarray(o, o + 7000)); c.close(); } });
-    const res = await mteFetch(`${RELAY}/upload`, { method: 'POST', body: stream, duplex: 'half' });
-    assert.deepEqual(await res.json(), { size: plain.length, sha256: sha256(plain) });
-  });
-
-  await t.test('sse_events_arrive_one_by_one', async () => {
-    const res = await mteFetch(`${RELAY}/events`);
-    assert.equal(res.headers.get('content-type'), 'text/event-stream');
-    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-    const arrivals = [];
-    let text = '';
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      text += value;
-      arrivals.push(Date.now());
+test('sse_events_arrive_one_by_one', { skip, timeout: TIMEOUT }, async () => {
+  const started = Date.now();
+  const res = await mteFetch(`${RELAY}/events`, undefined, { relayUrl: RELAY });
+  assert.equal(res.headers.get('content-type'), 'text/event-stream');
+  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+  const events = []; // [arrival ms since the request, event text]
+  let buffered = '';
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    buffered += value;
+    let end;
+    while ((end = buffered.indexOf('\n\n')) >= 0) {
+      events.push([Date.now() - started, buffered.slice(0, end)]);
+      buffered = buffered.slice(end + 2);
     }
-    assert.equal(text.match(/event: tick/g).length, 5);
-    assert.ok(arrivals.length >= 5, 'each event decoded as it arrived');
-    assert.ok(arrivals.at(-1) - arrivals[0] >= 600, 'events were not buffered until the end');
-  });
-
-  await t.test('concurrent_requests_share_a_bounded_pool', async () => {
-    const relay = new Relay(new URL(RELAY).origin, { numberOfPairs: 2, maxPairs: 3 });
-    const results = await Promise.all(
-      Array.from({ length: 12 }, async (_, i) => {
-        const res = await relayFetch(relay, await prepareRequest(`${RELAY}/echo?msg=${i}`), settings);
-        return (await res.json()).echo;
-      }),
-    );
-    assert.deepEqual(results, Array.from({ length: 12 }, (_, i) => String(i)));
-    assert.ok(relay._size <= 3 && relay._size >= 2, `pool size ${relay._size}`);
-  });
-
-  await t.test('invalid_client_id_566_rediscovers_invisibly', async () => {
-    const relay = new Relay(new URL(RELAY).origin, { numberOfPairs: 1 });
-    await relay.ready();
-    const raw = b64decode(relay.token);
-    raw[40] ^= 1; // break the MAC, keep the id
-    relay.token = b64encode(raw);
-    const res = await relayFetch(relay, await prepareRequest(`${RELAY}/echo?msg=again`), settings);
-    assert.equal((await res.json()).echo, 'again');
-    assert.notEqual(b64encode(b64decode(relay.token)), b64encode(raw));
-  });
+  }
+  assert.equal(events.length, 5, JSON.stringify(events));
+  assert.ok(events.every(([, e]) => /event: tick/.test(e)));
+  const times = events.map(([ms]) => ms);
+  for (let i = 1; i < times.length; i++) {
+    assert.ok(times[i] - times[i - 1] >= 100, `event ${i} arrived ${times[i] - times[i - 1]} ms after the previous one (times ${times})`);
+  }
+  assert.ok(times.at(-1) - times[0] >= 700, `events spread over ${times.at(-1) - times[0]} ms`);
 });
 
-test('relay_restart_repairs_invisibly', { skip: skip || (!process.env.PQRELAY_RESTART && 'PQRELAY_RESTART is not set') }, async () => {
-  await initMteRelayClient({ relayUrl: RELAY });
-  assert.equal((await (await mteFetch(`${RELAY}/echo?msg=before`)).json()).echo, 'before');
-  execSync(process.env.PQRELAY_RESTART, { stdio: 'inherit' });
-  assert.equal((await (await mteFetch(`${RELAY}/echo?msg=after`)).json()).echo, 'after');
+test('pool_grows_with_one_exchange_per_pair', { skip, timeout: TIMEOUT }, async () => {
+  // /events takes ~800 ms, so overlapping exchanges on one pair would show as sends < 700 ms apart.
+  const relay = new Relay(RELAY, { numberOfPairs: 2, maxPairs: 3 });
+  await relay.ready();
+  assert.equal(relay._size, 2);
+  const t0 = Date.now();
+  const sends = []; // { pid, counter, at, done }
+  await Promise.all(
+    Array.from({ length: 12 }, async () => {
+      let entry;
+      const res = await relayFetch(relay, await prepareRequest(`${RELAY}/events`), {
+        ...settings,
+        onWire: (w) => {
+          if (w.direction !== 'request') return;
+          const h = pidOf(w.headers);
+          entry = { pid: b64encode(h.pid), counter: h.counter, at: Date.now() - t0 };
+          sends.push(entry);
+        },
+      });
+      assert.equal((await res.text()).match(/event: tick/g).length, 5);
+      entry.done = Date.now() - t0;
+    }),
+  );
+  assert.equal(relay._size, 3, 'the pool grew from 2 to its bound of 3');
+  assert.equal(sends.length, 12);
+  const byPid = Map.groupBy ? Map.groupBy(sends, (s) => s.pid) : sends.reduce((m, s) => m.set(s.pid, [...(m.get(s.pid) ?? []), s]), new Map());
+  assert.equal(byPid.size, 3, 'three pairs carried the requests');
+  for (const list of byPid.values()) {
+    list.sort((a, b) => a.at - b.at);
+    for (let i = 1; i < list.length; i++) {
+      assert.equal(list[i].counter, list[i - 1].counter + 1n, 'counters move on by one per exchange');
+      assert.ok(list[i].at >= list[i - 1].at + 700, `pair reused while busy: ${JSON.stringify(list, (k, v) => (typeof v === 'bigint' ? Number(v) : v))}`);
+    }
+  }
+  // 12 exchanges of ≥ 800 ms on at most 3 pairs: at least 4 rounds
+  assert.ok(Math.max(...sends.map((s) => s.done)) >= 3000, 'no more than 3 exchanges ran at once');
 });
 
-test('not_a_relay_is_reported', { skip: skip || (!process.env.PQRELAY_UPSTREAM_URL && 'PQRELAY_UPSTREAM_URL (the plain demo upstream) is not set') }, async () => {
-  await assert.rejects(mteFetch(`${process.env.PQRELAY_UPSTREAM_URL}/echo`), (e) => e instanceof MteRelayError && e.code === 'not_a_relay');
+test('invalid_client_id_566_rediscovers_invisibly', { skip, timeout: TIMEOUT }, async () => {
+  const relay = new Relay(RELAY, { numberOfPairs: 1 });
+  await relay.ready();
+  const oldId = b64encode(relay.id);
+  const raw = b64decode(relay.token);
+  raw[40] ^= 1; // break the MAC, keep the id
+  const corrupted = b64encode(raw);
+  relay.token = corrupted;
+  saveToken(relay.origin, corrupted); // the stored copy too: re-discovery sends it
+  const statuses = [];
+  const res = await relayFetch(relay, await prepareRequest(`${RELAY}/echo?msg=again`), { ...settings, onWire: (w) => w.direction === 'response' && statuses.push(w.status) });
+  assert.equal((await res.json()).echo, 'again');
+  assert.notEqual(relay.token, corrupted);
+  assert.notEqual(b64encode(relay.id), oldId, 'a token that does not verify gets a fresh id');
+  assert.equal(loadToken(relay.origin), relay.token, 'the new token is stored');
+  // and it keeps working
+  assert.equal((await (await relayFetch(relay, await prepareRequest(`${RELAY}/echo?msg=later`), settings)).json()).echo, 'later');
+});
+
+test('relay_restart_repairs_invisibly', { skip, timeout: TIMEOUT }, async () => {
+  // runs last: it restarts the relay process (memory state lost)
+  await initMteRelayClient({ relayUrl: RELAY, numberOfPairs: 2 });
+  const before = await mteFetch(`${RELAY}/echo?msg=before`);
+  assert.equal((await before.json()).echo, 'before');
+  await stack.restartRelay();
+  const results = await Promise.all(['after', 'and', 'again'].map(async (m) => (await (await mteFetch(`${RELAY}/echo?msg=${m}`)).json()).echo));
+  assert.deepEqual(results, ['after', 'and', 'again']);
+  const up = await mteFetch(`${RELAY}/upload`, { method: 'POST', body: new Blob([body(70_000)]) });
+  assert.deepEqual(await up.json(), { size: 70_000, sha256: sha256(body(70_000)) });
 });

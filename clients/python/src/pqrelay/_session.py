@@ -516,14 +516,22 @@ class RelaySession:
 
         attempts = 2 if body is None or body.replayable else 1
         self._ensure_discovered()  # so that the first pairing knows the relay's max-pairs
+        lease: _Lease | None = None
         for attempt in range(attempts):
-            lease = _Lease(self._pool, self._pool.acquire(self.timeout))
+            if lease is None:
+                lease = _Lease(self._pool, self._pool.acquire(self.timeout))
             try:
                 response = self._exchange(lease, method, target, sealed, unsealed, body, stream)
             except _MteError as err:
-                retry = self._recover(lease, err)
+                retry, kept = self._recover(lease, err)
                 if retry and attempt + 1 < attempts:
+                    # §11: the retry runs on the pair just re-paired (kept), never on another
+                    # pair of the pool, which may be just as stale (a restarted relay).
+                    if not kept:
+                        lease = None
                     continue
+                if kept:
+                    lease.release()
                 raise RelayError(err.status, err.code, err.message) from None
             except BaseException:
                 lease.release()
@@ -531,35 +539,35 @@ class RelaySession:
             return response
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _recover(self, lease: _Lease, err: _MteError) -> bool:
-        """Apply §11's client action for ``err``; returns whether a retry is allowed."""
+    def _recover(self, lease: _Lease, err: _MteError) -> tuple[bool, bool]:
+        """Apply §11's client action for ``err``. Returns ``(retry, kept)``: whether a retry
+        is allowed, and whether ``lease`` is still held (its pair re-paired or still valid) so
+        that the retry uses it; otherwise the lease was given back."""
         status = err.status
-        if status in _REPAIR_THIS:  # re-pair this pair, retry once
+        if status in _REPAIR_THIS:  # re-pair this pair, retry once (on it)
             try:
                 self._pool.repair(lease.pair)
             except BaseException:
                 lease.discard()
                 raise
-            lease.release()
-            return True
-        if status == 567:  # retry once
-            lease.release()
-            return True
+            return True, True
+        if status == 567:  # retry once; the pair is intact (its ratchet moved on)
+            return True, True
         if status in (560, 566):  # re-discover, re-pair all (566: retry once)
             lease.discard()
             self._rediscover()
             self._pool.invalidate_all()
-            return status == 566
+            return status == 566, False
         if status == 568:  # re-discover
             lease.release()
             self._rediscover()
-            return False
-        if status == 569:  # re-pair all, retry once
+            return False, False
+        if status == 569:  # re-pair all, retry once (on a pair of the new generation)
             lease.discard()
             self._pool.invalidate_all()
-            return True
+            return True, False
         lease.release()  # pragma: no cover - statuses outside 559..569 never get here
-        return False
+        return False, False
 
     def _exchange(
         self,
@@ -708,7 +716,9 @@ class RelaySession:
     @staticmethod
     def _raw_chunks(wire: httpx.Response) -> Iterator[bytes]:
         try:
-            yield from wire.iter_raw(_READ_SIZE)
+            # No chunk size: httpx would hold bytes back until that many arrived, which
+            # delays short streaming records (Server-Sent Events) until the body ends.
+            yield from wire.iter_raw()
         except httpx.HTTPError as exc:
             raise TransportError(f"reading the response failed: {exc}") from exc
 
