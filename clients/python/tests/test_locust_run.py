@@ -34,3 +34,5 @@ def test_locust_headless_run_has_no_failures(relay, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     names = {row["Name"] for row in stats}
     assert "/login" in names and "/upload [50 KB JSON]" in names
+    # RelayUser reports discovery and pairing as their own entries
+    assert "/api/mte-relay" in names and "/api/mte-pair" in names

@@ -103,18 +103,6 @@ def test_relay_login_and_cookies(session):
     assert r.status_code == 401
 
 
-def test_relay_server_sent_events_stream(session):
-    with session.get("/events", stream=True) as r:
-        assert r.headers["content-type"].startswith("text/event-stream")
-        data = [line for line in r.iter_lines() if line.startswith("data:")]
-    assert len(data) == 5
-
-
-def test_relay_echo_route_is_plain(session):
-    r = session.get("/api/mte-echo/test", plain=True)
-    assert r.json()["echo"] == "test"
-
-
 def test_relay_concurrent_requests_share_pool(relay):
     errors: list[BaseException] = []
     with pqrelay.RelaySession(relay.url, number_of_pairs=4, max_pairs=6) as s:
