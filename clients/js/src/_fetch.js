@@ -87,20 +87,24 @@ export function splitHeaders(headers, encodeHeaders) {
  * @returns {Promise<Response>}
  */
 export async function relayFetch(relay, prepared, settings) {
+  let pair = await relay.acquire();
   for (let attempt = 0; ; attempt++) {
-    const pair = await relay.acquire();
     const outcome = await runExchange(relay, pair, prepared, settings);
     if (outcome.response) return outcome.response;
     const { status, code, message } = outcome;
     let retry = attempt === 0 && (prepared.body === null || prepared.body.replayable);
+    /** @type {Promise<import('./_relay.js').Pair> | null} */
+    let next = null;
     if (status === 567) relay.release(pair);
     else if (status === 560 || status === 566) relay.reset(pair, { rediscover: true }).catch(() => {});
     else if (status === 568) {
       await relay.reset(pair, { rediscover: true });
       retry = false;
     } else if (status === 569) relay.reset(pair, { rediscover: false }).catch(() => {});
+    else if (retry) next = relay.renew(pair); // the retry runs on the re-paired pair (§11)
     else relay.drop(pair);
     if (!retry) throw new MteRelayError('relay_error', `the relay answered ${status} ${code}: ${message}`, { status });
+    pair = await (next ?? relay.acquire());
   }
 }
 

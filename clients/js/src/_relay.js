@@ -114,6 +114,31 @@ export class Relay {
   }
 
   /**
+   * Forgets a pair the relay no longer accepts and pairs its replacement for the caller: a retry
+   * after 559/561–565 runs on the re-paired pair, never on another pair of the pool (after a relay
+   * restart every old pair is stale; PROTOCOL.md §11). Falls back to an ordinary `acquire` when the
+   * pool was reset meanwhile.
+   * @param {Pair} pair
+   * @returns {Promise<Pair>} the new pair, busy for the caller's exchange
+   */
+  async renew(pair) {
+    if (pair.generation !== this._generation) return this.acquire();
+    pair.chainKey.fill(0);
+    this._size--;
+    const generation = this._generation;
+    this._pairing++;
+    let pairs;
+    try {
+      pairs = await this._pairWithRediscovery(1);
+    } finally {
+      this._pairing--;
+    }
+    if (generation !== this._generation) return this.acquire();
+    this._size++;
+    return { ...pairs[0], generation };
+  }
+
+  /**
    * Forgets every pair (and, with `rediscover`, the client id's verification) and starts over.
    * Several exchanges failing together trigger a single reset: only a pair of the current
    * generation starts one.
