@@ -23,6 +23,7 @@ use crate::exchange::{
 };
 use crate::observer::{WireEvent, WireObserver};
 use crate::pool::{Checkout, PairLease, PoolStats, PooledPair, SharedPool};
+use crate::recovery::{retry_on, Recovery, Repair, RetryOn};
 use crate::response::{RelayResponse, ResponseBody};
 use crate::transport::{empty_body, full_body, http_client, HttpClient, HttpOptions, RequestBody};
 
@@ -388,27 +389,6 @@ impl Drop for Reservation {
     }
 }
 
-/// What a relay error asks of the client (§11).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Recovery {
-    RepairPair,
-    RepairAll,
-    Rediscover { repair_all: bool },
-    Retry,
-    None,
-}
-
-fn recovery_for(status: u16) -> Recovery {
-    match status {
-        559 | 561..=565 => Recovery::RepairPair,
-        560 | 566 => Recovery::Rediscover { repair_all: true },
-        568 => Recovery::Rediscover { repair_all: false },
-        567 => Recovery::Retry,
-        569 => Recovery::RepairAll,
-        _ => Recovery::None,
-    }
-}
-
 impl RelayClient {
     /// A builder for a client of the relay at `base_url` (`http(s)://host[:port]`).
     pub fn builder(base_url: impl Into<String>) -> ClientBuilder {
@@ -588,7 +568,9 @@ impl RelayClient {
         Ok(Session { token, info })
     }
 
-    fn install(&self, session: Session, repair_all: bool) -> Arc<Session> {
+    /// Makes `session` current. `repair_all`: forget every pair unless that already happened
+    /// since this pool generation (a new client id always forgets them).
+    fn install(&self, session: Session, repair_all: Option<u64>) -> Arc<Session> {
         let relay_max = usize::try_from(session.info.max_pairs)
             .unwrap_or(usize::MAX)
             .max(1);
@@ -602,8 +584,10 @@ impl RelayClient {
             .replace(session.clone());
         let mut pool = self.inner.pool.lock();
         pool.set_bounds(max, self.inner.pairs.min(max));
-        if repair_all || old.is_some_and(|o| o.token.id() != session.token.id()) {
+        if old.is_some_and(|o| o.token.id() != session.token.id()) {
             pool.reset();
+        } else if let Some(generation) = repair_all {
+            pool.reset_since(generation);
         }
         drop(pool);
         self.inner.pool.wake();
@@ -622,11 +606,12 @@ impl RelayClient {
         let session = self
             .discover_once(self.inner.initial_token.as_ref())
             .await?;
-        Ok(self.install(session, false))
+        Ok(self.install(session, None))
     }
 
-    /// Re-discovers unless another task already replaced `stale`.
-    async fn rediscover(&self, stale: &Arc<Session>, repair_all: bool) -> Result<(), Error> {
+    /// Re-discovers unless another task already replaced `stale`; `repair_all` as for
+    /// [`install`](Self::install).
+    async fn rediscover(&self, stale: &Arc<Session>, repair_all: Option<u64>) -> Result<(), Error> {
         let _guard = self.inner.discover_lock.lock().await;
         if self
             .current_session()
@@ -639,20 +624,33 @@ impl RelayClient {
         Ok(())
     }
 
-    /// `POST /api/mte-pair` for `count` new pairs.
+    /// `POST /api/mte-pair` for `count` new pairs with random pair ids.
     async fn pair(
         &self,
         session: &Session,
         count: usize,
         generation: u64,
     ) -> Result<Vec<PooledPair>, Error> {
+        let ids = (0..count)
+            .map(|_| random::<16>().map(PairId))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.pair_ids(session, ids, generation).await
+    }
+
+    /// `POST /api/mte-pair` for the pair ids `ids` (fresh X-Wing keys; the relay replaces the
+    /// state of a pair id it already has, §5).
+    async fn pair_ids(
+        &self,
+        session: &Session,
+        ids: Vec<PairId>,
+        generation: u64,
+    ) -> Result<Vec<PooledPair>, Error> {
+        let count = ids.len();
         let mut pending = Vec::with_capacity(count);
-        for _ in 0..count {
-            let pid = PairId(random::<16>()?);
+        for &pid in &ids {
             let seed = DecapsulationSeed::from_bytes(random::<SEED_SIZE>()?);
             pending.push(PendingPair::new(pid, seed));
         }
-        let ids: Vec<PairId> = pending.iter().map(PendingPair::pair_id).collect();
         let body = PairingRequest {
             pairs: pending
                 .iter()
@@ -734,15 +732,16 @@ impl RelayClient {
                         Err(e) => {
                             drop(reservation);
                             let status = e.relay_status().unwrap_or(0);
-                            match recovery_for(status) {
-                                Recovery::Rediscover { repair_all } if !rediscovered => {
+                            match Recovery::for_status(status) {
+                                Some(r) if r.rediscover && !rediscovered => {
                                     rediscovered = true;
                                     self.observe(WireEvent::Recovery {
                                         status,
                                         action: "re-discover",
                                         retried: true,
                                     });
-                                    self.rediscover(&session, repair_all).await?;
+                                    let all = (r.repair == Repair::All).then_some(generation);
+                                    self.rediscover(&session, all).await?;
                                 }
                                 _ => return Err(e),
                             }
@@ -754,7 +753,76 @@ impl RelayClient {
         }
     }
 
-    /// Sends one request, recovering from relay errors as §11 says.
+    /// Re-pairs the pair of `lease` in place (same pair id) under the current session, for a
+    /// retry on exactly that pair (§11). Returns the session the fresh pair belongs to.
+    async fn repair_in_place(&self, lease: &mut PairLease) -> Result<Arc<Session>, Error> {
+        let session = self.session().await?;
+        let pid = pair_id_of(lease);
+        let generation = self.inner.pool.lock().generation();
+        let fresh = self
+            .pair_ids(&session, vec![pid], generation)
+            .await?
+            .pop()
+            .ok_or(Error::BadResponse("the pairing answer has no pair"))?;
+        self.inner.pool.lock().repaired();
+        lease.replace(fresh);
+        // The pairing answer may have carried a re-signed token (same id): seal with it.
+        Ok(self.current_session().unwrap_or(session))
+    }
+
+    /// Handles a relay error answer (§11): re-discovers and forgets pairs as `recovery` says,
+    /// then either returns the lease (re-paired if needed) and session for the one retry, or
+    /// the error for the caller.
+    async fn recover(
+        &self,
+        mut lease: PairLease,
+        session: &Arc<Session>,
+        recovery: Recovery,
+        replayable: bool,
+        attempt: u32,
+        err: Error,
+    ) -> Result<(PairLease, Arc<Session>), Error> {
+        let Error::Relay { status, code, .. } = &err else {
+            return Err(err);
+        };
+        let status = *status;
+        let generation = lease.generation().unwrap_or(u64::MAX);
+        if recovery.repair != Repair::None {
+            // Whatever follows, the stale pair never goes back to the pool as it is.
+            lease.discard();
+        }
+        let all = (recovery.repair == Repair::All).then_some(generation);
+        if recovery.rediscover {
+            self.rediscover(session, all).await?;
+        } else if let Some(generation) = all {
+            self.inner.pool.lock().reset_since(generation);
+        }
+        let current = self.current_session().unwrap_or_else(|| session.clone());
+        let pair_current = lease.client_id() == Some(current.token.id())
+            && lease.generation() == Some(self.inner.pool.lock().generation());
+        let plan = retry_on(&recovery, replayable, attempt, pair_current);
+        self.observe(WireEvent::Recovery {
+            status,
+            action: recovery.action(),
+            retried: plan.is_some(),
+        });
+        match plan {
+            Some(RetryOn::SamePair) => Ok((lease, current)),
+            Some(RetryOn::RepairedPair) => {
+                let session = self.repair_in_place(&mut lease).await?;
+                Ok((lease, session))
+            }
+            None if recovery.retry && !replayable && attempt == 0 => Err(Error::NotRetried {
+                status,
+                code: code.clone(),
+            }),
+            None => Err(err),
+        }
+    }
+
+    /// Sends one request, recovering from relay errors as §11 says: a replayable request is
+    /// retried once, on the pair that got the error (re-paired when the status asks for it),
+    /// never on another pair of the pool.
     async fn execute(&self, mut req: RequestBuilder) -> Result<RelayResponse, Error> {
         if let Some(e) = req.error.take() {
             return Err(e);
@@ -762,8 +830,12 @@ impl RelayClient {
         pqrelay_protocol::validate_origin_form(&req.path)?;
         let mut body = Some(std::mem::replace(&mut req.body, Body::Empty));
         let mut attempt = 0u32;
+        let mut retry: Option<(PairLease, Arc<Session>)> = None;
         loop {
-            let (mut lease, session) = self.lease().await?;
+            let (mut lease, session) = match retry.take() {
+                Some(x) => x,
+                None => self.lease().await?,
+            };
             let Some(pooled) = lease.take_pair() else {
                 continue;
             };
@@ -855,42 +927,16 @@ impl RelayClient {
             if is_relay_error(status, &parts.headers) {
                 let raw = read_small(incoming, "reading the relay error").await?;
                 let err = relay_error(status, &parts.headers, &raw);
-                let recovery = recovery_for(status);
-                let action = match recovery {
-                    Recovery::RepairPair => {
-                        lease.discard();
-                        "re-pair"
-                    }
-                    Recovery::RepairAll => {
-                        lease.discard();
-                        self.inner.pool.lock().reset();
-                        "re-pair all"
-                    }
-                    Recovery::Rediscover { repair_all } => {
-                        lease.discard();
-                        drop(lease);
-                        self.rediscover(&session, repair_all).await?;
-                        if repair_all {
-                            "re-discover, re-pair all"
-                        } else {
-                            "re-discover"
-                        }
-                    }
-                    Recovery::Retry => "retry",
-                    Recovery::None => return Err(err),
+                let Some(recovery) = Recovery::for_status(status) else {
+                    return Err(err);
                 };
-                let retry = replayable && attempt == 0;
-                self.observe(WireEvent::Recovery {
-                    status,
-                    action,
-                    retried: retry,
-                });
-                if retry {
-                    attempt += 1;
-                    self.inner.retries.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                }
-                return Err(err);
+                retry = Some(
+                    self.recover(lease, &session, recovery, replayable, attempt, err)
+                        .await?,
+                );
+                attempt += 1;
+                self.inner.retries.fetch_add(1, Ordering::Relaxed);
+                continue;
             }
 
             let opened = open_response_head(&keys, &head, &session.token, status, &parts.headers)?;

@@ -32,6 +32,15 @@ pub enum Error {
         /// The relay's human-readable reason.
         message: String,
     },
+    /// The relay answered a recoverable error (§11) and the client recovered (re-paired or
+    /// re-discovered), but the request was not sent again because its body is a stream that
+    /// was already consumed. Nothing reached the upstream: send the request again.
+    NotRetried {
+        /// The HTTP status of the relay's answer (559–569).
+        status: u16,
+        /// The error code (`x-mte-relay-error`), e.g. `state_not_found`.
+        code: String,
+    },
     /// Discovery found no `x-mte-relay` header: the server is not a pqrelay.
     NotARelay {
         /// The HTTP status of the discovery answer.
@@ -52,7 +61,7 @@ impl Error {
     /// The HTTP status of a relay error answer, if this is one.
     pub fn relay_status(&self) -> Option<u16> {
         match self {
-            Self::Relay { status, .. } => Some(*status),
+            Self::Relay { status, .. } | Self::NotRetried { status, .. } => Some(*status),
             _ => None,
         }
     }
@@ -81,6 +90,11 @@ impl fmt::Display for Error {
                 }
                 Ok(())
             }
+            Self::NotRetried { status, code } => write!(
+                f,
+                "relay answered {status} {code}; the client recovered, but the request was not \
+                 sent again because its body is a stream (already consumed): send it again"
+            ),
             Self::NotARelay { status } => write!(
                 f,
                 "not a pqrelay: HEAD /api/mte-relay answered {status} without an x-mte-relay header"

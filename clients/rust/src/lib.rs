@@ -9,14 +9,16 @@
 //! - [`RelayClient`] (built with [`RelayClient::builder`]): discovery (`HEAD /api/mte-relay`),
 //!   the pair pool (`POST /api/mte-pair`, default [`DEFAULT_PAIRS`] pairs growing up to
 //!   [`DEFAULT_MAX_PAIRS`]), recovery from relay errors 559–569 (re-pair, re-discover, retry
-//!   once when the body is replayable), token rotation. `Clone + Send + Sync`, cheap to share.
+//!   once when the body is replayable, on the pair that was just re-paired), token rotation.
+//!   `Clone + Send + Sync`, cheap to share.
 //! - [`RequestBuilder`] → [`RelayResponse`] (status, decoded headers, [`ResponseBody`] stream,
 //!   `bytes()` / `text()` / `json()`). Request bodies: [`Body`] — bytes (sized, replayable),
 //!   a stream of known length (sized, constant memory) or of unknown length (chunked).
 //! - [`http_client`]: the hyper client (keep-alive pool, rustls with webpki roots and an
 //!   optional extra CA) used for relay traffic, reusable for plain traffic.
-//! - [`exchange`]: one exchange without I/O (seal a head and body, open a response head), and
-//!   [`pool::PoolState`]: the pool's rules without I/O; both public for tests.
+//! - [`exchange`]: one exchange without I/O (seal a head and body, open a response head),
+//!   [`pool::PoolState`]: the pool's rules without I/O, and [`recovery`]: what a relay error
+//!   leads to (§11); all public for tests.
 //! - [`WireEvent`]: what crossed the wire, for `pqrelay-curl -v` and for tests.
 //! - [`Error`]: one enum for transport, protocol and relay errors.
 //!
@@ -52,6 +54,7 @@ pub mod error;
 pub mod exchange;
 pub mod observer;
 pub mod pool;
+pub mod recovery;
 mod response;
 mod transport;
 

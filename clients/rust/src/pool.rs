@@ -6,7 +6,10 @@
 //! - the pool grows on demand, `grow` pairs at a time, and never holds more than `max` pairs
 //!   (idle + in use + being paired);
 //! - [`PoolState::reset`] forgets every pair (re-pair all, §11): pairs still checked out are
-//!   dropped when they come back, and pairings still in flight are discarded when they land.
+//!   dropped when they come back, and pairings still in flight are discarded when they land;
+//!   [`PoolState::reset_since`] does so only once for many exchanges failing together;
+//! - a pair re-paired after a relay error keeps its slot and its checkout
+//!   ([`PoolState::repaired`]): the retry runs on it (see [`crate::recovery`]).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -63,6 +66,9 @@ pub struct PoolStats {
     pub pairs_discarded: u64,
     /// How many times every pair was forgotten ([`PoolState::reset`]).
     pub resets: u64,
+    /// Pairs re-paired in place after a relay error (each also counts in `pairings`,
+    /// `pairs_created` and `pairs_discarded`).
+    pub pairs_repaired: u64,
 }
 
 /// The pool's bookkeeping. See the [module docs](self) for the rules it keeps.
@@ -198,6 +204,27 @@ impl PoolState {
         self.idle.clear();
     }
 
+    /// Forgets every pair, like [`reset`](Self::reset), unless that already happened since
+    /// `generation` (the generation of the pair that got a re-pair-all error). Returns whether
+    /// it reset: of many exchanges answered 569 at once, only the first resets the pool, so
+    /// the pairs re-paired by the others stay valid.
+    pub fn reset_since(&mut self, generation: u64) -> bool {
+        if generation != self.generation {
+            return false;
+        }
+        self.reset();
+        true
+    }
+
+    /// A checked-out pair was re-paired in place (one pairing of one pair): the stale state is
+    /// dropped, the fresh pair takes its slot and stays checked out for the retry. Only counts.
+    pub fn repaired(&mut self) {
+        self.stats.pairings += 1;
+        self.stats.pairs_created += 1;
+        self.stats.pairs_discarded += 1;
+        self.stats.pairs_repaired += 1;
+    }
+
     /// The counters.
     pub fn stats(&self) -> PoolStats {
         PoolStats {
@@ -284,6 +311,16 @@ impl PairLease {
 
     pub(crate) fn pair_id(&self) -> Option<pqrelay_protocol::PairId> {
         self.pair.as_ref().map(|p| p.pair.pair_id())
+    }
+
+    pub(crate) fn generation(&self) -> Option<u64> {
+        self.pair.as_ref().map(|p| p.generation)
+    }
+
+    /// Puts a re-paired pair in place of the stale one; it is returned to the pool as usual.
+    pub(crate) fn replace(&mut self, pair: PooledPair) {
+        self.pair = Some(pair);
+        self.discard = false;
     }
 
     /// Drop the pair instead of returning it.

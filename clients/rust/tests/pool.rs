@@ -1,6 +1,8 @@
-//! The pool's rules, without I/O: one exchange per pair, growth bound, resets.
+//! The pool's rules, without I/O: one exchange per pair, growth bound, resets, and the
+//! recovery rule of §11 (a retry runs on the pair that was just re-paired).
 
 use pqrelay_client::pool::{Checkout, PoolState, PooledPair};
+use pqrelay_client::recovery::{retry_on, Recovery, Repair, RetryOn};
 use pqrelay_protocol::{ChainKey, ClientId, ClientPair, PairId};
 
 fn pairs(n: usize, first: u8, generation: u64) -> Vec<PooledPair> {
@@ -165,4 +167,105 @@ fn pool_lowered_bound_drops_extra_pairs() {
     assert!(pool.stats().idle + pool.stats().in_use <= 4);
     pool.give_back(mine);
     assert!(pool.stats().idle <= 4);
+}
+
+#[test]
+fn recovery_table_follows_section_11() {
+    for status in [559, 561, 562, 563, 564, 565] {
+        let r = Recovery::for_status(status).unwrap();
+        assert_eq!(
+            (r.rediscover, r.repair, r.retry),
+            (false, Repair::ThisPair, true)
+        );
+    }
+    for status in [560, 566] {
+        let r = Recovery::for_status(status).unwrap();
+        assert_eq!((r.rediscover, r.repair, r.retry), (true, Repair::All, true));
+    }
+    let r = Recovery::for_status(569).unwrap();
+    assert_eq!((r.rediscover, r.repair), (false, Repair::All));
+    let r = Recovery::for_status(568).unwrap();
+    assert_eq!((r.rediscover, r.repair), (true, Repair::None));
+    let r = Recovery::for_status(567).unwrap();
+    assert_eq!((r.rediscover, r.repair), (false, Repair::None));
+    for status in [200, 400, 404, 413, 429, 502, 503, 558, 570] {
+        assert_eq!(Recovery::for_status(status), None, "{status}");
+    }
+}
+
+#[test]
+fn recovery_retries_once_on_the_repaired_pair() {
+    for status in [559, 560, 561, 562, 563, 564, 565, 566, 569] {
+        let r = Recovery::for_status(status).unwrap();
+        // Whether or not the old pair still looks current, the retry never takes another pair.
+        for pair_current in [true, false] {
+            assert_eq!(
+                retry_on(&r, true, 0, pair_current),
+                Some(RetryOn::RepairedPair),
+                "{status}"
+            );
+        }
+        assert_eq!(retry_on(&r, true, 1, true), None, "{status}: only once");
+        assert_eq!(
+            retry_on(&r, false, 0, true),
+            None,
+            "{status}: a stream is not replayed"
+        );
+    }
+    // No re-pair asked: the same (already advanced) pair, unless it went stale meanwhile.
+    for status in [567, 568] {
+        let r = Recovery::for_status(status).unwrap();
+        assert_eq!(retry_on(&r, true, 0, true), Some(RetryOn::SamePair));
+        assert_eq!(retry_on(&r, true, 0, false), Some(RetryOn::RepairedPair));
+        assert_eq!(retry_on(&r, true, 1, true), None);
+    }
+}
+
+#[test]
+fn pool_repair_in_place_keeps_the_slot_and_leaves_other_pairs_alone() {
+    // Five pairs a restarted relay has all forgotten: one checked out gets 563.
+    let mut pool = PoolState::new(5, 5);
+    let (count, g) = expect_pair(pool.checkout());
+    let stale = pool.paired(g, count, pairs(5, 0, g)).unwrap();
+    let before = pool.stats();
+    // Re-paired in place: the slot stays checked out (nothing else can take it), the idle
+    // pairs are neither used nor touched.
+    pool.repaired();
+    let s = pool.stats();
+    assert_eq!((s.in_use, s.idle), (before.in_use, before.idle));
+    assert_eq!(s.pairs_repaired, 1);
+    assert_eq!(
+        (s.pairings, s.pairs_created, s.pairs_discarded),
+        (
+            before.pairings + 1,
+            before.pairs_created + 1,
+            before.pairs_discarded + 1
+        )
+    );
+    // The fresh pair (same id, counter 0) goes back to the pool after the retry.
+    let fresh = pairs(1, 0, pool.generation()).pop().unwrap();
+    assert_eq!(fresh.pair.pair_id(), stale.pair.pair_id());
+    pool.give_back(fresh);
+    assert_eq!((pool.stats().in_use, pool.stats().idle), (0, 5));
+}
+
+#[test]
+fn pool_reset_since_resets_once_for_many_failures() {
+    let mut pool = PoolState::new(5, 5);
+    let (count, g) = expect_pair(pool.checkout());
+    let a = pool.paired(g, count, pairs(5, 0, g)).unwrap();
+    let b = expect_ready(pool.checkout());
+    // Both exchanges got 569: the first resets, the second sees it already happened.
+    assert!(pool.reset_since(a.generation));
+    let g2 = pool.generation();
+    assert!(!pool.reset_since(b.generation));
+    assert_eq!(pool.generation(), g2);
+    assert_eq!(pool.stats().resets, 1);
+    // The pairs re-paired in place by both under the new generation go back to the pool.
+    pool.repaired();
+    pool.repaired();
+    for p in [pairs(1, 0, g2), pairs(1, 1, g2)].into_iter().flatten() {
+        pool.give_back(p);
+    }
+    assert_eq!(pool.stats().idle, 2);
 }
