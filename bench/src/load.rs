@@ -79,6 +79,8 @@ pub(crate) struct Spec {
 pub(crate) struct Outcome {
     /// Successful requests in the window.
     pub(crate) ok: u64,
+    /// Requests completed during the whole run, warm-up included (for CPU per request).
+    pub(crate) sent: u64,
     /// Failed requests (status, length, transport, timeout) in the window.
     pub(crate) errors: u64,
     /// The first failure seen, if any.
@@ -93,6 +95,18 @@ impl Outcome {
     /// Successful requests per second.
     pub(crate) fn rps(&self) -> f64 {
         self.ok as f64 / self.window.as_secs_f64()
+    }
+
+    /// Adds `other`'s requests (another window of the same load) to this one.
+    pub(crate) fn merge(&mut self, other: &Outcome) {
+        self.ok += other.ok;
+        self.sent += other.sent;
+        self.errors += other.errors;
+        if self.first_error.is_none() {
+            self.first_error = other.first_error.clone();
+        }
+        self.window += other.window;
+        let _ = self.hist.add(&other.hist);
     }
 
     /// Latency quantile `q` (0..1) in milliseconds.
@@ -276,6 +290,7 @@ impl Target {
 }
 
 struct WorkerResult {
+    sent: u64,
     ok: u64,
     errors: u64,
     first_error: Option<String>,
@@ -294,6 +309,7 @@ pub(crate) async fn run(target: Arc<Target>, spec: &Spec) -> anyhow::Result<Outc
         let spec = spec.clone();
         tasks.push(tokio::spawn(async move {
             let mut r = WorkerResult {
+                sent: 0,
                 ok: 0,
                 errors: 0,
                 first_error: None,
@@ -337,6 +353,11 @@ pub(crate) async fn run(target: Arc<Target>, spec: &Spec) -> anyhow::Result<Outc
                     _ => Ok(n),
                 });
                 let done = Instant::now();
+                r.sent += 1;
+                if result.is_err() && spec.rate.is_none() {
+                    // A failing target must not turn the closed loop into a busy loop.
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
                 if intended < window_start {
                     continue;
                 }
@@ -358,10 +379,11 @@ pub(crate) async fn run(target: Arc<Target>, spec: &Spec) -> anyhow::Result<Outc
         }));
     }
     let mut hist = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
-    let (mut ok, mut errors, mut first_error) = (0, 0, None);
+    let (mut ok, mut sent, mut errors, mut first_error) = (0, 0, 0, None);
     for t in tasks {
         let r = t.await.context("load worker panicked")?;
         ok += r.ok;
+        sent += r.sent;
         errors += r.errors;
         if first_error.is_none() {
             first_error = r.first_error;
@@ -372,6 +394,7 @@ pub(crate) async fn run(target: Arc<Target>, spec: &Spec) -> anyhow::Result<Outc
     }
     Ok(Outcome {
         ok,
+        sent,
         errors,
         first_error,
         window: spec.duration,

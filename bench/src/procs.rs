@@ -184,6 +184,47 @@ pub(crate) fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
+/// CPU seconds (user + system) used by `pid` and its live children (nginx's workers).
+pub(crate) fn cpu_secs_with_children(pid: u32) -> Option<f64> {
+    let ticks = clock_ticks();
+    let mut total = 0u64;
+    let mut found = false;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let name = entry.file_name();
+        let Some(p) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+            continue;
+        };
+        // Fields after the command name: state ppid … utime(12th) stime(13th).
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ppid = f.get(1).and_then(|v| v.parse::<u32>().ok());
+        if p == pid || ppid == Some(pid) {
+            let t = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            total += t(11) + t(12);
+            found |= p == pid;
+        }
+    }
+    found.then(|| total as f64 / ticks)
+}
+
+/// Clock ticks per second (`getconf CLK_TCK`, 100 when unknown).
+fn clock_ticks() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .unwrap_or(100.0)
+    })
+}
+
 /// True when a TCP connection to `addr` succeeds.
 pub(crate) async fn tcp_open(addr: SocketAddr) -> bool {
     tokio::time::timeout(

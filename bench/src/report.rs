@@ -35,6 +35,8 @@ pub(crate) struct Point {
     pub(crate) p99: f64,
     pub(crate) p999: f64,
     pub(crate) max: f64,
+    /// CPU time of the process in the middle per request, µs.
+    pub(crate) cpu_us: Option<f64>,
 }
 
 impl Point {
@@ -64,6 +66,7 @@ impl From<&Outcome> for Point {
             p99: o.ms(0.99),
             p999: o.ms(0.999),
             max: o.hist.max() as f64 / 1000.0,
+            cpu_us: None,
         }
     }
 }
@@ -118,6 +121,9 @@ pub(crate) struct RunInfo {
     pub(crate) date: String,
     pub(crate) commit: String,
     pub(crate) settings: String,
+    /// `/proc/loadavg` when the measurements started and ended.
+    pub(crate) load_start: String,
+    pub(crate) load_end: String,
 }
 
 /// Everything `all` measured.
@@ -128,11 +134,14 @@ pub(crate) struct Results {
     pub(crate) matrix: Vec<MatrixPoint>,
     pub(crate) open_rate: f64,
     pub(crate) open_conns: usize,
+    pub(crate) open_rounds: usize,
     pub(crate) open: Vec<(&'static str, Point)>,
     pub(crate) pairing: Vec<(&'static str, usize, Point)>,
     pub(crate) stream_bytes: u64,
     pub(crate) streams: Vec<StreamRow>,
     pub(crate) memory: Option<Memory>,
+    /// Peak RSS of the load relays after all load points (up to 1000 connections), KiB.
+    pub(crate) load_hwm_kib: Vec<(&'static str, u64)>,
 }
 
 /// One goal's verdict.
@@ -289,7 +298,12 @@ impl Results {
         let _ = writeln!(s, "| cores (`nproc`) | {} |", i.cores);
         let _ = writeln!(s, "| memory | {} |", i.mem);
         let _ = writeln!(s, "| kernel | {} |", i.kernel);
-        let _ = writeln!(s, "| settings | {} |\n", i.settings);
+        let _ = writeln!(s, "| settings | {} |", i.settings);
+        let _ = writeln!(
+            s,
+            "| load average at start / end | {} / {} (other work on the machine shows here) |\n",
+            i.load_start, i.load_end
+        );
         if let Some(e) = &self.mte_error {
             let _ = writeln!(
                 s,
@@ -311,7 +325,11 @@ impl Results {
             s,
             "Each connection sends a JSON `POST` of the given size and gets a JSON answer of the \
              same size, one request at a time, as fast as it can. Latency in ms; \"vs nginx\" is \
-             req/s relative to nginx at the same point. The \"direct\" row is the ceiling of the \
+             req/s relative to nginx at the same point; \"CPU µs/req\" is the CPU time (user + \
+             system, warm-up included) of the process in the middle per request: the upstream \
+             for \"direct\", nginx's master and workers, the relay (plus redis-server for \
+             Redis). On this machine every process shares two cores, so CPU per request is what \
+             bounds req/s. The \"direct\" row is the ceiling of the \
              load generator on this machine.\n"
         );
         let mut levels: Vec<(usize, usize)> =
@@ -325,9 +343,9 @@ impl Results {
             );
             let _ = writeln!(
                 s,
-                "| target | requests | req/s | p50 | p90 | p99 | p99.9 | max | errors | vs nginx |"
+                "| target | requests | req/s | p50 | p90 | p99 | p99.9 | max | errors | CPU µs/req | vs nginx |"
             );
-            let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+            let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
             for m in self
                 .matrix
                 .iter()
@@ -342,15 +360,15 @@ impl Results {
         let _ = writeln!(
             s,
             "## Added latency at a fixed rate (open loop)\n\n{:.0} req/s over {} connections, \
-             1 KiB. Latency is measured from each request's intended send time (no coordinated \
+             1 KiB; the targets take turns for {} round(s), pooled. Latency is measured from each request's intended send time (no coordinated \
              omission); \"added\" is p50 / p99 minus nginx's.\n",
-            self.open_rate, self.open_conns
+            self.open_rate, self.open_conns, self.open_rounds
         );
         let _ = writeln!(
             s,
-            "| target | requests | req/s | p50 | p90 | p99 | p99.9 | max | errors | added p50 / p99 |"
+            "| target | requests | req/s | p50 | p90 | p99 | p99.9 | max | errors | CPU µs/req | added p50 / p99 |"
         );
-        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         let nginx = self.open_at(NGINX).cloned();
         for (t, p) in &self.open {
             let added = match (&nginx, p.measured()) {
@@ -421,6 +439,19 @@ impl Results {
         }
         let _ = writeln!(s);
 
+        if !self.load_hwm_kib.is_empty() {
+            let list: Vec<String> = self
+                .load_hwm_kib
+                .iter()
+                .map(|(n, k)| format!("`{n}` {:.0} MiB", *k as f64 / 1024.0))
+                .collect();
+            let _ = writeln!(
+                s,
+                "Peak RSS of the relays that served the load points above (up to 1000 \
+                 connections, one pair per connection): {}.\n",
+                list.join(", ")
+            );
+        }
         let _ = writeln!(s, "## Memory per stored pair\n");
         match &self.memory {
             Some(m) if m.error.is_none() => {
@@ -506,12 +537,12 @@ fn errors_cell(p: &Point) -> String {
 fn point_row(target: &str, p: &Point, last: &str) -> String {
     if !p.measured() {
         return format!(
-            "| {target} | — | — | — | — | — | — | — | {} | — |",
+            "| {target} | — | — | — | — | — | — | — | {} | — | — |",
             errors_cell(p)
         );
     }
     format!(
-        "| {target} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {last} |",
+        "| {target} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {last} |",
         p.ok,
         p.rps,
         p.p50,
@@ -519,7 +550,8 @@ fn point_row(target: &str, p: &Point, last: &str) -> String {
         p.p99,
         p.p999,
         p.max,
-        errors_cell(p)
+        errors_cell(p),
+        p.cpu_us.map_or("—".into(), |c| format!("{c:.0}"))
     )
 }
 

@@ -13,7 +13,7 @@ use http::Uri;
 use nix::sys::signal::Signal;
 use pqrelay_client::{http_client, HttpClient, HttpOptions, RelayClient};
 
-use crate::load::{self, KeyPool, Spec, Target};
+use crate::load::{self, KeyPool, Outcome, Spec, Target};
 use crate::procs::{free_port, nginx_conf, tcp_open, Proc, TempDir};
 use crate::report::{
     self, MatrixPoint, Memory, Point, Results, RunInfo, StreamRow, DIRECT, MTE_MEM, MTE_REDIS,
@@ -48,6 +48,7 @@ struct Plan {
     sizes: Vec<usize>,
     open_rate: f64,
     open_conns: usize,
+    open_rounds: usize,
     pairing_conns: usize,
     stream_bytes: u64,
     memory_clients: usize,
@@ -64,6 +65,7 @@ impl Plan {
             sizes: vec![1024, 10 * 1024],
             open_rate: 5000.0,
             open_conns: 300,
+            open_rounds: if o.quick { 1 } else { 3 },
             pairing_conns: 32,
             stream_bytes: if o.quick { 256 << 20 } else { 1 << 30 },
             memory_clients: if o.quick { 20_000 } else { 100_000 },
@@ -86,6 +88,13 @@ impl Lab {
             .iter()
             .find(|(p, _)| p.name() == name)
             .map(|(_, b)| b.as_str())
+    }
+
+    fn pid(&self, name: &str) -> Option<u32> {
+        self.procs
+            .iter()
+            .find(|(p, _)| p.name() == name)
+            .map(|(p, _)| p.pid())
     }
 
     fn proc_mut(&mut self, name: &str) -> Option<&mut Proc> {
@@ -233,7 +242,7 @@ impl Lab {
 /// A hyper client for plain traffic with room for `conns` idle connections.
 pub(crate) fn plain_client(conns: usize) -> anyhow::Result<HttpClient> {
     let mut o = HttpOptions::default();
-    o.max_idle_per_host = Some(conns.max(1));
+    o.max_idle_per_host = Some(conns.max(1) * 2);
     o.connect_timeout = Some(Duration::from_secs(5));
     Ok(http_client(&o)?)
 }
@@ -331,7 +340,19 @@ fn read_info(settings: String) -> RunInfo {
             }
         },
         settings,
+        load_start: loadavg(),
+        load_end: String::new(),
     }
+}
+
+/// The 1, 5 and 15 minute load averages.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Cores available to this process.
@@ -378,6 +399,7 @@ pub(crate) async fn all(opts: &Options) -> anyhow::Result<Results> {
         )),
         open_rate: plan.open_rate,
         open_conns: plan.open_conns,
+        open_rounds: plan.open_rounds,
         stream_bytes: plan.stream_bytes,
         ..Results::default()
     };
@@ -410,12 +432,17 @@ pub(crate) async fn all(opts: &Options) -> anyhow::Result<Results> {
     matrix(&mut lab, &plan, &mut results).await?;
     open_loop(&mut lab, &plan, &mut results).await?;
     pairing(&mut lab, &plan, &mut results).await?;
+    results.load_hwm_kib = ["relay-memory", "relay-redis"]
+        .iter()
+        .filter_map(|n| Some((*n, lab.proc_mut(n)?.status_kib("VmHWM")?)))
+        .collect();
     lab.stop("relay-memory");
     lab.stop("relay-redis");
     lab.stop("redis");
     streams(&mut lab, &plan, &mut results).await?;
     results.memory = Some(memory(&mut lab, &plan).await);
     eprintln!("[bench] done in {:.0} s", started.elapsed().as_secs_f64());
+    results.info.load_end = loadavg();
     report::write(&opts.out, &results)?;
     Ok(results)
 }
@@ -455,39 +482,73 @@ async fn target(
     Ok((t, http))
 }
 
+/// The processes whose CPU time a target's requests cost in the middle: the upstream for
+/// "direct", else the proxy (nginx with its workers; the relay, plus redis-server for Redis).
+fn middle_procs(name: &str) -> &'static [&'static str] {
+    match name {
+        DIRECT => &["upstream"],
+        NGINX => &["nginx"],
+        PASS | MTE_MEM => &["relay-memory"],
+        MTE_REDIS => &["relay-redis", "redis"],
+        _ => &[],
+    }
+}
+
+/// CPU seconds used so far by the middle processes of `name`.
+fn middle_cpu(lab: &Lab, name: &str) -> Option<f64> {
+    middle_procs(name)
+        .iter()
+        .map(|p| lab.pid(p).and_then(crate::procs::cpu_secs_with_children))
+        .sum()
+}
+
+/// One load run of `name`: the outcome and the middle's CPU µs per request.
 async fn measure(
     lab: &mut Lab,
     results: &Results,
     name: &'static str,
     size: usize,
     spec: &Spec,
-) -> Point {
+) -> Result<(Outcome, Option<f64>), String> {
     if matches!(name, MTE_MEM | MTE_REDIS) {
         if let Some(e) = &results.mte_error {
-            return Point::failed(format!("skipped: {e}"));
+            return Err(format!("skipped: {e}"));
         }
     }
-    let point = match target(lab, name, size, spec.conns).await {
-        Ok((t, _http)) => match load::run(Arc::new(t), spec).await {
-            Ok(o) => {
-                eprintln!("  {name:<22} {}", o.summary());
-                Point::from(&o)
-            }
-            Err(e) => Point::failed(format!("{e:#}")),
-        },
-        Err(e) => Point::failed(format!("{e:#}")),
+    let run = async {
+        let (t, _http) = target(lab, name, size, spec.conns).await?;
+        let cpu0 = middle_cpu(lab, name);
+        let o = load::run(Arc::new(t), spec).await?;
+        let cpu = match (cpu0, middle_cpu(lab, name)) {
+            (Some(a), Some(b)) if o.sent > 0 => Some((b - a) * 1e6 / o.sent as f64),
+            _ => None,
+        };
+        anyhow::Ok((o, cpu))
     };
-    if let Some(e) = &point.error {
-        if !point.measured() {
-            eprintln!("  {name:<22} FAILED: {e}");
-        }
+    let r = run.await.map_err(|e| format!("{e:#}"));
+    match &r {
+        Ok((o, cpu)) => eprintln!(
+            "  {name:<22} {}{}",
+            o.summary(),
+            cpu.map_or(String::new(), |c| format!("  cpu {c:.0} µs/req"))
+        ),
+        Err(e) => eprintln!("  {name:<22} FAILED: {e}"),
     }
-    if let Err(e) = lab.check_alive() {
-        return Point::failed(format!("{e:#}"));
-    }
+    lab.check_alive().map_err(|e| format!("{e:#}"))?;
     // Let the closed connections drain before the next point.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    point
+    r
+}
+
+fn to_point(r: Result<(Outcome, Option<f64>), String>) -> Point {
+    match r {
+        Ok((o, cpu)) => {
+            let mut p = Point::from(&o);
+            p.cpu_us = cpu;
+            p
+        }
+        Err(e) => Point::failed(e),
+    }
 }
 
 async fn matrix(lab: &mut Lab, plan: &Plan, results: &mut Results) -> anyhow::Result<()> {
@@ -507,7 +568,7 @@ async fn matrix(lab: &mut Lab, plan: &Plan, results: &mut Results) -> anyhow::Re
                 timeout: TIMEOUT,
             };
             for name in TARGETS {
-                let point = measure(lab, results, name, size, &spec).await;
+                let point = to_point(measure(lab, results, name, size, &spec).await);
                 results.matrix.push(MatrixPoint {
                     conns,
                     size,
@@ -534,9 +595,34 @@ async fn open_loop(lab: &mut Lab, plan: &Plan, results: &mut Results) -> anyhow:
         expect_len: Some(1024),
         timeout: TIMEOUT,
     };
-    for name in TARGETS {
-        let point = measure(lab, results, name, 1024, &spec).await;
-        results.open.push((name, point));
+    // Rounds interleave the targets so that a passing disturbance on this shared machine
+    // does not land on one target only; each target's rounds are pooled.
+    let mut pooled: Vec<Result<(Outcome, Vec<f64>), String>> =
+        TARGETS.iter().map(|_| Err(String::new())).collect();
+    for round in 0..plan.open_rounds {
+        eprintln!("  round {} of {}", round + 1, plan.open_rounds);
+        for (i, name) in TARGETS.into_iter().enumerate() {
+            let r = measure(lab, results, name, 1024, &spec).await;
+            pooled[i] = match (std::mem::replace(&mut pooled[i], Err(String::new())), r) {
+                (Ok((mut all, mut cpus)), Ok((o, cpu))) => {
+                    all.merge(&o);
+                    cpus.extend(cpu);
+                    Ok((all, cpus))
+                }
+                (Err(_), Ok((o, cpu))) if round == 0 => Ok((o, cpu.into_iter().collect())),
+                (_, Err(e)) | (Err(e), _) => Err(e),
+            };
+        }
+    }
+    for (name, r) in TARGETS.into_iter().zip(pooled) {
+        let r = r.map(|(o, cpus)| {
+            let cpu = (!cpus.is_empty()).then(|| cpus.iter().sum::<f64>() / cpus.len() as f64);
+            (o, cpu)
+        });
+        if let Ok((o, _)) = &r {
+            eprintln!("  {name:<22} pooled: {}", o.summary());
+        }
+        results.open.push((name, to_point(r)));
     }
     Ok(())
 }
