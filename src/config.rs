@@ -38,6 +38,11 @@ pub const DEFAULT_GRACE_PERIOD_SECONDS: u64 = 5;
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps a secret value.
+    pub(crate) fn new(s: String) -> Secret {
+        Secret(s)
+    }
+
     /// The secret itself. Use only to compute with it.
     pub fn expose(&self) -> &str {
         &self.0
@@ -110,6 +115,12 @@ pub struct Config {
     pub upstream_ca_file: Option<PathBuf>,
     /// Demo mode (enables the demo page route).
     pub demo: bool,
+    /// `OUTBOUND_TOKEN`: enables outbound mode ([`crate::outbound`]); `None` = off.
+    pub outbound_token: Option<Secret>,
+    /// `OUTBOUND_UPSTREAMS`: the remote relays outbound requests may go to.
+    pub outbound_upstreams: Vec<UpstreamSpec>,
+    /// `DOMAIN_MAP`: one site per host ([`crate::domains`]); `None` = one site.
+    pub domain_map: Option<Vec<crate::domains::DomainConfig>>,
 }
 
 /// A loaded configuration: ours, Pingora's, and non-fatal warnings.
@@ -218,6 +229,9 @@ const MAX_POOL_SIZE: Field = field("maxPoolSize", "MAX_POOL_SIZE");
 const LOG_FORMAT: Field = field("logFormat", "LOG_FORMAT");
 const UPSTREAM_CA_FILE: Field = field("upstreamCaFile", "UPSTREAM_CA_FILE");
 const DEMO: Field = field("demo", "DEMO");
+const OUTBOUND_TOKEN: Field = field("outboundToken", "OUTBOUND_TOKEN");
+const OUTBOUND_UPSTREAMS: Field = field("outboundUpstreams", "OUTBOUND_UPSTREAMS");
+const DOMAIN_MAP: Field = field("domainMap", "DOMAIN_MAP");
 
 /// Every pqrelay setting, for unknown-key detection and documentation.
 const FIELDS: &[&Field] = &[
@@ -242,6 +256,9 @@ const FIELDS: &[&Field] = &[
     &LOG_FORMAT,
     &UPSTREAM_CA_FILE,
     &DEMO,
+    &OUTBOUND_TOKEN,
+    &OUTBOUND_UPSTREAMS,
+    &DOMAIN_MAP,
 ];
 
 /// Pingora settings that may also come from the environment.
@@ -252,7 +269,7 @@ const PINGORA_ENV: &[(&str, &str)] = &[
 ];
 
 /// Headers that HEADERS may not set: they would break framing or routing.
-const FORBIDDEN_EXTRA_HEADERS: &[&str] = &[
+pub(crate) const FORBIDDEN_EXTRA_HEADERS: &[&str] = &[
     "content-length",
     "transfer-encoding",
     "connection",
@@ -689,6 +706,8 @@ pub fn load(src: &Sources) -> Result<Loaded, ConfigErrors> {
         .optional(&DEMO, |l, raw, source| l.bool(&DEMO, raw, source))
         .map(|v| v.unwrap_or(false));
 
+    let (outbound_token, outbound_upstreams, domain_map) = outbound_and_domains(&mut l);
+
     check_unknown_keys(&mut l);
     let server_conf = server_conf(&mut l, upstream_ca_file.as_ref().and_then(|p| p.as_ref()));
 
@@ -715,6 +734,9 @@ pub fn load(src: &Sources) -> Result<Loaded, ConfigErrors> {
             log_format: log_format?,
             upstream_ca_file: upstream_ca_file?,
             demo: demo?,
+            outbound_token: outbound_token?,
+            outbound_upstreams: outbound_upstreams?,
+            domain_map: domain_map?,
         })
     })();
     match (config, server_conf) {
@@ -726,6 +748,76 @@ pub fn load(src: &Sources) -> Result<Loaded, ConfigErrors> {
         }),
         _ => Err(ConfigErrors(l.problems)),
     }
+}
+
+/// `OUTBOUND_TOKEN`, `OUTBOUND_UPSTREAMS` (required with the token) and `DOMAIN_MAP` (JSON in
+/// the environment, a mapping in YAML; problems are named `domainMap.<host>.<field>`).
+#[allow(clippy::type_complexity)]
+fn outbound_and_domains(
+    l: &mut Loader<'_>,
+) -> (
+    Option<Option<Secret>>,
+    Option<Vec<UpstreamSpec>>,
+    Option<Option<Vec<crate::domains::DomainConfig>>>,
+) {
+    let token = l.optional(&OUTBOUND_TOKEN, |l, raw, source| {
+        let s = l.string(&OUTBOUND_TOKEN, raw, source)?;
+        if s.chars().count() < MIN_SECRET_LEN {
+            l.warnings.push(format!(
+                "warning: outboundToken (env OUTBOUND_TOKEN) is shorter than {MIN_SECRET_LEN} characters; use a long random value"
+            ));
+        }
+        Some(Secret(s))
+    });
+    let upstreams = l
+        .optional(&OUTBOUND_UPSTREAMS, |l, raw, source| {
+            let items = l.list(&OUTBOUND_UPSTREAMS, raw, source)?;
+            match parse_upstreams(&items.join(",")) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    l.problem(&OUTBOUND_UPSTREAMS, source, e);
+                    None
+                }
+            }
+        })
+        .map(Option::unwrap_or_default);
+    if matches!(token, Some(Some(_))) && matches!(&upstreams, Some(v) if v.is_empty()) {
+        let message =
+            "must list the remote relays (comma-separated origins) when OUTBOUND_TOKEN is set";
+        l.problem(&OUTBOUND_UPSTREAMS, "", message);
+    }
+    let domains = l.optional(&DOMAIN_MAP, |l, raw, source| {
+        let value = match raw {
+            Raw::Yaml(Value::String(s)) | Raw::Env(s) => match serde_yaml::from_str::<Value>(&s) {
+                Ok(v) => v,
+                Err(e) => {
+                    l.problem(&DOMAIN_MAP, source, format!("is not valid JSON: {e}"));
+                    return None;
+                }
+            },
+            Raw::Yaml(v) => v,
+        };
+        match crate::domains::parse(&value) {
+            Ok(v) => Some(v),
+            Err(problems) => {
+                for (path, message) in problems {
+                    let key = if path.is_empty() {
+                        DOMAIN_MAP.key.to_owned()
+                    } else {
+                        format!("{}.{path}", DOMAIN_MAP.key)
+                    };
+                    l.problems.push(ConfigProblem {
+                        key,
+                        env: DOMAIN_MAP.env,
+                        source: source.into(),
+                        message,
+                    });
+                }
+                None
+            }
+        }
+    });
+    (token, upstreams, domains)
 }
 
 /// A readable PEM file holding at least one certificate.
@@ -841,7 +933,7 @@ fn headers(l: &mut Loader<'_>, raw: Raw, source: &str) -> Option<Vec<(HeaderName
 }
 
 /// `scheme://host[:port]`, lower-cased, without a trailing slash.
-fn normalize_origin(s: &str) -> Result<String, &'static str> {
+pub(crate) fn normalize_origin(s: &str) -> Result<String, &'static str> {
     if s == "*" {
         return Err("wildcard origins are not allowed; list each origin");
     }
@@ -1045,6 +1137,13 @@ impl Config {
             "logFormat": match self.log_format { LogFormat::Text => "text", LogFormat::Json => "json" },
             "upstreamCaFile": self.upstream_ca_file.as_ref().map(|p| p.display().to_string()),
             "demo": self.demo,
+            "outboundToken": self.outbound_token.as_ref().map(Secret::masked),
+            "outboundUpstreams": self.outbound_upstreams.iter().map(|u| u.to_string()).collect::<Vec<_>>(),
+            "domainMap": self.domain_map.as_ref().map(|m| m.iter().map(|d| (d.host.clone(), serde_json::json!({
+                "upstream": d.upstream.iter().map(|u| u.to_string()).collect::<Vec<_>>(),
+                "corsOrigins": d.cors_origins,
+                "clientIdSecret": d.client_id_secret.masked(),
+            }))).collect::<serde_json::Map<_, _>>()),
         });
         let mut out = serde_yaml::to_string(&ours).unwrap_or_default();
         out.push_str("# Pingora server settings (snake_case keys)\n");

@@ -72,6 +72,8 @@ pub struct RequestCtx {
     pub started: Instant,
     /// The exchange of an MTE request once its header block opened (keys, decoder, encoder).
     pub exchange: Option<Box<crate::exchange::Exchange>>,
+    /// The `DOMAIN_MAP` site serving this request; `None` = the relay's own state.
+    pub site: Option<crate::domains::SiteRef>,
 }
 
 impl Default for RequestCtx {
@@ -84,6 +86,7 @@ impl Default for RequestCtx {
             error_code: None,
             started: Instant::now(),
             exchange: None,
+            site: None,
         }
     }
 }

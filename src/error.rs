@@ -97,6 +97,18 @@ kinds! {
     CORS_FORBIDDEN = 403, "cors_forbidden",
         "The origin or method is not allowed by CORS_ORIGINS / CORS_METHODS.",
         "Use an allowed origin and method, or change the relay's configuration.";
+    OUTBOUND_UNAUTHORIZED = 401, "outbound_unauthorized",
+        "An outbound request (x-mte-upstream) without the right x-mte-outbound-token.",
+        "Send the relay's OUTBOUND_TOKEN.";
+    OUTBOUND_UPSTREAM_MISSING = 400, "outbound_upstream_missing",
+        "An outbound request names no remote relay (x-mte-upstream), or names it badly.",
+        "Send x-mte-upstream: <origin of the remote relay>.";
+    OUTBOUND_UPSTREAM_FORBIDDEN = 403, "outbound_upstream_forbidden",
+        "The remote relay named by x-mte-upstream is not in OUTBOUND_UPSTREAMS.",
+        "Use a listed relay, or change the relay's configuration.";
+    MISDIRECTED_REQUEST = 421, "misdirected_request",
+        "DOMAIN_MAP is set and the request's Host is not one of its sites.",
+        "Send the request to the right host.";
     NOT_FOUND = 404, "not_found",
         "No such route (with MTE_ROUTES set, only listed routes exist).",
         "Fix the URL.";
@@ -127,6 +139,9 @@ kinds! {
     INTERNAL = 500, "internal_error",
         "The relay failed unexpectedly.",
         "Retry later.";
+    OUTBOUND_FAILED = 502, "outbound_failed",
+        "The remote relay of an outbound request failed or could not be reached.",
+        "Retry (pairs were renewed if the remote relay lost them).";
 }
 
 impl ErrorKind {

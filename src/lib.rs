@@ -6,7 +6,8 @@
 //! [`cors`] answers browsers, [`upstream`] balances upstreams, [`error`] holds the one table of
 //! error statuses, [`demo`] is the built-in demo upstream, [`pairing`] answers
 //! `POST /api/mte-pair`, [`exchange`] opens MTE requests and seals their responses, [`store`]
-//! keeps pair state.
+//! keeps pair state, [`outbound`] relays plain requests to another relay sealed (outbound mode),
+//! [`domains`] serves several sites by `Host` (`DOMAIN_MAP`).
 
 #![forbid(unsafe_code)]
 
@@ -15,9 +16,11 @@ pub mod config;
 pub mod cors;
 pub mod ctx;
 pub mod demo;
+pub mod domains;
 pub mod error;
 pub mod exchange;
 pub mod logging;
+pub mod outbound;
 pub mod pairing;
 pub mod proxy;
 pub mod routes;

@@ -195,6 +195,14 @@ fn serve(cli: Cli, loaded: Loaded, demo: Option<DemoUpstream>) -> anyhow::Result
             state.upstreams.balancer(),
         ));
     }
+    for (host, site) in state.sites.iter().flat_map(|s| s.all()) {
+        if site.upstreams.len > 1 {
+            server.add_service(GenBackgroundService::new(
+                format!("upstream health checks of {host}"),
+                site.upstreams.balancer(),
+            ));
+        }
+    }
     if let Some(demo) = demo {
         server.add_service(GenBackgroundService::new(
             "demo upstream".into(),

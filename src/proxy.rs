@@ -46,6 +46,15 @@ pub struct Relay {
     pub state: Arc<RelayState>,
 }
 
+impl Relay {
+    /// The state serving this request: its `DOMAIN_MAP` site, else the relay's own.
+    fn site(&self, ctx: &RequestCtx) -> Arc<RelayState> {
+        ctx.site
+            .as_ref()
+            .map_or_else(|| self.state.clone(), |s| s.state.clone())
+    }
+}
+
 #[async_trait]
 impl ProxyHttp for Relay {
     type CTX = RequestCtx;
@@ -55,7 +64,17 @@ impl ProxyHttp for Relay {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        routes::route_request(&self.state, session, ctx).await
+        if let Some(answered) = crate::outbound::handle(&self.state, session, ctx).await? {
+            return Ok(answered);
+        }
+        match crate::domains::select(&self.state, session.req_header()) {
+            crate::domains::Selection::Default => {}
+            crate::domains::Selection::Site(site) => ctx.site = Some(site),
+            crate::domains::Selection::Unknown => {
+                return crate::domains::misdirected(&self.state, session, ctx).await
+            }
+        }
+        routes::route_request(&self.site(ctx), session, ctx).await
     }
 
     async fn upstream_peer(
@@ -65,7 +84,7 @@ impl ProxyHttp for Relay {
     ) -> Result<Box<HttpPeer>> {
         ctx.tries += 1;
         let (peer, spec) =
-            self.state.upstreams.select().ok_or_else(|| {
+            self.site(ctx).upstreams.select().ok_or_else(|| {
                 Error::explain(ErrorType::ConnectNoRoute, "no upstream available")
             })?;
         ctx.upstream = Some(spec);
@@ -82,7 +101,7 @@ impl ProxyHttp for Relay {
         // Nothing reached the upstream: try the next backend, once each (an MTE request only
         // while its body decoder has seen nothing).
         let body_started = ctx.exchange.as_ref().is_some_and(|x| x.body_started);
-        e.set_retry(ctx.tries < self.state.upstreams.len && !body_started);
+        e.set_retry(ctx.tries < self.site(ctx).upstreams.len && !body_started);
         e
     }
 
@@ -116,7 +135,7 @@ impl ProxyHttp for Relay {
         if let Some(x) = &ctx.exchange {
             exchange::request::rewrite_upstream_request(x, req)?;
         }
-        crate::upstream::prepare_request(&self.state.config, session, req, ctx)
+        crate::upstream::prepare_request(&self.site(ctx).config, session, req, ctx)
     }
 
     async fn request_body_filter(
@@ -145,7 +164,7 @@ impl ProxyHttp for Relay {
             let is_head = session.req_header().method == http::Method::HEAD;
             exchange::response::seal_head(x, is_head, resp)?;
         }
-        routes::finish_response(&self.state, ctx, resp);
+        routes::finish_response(&self.site(ctx), ctx, resp);
         Ok(())
     }
 
@@ -186,7 +205,7 @@ impl ProxyHttp for Relay {
         };
         if status > 0 && session.response_written().is_none() {
             let kind = ErrorKind::for_status(status);
-            if routes::send_error(&self.state, session, ctx, kind, kind.meaning)
+            if routes::send_error(&self.site(ctx), session, ctx, kind, kind.meaning)
                 .await
                 .is_err()
             {

@@ -17,6 +17,10 @@ pub struct RelayState {
     pub upstreams: Upstreams,
     /// Where pair states live (memory by default, Redis with `REDIS_URL`).
     pub store: Arc<dyn PairStore>,
+    /// The `DOMAIN_MAP` sites, each a state of its own; `None` without a domain map.
+    pub sites: Option<crate::domains::Sites>,
+    /// Outbound mode (`OUTBOUND_TOKEN`); `None` when off.
+    pub outbound: Option<crate::outbound::Outbound>,
 }
 
 impl RelayState {
@@ -38,11 +42,15 @@ impl RelayState {
                 .collect(),
         );
         let upstreams = crate::upstream::Upstreams::resolve(&config.upstream)?;
+        let sites = crate::domains::Sites::build(&config, &store)?;
+        let outbound = crate::outbound::Outbound::new(&config)?;
         Ok(RelayState {
             config,
             signer,
             upstreams,
             store,
+            sites,
+            outbound,
         })
     }
 }

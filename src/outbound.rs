@@ -1,0 +1,594 @@
+//! Outbound mode (the vendor's "API Relay", server-to-server): this relay acts as a pqrelay
+//! client for services behind it.
+//!
+//! With `OUTBOUND_TOKEN` set, a plain request carrying
+//!
+//! ```text
+//! x-mte-outbound-token: <OUTBOUND_TOKEN>
+//! x-mte-upstream: https://partner-relay.example     (an origin listed in OUTBOUND_UPSTREAMS)
+//! x-mte-encode-headers: true | false | a,b,c        (optional, default true)
+//! x-mte-encode-url: true | false                    (optional, default true)
+//! ```
+//!
+//! is sealed by this relay (method, path and query, headers, body), sent to the remote relay,
+//! and the remote's sealed answer is opened and returned plain. One
+//! [`pqrelay_client::RelayClient`] per listed remote relay holds the pair pool, shared by every
+//! request of this process: discovery, pairing, growth, and recovery from 559–569 (re-pair,
+//! re-discover, retry once when the body is replayable).
+//!
+//! # A request's life
+//!
+//! 1. [`handle`], first thing in `request_filter`: a request with either control header is an
+//!    outbound request. No or a wrong token → 401 (compared in constant time, never logged);
+//!    no `x-mte-upstream` → 400; a remote relay not in `OUTBOUND_UPSTREAMS` → 403 (this is no
+//!    open proxy).
+//! 2. The `x-mte-*` control headers, `host`, framing and hop-by-hop headers are removed; the
+//!    rest is sealed (as `x-mte-encode-headers` says) and forwarded by the remote relay.
+//! 3. Body: up to [`REPLAY_BUFFER`] bytes are read first. A body that ends within them is sent
+//!    as bytes (sized, replayable: a remote relay that lost its pairs, e.g. restarted, is
+//!    re-paired and the request retried, the caller sees success). A longer body streams
+//!    through a bounded channel ([`CHANNEL_DEPTH`] pieces) into the client's sealing body:
+//!    sized when the caller sent `content-length`, streaming (chunked) otherwise. Memory stays
+//!    bounded whatever the size; a streamed body cannot be replayed, so a recoverable remote
+//!    error on it is answered 502 `outbound_failed` (the pair is already renewed: the caller
+//!    may retry).
+//! 4. The opened response head is written (decoded headers, `content-length` when the remote
+//!    sent a sized body, chunked otherwise) and the body streamed back record by record.
+//!
+//! The request body is read completely before the response is relayed (half duplex): an
+//! upstream that answers while still reading a large body sees its answer held until then.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt as _;
+use http::{header, HeaderMap, HeaderName, HeaderValue, Method};
+use pingora_error::{Error, ErrorType, Result};
+use pingora_http::ResponseHeader;
+use pingora_proxy::Session;
+use pqrelay_client::{Body, HeaderSelection, HttpOptions, RelayClient};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::config::Config;
+use crate::ctx::{RequestCtx, RouteKind};
+use crate::error::ErrorKind;
+use crate::routes::{finish_response, send_error};
+use crate::state::RelayState;
+use crate::upstream::{parse_upstreams, UpstreamSpec, CONNECT_TIMEOUT};
+
+/// The header carrying `OUTBOUND_TOKEN`.
+pub const TOKEN_HEADER: &str = "x-mte-outbound-token";
+/// The header naming the remote relay (an origin).
+pub const UPSTREAM_HEADER: &str = "x-mte-upstream";
+/// Which request headers are sealed: `true` (all, the default), `false` (none but
+/// `content-type`) or a comma-separated list of names.
+pub const ENCODE_HEADERS_HEADER: &str = "x-mte-encode-headers";
+/// Whether the path and query are sealed: `true` (the default) or `false`.
+pub const ENCODE_URL_HEADER: &str = "x-mte-encode-url";
+/// Request bodies up to this size are read whole and sent replayable.
+pub const REPLAY_BUFFER: usize = 64 * 1024;
+/// Pieces of a streamed request body in flight between the downstream reader and the sealer.
+pub const CHANNEL_DEPTH: usize = 4;
+
+/// Extra attempts of a replayable request after a transport error (each stale keep-alive
+/// connection to a restarted remote relay costs one).
+pub const TRANSPORT_RETRIES: usize = 3;
+
+/// Request headers never forwarded: the client sets framing and `host` itself.
+const HOP_BY_HOP: &[&str] = &[
+    "host",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "content-length",
+    "expect",
+];
+
+/// Outbound mode: the token's digest and one client per allowed remote relay.
+pub struct Outbound {
+    token_digest: [u8; 32],
+    remotes: Vec<(UpstreamSpec, RelayClient)>,
+}
+
+impl std::fmt::Debug for Outbound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let remotes: Vec<String> = self.remotes.iter().map(|(s, _)| s.to_string()).collect();
+        f.debug_struct("Outbound")
+            .field("remotes", &remotes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Outbound {
+    /// Builds outbound mode from `OUTBOUND_TOKEN` / `OUTBOUND_UPSTREAMS` (`Ok(None)` when the
+    /// token is not set). No I/O: remote relays are discovered and paired on first use. An
+    /// `https` remote is verified against the web PKI roots plus `UPSTREAM_CA_FILE`.
+    pub fn new(config: &Config) -> Result<Option<Outbound>, String> {
+        let Some(token) = &config.outbound_token else {
+            return Ok(None);
+        };
+        let mut options = HttpOptions::default();
+        options.connect_timeout = Some(CONNECT_TIMEOUT);
+        if let Some(ca) = &config.upstream_ca_file {
+            let pem =
+                std::fs::read(ca).map_err(|e| format!("UPSTREAM_CA_FILE {}: {e}", ca.display()))?;
+            options.extra_ca_pem = Some(pem);
+        }
+        let http = pqrelay_client::http_client(&options)
+            .map_err(|e| format!("outbound HTTP client: {e}"))?;
+        let mut remotes = Vec::new();
+        for spec in &config.outbound_upstreams {
+            let client = RelayClient::builder(spec.to_string())
+                .http_client(http.clone())
+                .max_pairs(config.max_pool_size)
+                .build()
+                .map_err(|e| format!("OUTBOUND_UPSTREAMS {spec}: {e}"))?;
+            remotes.push((spec.clone(), client));
+        }
+        Ok(Some(Outbound {
+            token_digest: Sha256::digest(token.expose().as_bytes()).into(),
+            remotes,
+        }))
+    }
+
+    /// Whether the presented token is the configured one (constant time, over digests so the
+    /// length leaks nothing either).
+    fn token_ok(&self, presented: Option<&HeaderValue>) -> bool {
+        presented.is_some_and(|v| {
+            let digest = Sha256::digest(v.as_bytes());
+            bool::from(digest.as_slice().ct_eq(&self.token_digest))
+        })
+    }
+
+    /// The client of an allowed remote relay.
+    fn client_for(&self, spec: &UpstreamSpec) -> Option<&RelayClient> {
+        self.remotes.iter().find(|(s, _)| s == spec).map(|(_, c)| c)
+    }
+}
+
+/// How the caller asked the request to be sealed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SealChoice {
+    encode_url: Option<bool>,
+    headers: Option<HeaderSelection>,
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Some(true),
+        "false" | "0" | "no" => Some(false),
+        _ => None,
+    }
+}
+
+/// Parses `x-mte-encode-url` and `x-mte-encode-headers`.
+fn seal_choice(headers: &HeaderMap) -> Result<SealChoice, &'static str> {
+    let text = |name: &str| -> Result<Option<&str>, &'static str> {
+        headers
+            .get(name)
+            .map(|v| {
+                v.to_str()
+                    .map_err(|_| "an x-mte-encode-* value is not ASCII")
+            })
+            .transpose()
+    };
+    let encode_url = match text(ENCODE_URL_HEADER)? {
+        None => None,
+        Some(v) => Some(parse_bool(v).ok_or("x-mte-encode-url must be true or false")?),
+    };
+    let headers = match text(ENCODE_HEADERS_HEADER)? {
+        None => None,
+        Some(v) => Some(match parse_bool(v) {
+            Some(true) => HeaderSelection::All,
+            Some(false) => HeaderSelection::Only(Vec::new()),
+            None => {
+                let mut names = Vec::new();
+                for n in v.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                    names.push(
+                        HeaderName::from_bytes(n.to_ascii_lowercase().as_bytes())
+                            .map_err(|_| "x-mte-encode-headers lists an invalid header name")?,
+                    );
+                }
+                HeaderSelection::Only(names)
+            }
+        }),
+    };
+    Ok(SealChoice {
+        encode_url,
+        headers,
+    })
+}
+
+/// The caller's headers to seal or forward: without `x-mte-*`, `host`, framing and
+/// hop-by-hop headers (including those named by `Connection`).
+fn forwarded_headers(headers: &HeaderMap) -> HeaderMap {
+    let named: Vec<String> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|n| n.trim().to_ascii_lowercase())
+        .collect();
+    let mut out = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        let n = name.as_str();
+        if n.starts_with("x-mte-") || HOP_BY_HOP.contains(&n) || named.iter().any(|c| c == n) {
+            continue;
+        }
+        out.append(name.clone(), value.clone());
+    }
+    out
+}
+
+/// The first step of `request_filter`: `Ok(None)` when this is not an outbound request (or
+/// outbound mode is off); otherwise the request is answered here (`Ok(Some(true))`).
+pub async fn handle(
+    state: &RelayState,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+) -> Result<Option<bool>> {
+    let Some(outbound) = &state.outbound else {
+        return Ok(None);
+    };
+    let req = session.req_header();
+    if !req.headers.contains_key(TOKEN_HEADER) && !req.headers.contains_key(UPSTREAM_HEADER) {
+        return Ok(None);
+    }
+    ctx.route = RouteKind::Own("outbound");
+    if !outbound.token_ok(req.headers.get(TOKEN_HEADER)) {
+        let kind = ErrorKind::OUTBOUND_UNAUTHORIZED;
+        let message = "x-mte-outbound-token is missing or wrong";
+        return send_error(state, session, ctx, kind, message)
+            .await
+            .map(Some);
+    }
+    let remote = match req.headers.get(UPSTREAM_HEADER).map(|v| v.to_str()) {
+        None => Err("an outbound request needs x-mte-upstream: <origin of the remote relay>"),
+        Some(Err(_)) => Err("x-mte-upstream is not ASCII"),
+        Some(Ok(v)) => match parse_upstreams(v).as_deref() {
+            Ok([one]) => Ok(one.clone()),
+            _ => Err("x-mte-upstream must be one origin such as https://relay.example.com"),
+        },
+    };
+    let remote = match remote {
+        Ok(r) => r,
+        Err(message) => {
+            let kind = ErrorKind::OUTBOUND_UPSTREAM_MISSING;
+            return send_error(state, session, ctx, kind, message)
+                .await
+                .map(Some);
+        }
+    };
+    let Some(client) = outbound.client_for(&remote).cloned() else {
+        let kind = ErrorKind::OUTBOUND_UPSTREAM_FORBIDDEN;
+        let message = "x-mte-upstream is not one of this relay's OUTBOUND_UPSTREAMS";
+        return send_error(state, session, ctx, kind, message)
+            .await
+            .map(Some);
+    };
+    let choice = match seal_choice(&req.headers) {
+        Ok(c) => c,
+        Err(message) => {
+            return send_error(state, session, ctx, ErrorKind::BAD_REQUEST, message)
+                .await
+                .map(Some);
+        }
+    };
+    ctx.upstream = Some(Arc::new(remote));
+    forward(state, session, ctx, &client, &choice)
+        .await
+        .map(Some)
+}
+
+/// What the caller's request body looks like.
+struct BodyPlan {
+    /// The request has a body (`content-length` or chunked).
+    present: bool,
+    /// Its declared length.
+    len: Option<u64>,
+}
+
+fn body_plan(session: &Session) -> BodyPlan {
+    let h = &session.req_header().headers;
+    let len = h
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let chunked = h.get_all(header::TRANSFER_ENCODING).iter().any(|v| {
+        v.to_str()
+            .is_ok_and(|s| s.to_ascii_lowercase().contains("chunked"))
+    });
+    BodyPlan {
+        present: len.is_some() || chunked,
+        len,
+    }
+}
+
+/// Seals and sends the request, then writes the opened answer.
+async fn forward(
+    state: &RelayState,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    client: &RelayClient,
+    choice: &SealChoice,
+) -> Result<bool> {
+    let req = session.req_header();
+    let method = req.method.clone();
+    let target = req
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "/".into());
+    let headers = forwarded_headers(&req.headers);
+    let plan = body_plan(session);
+    let expects_continue = req
+        .headers
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if plan.present && expects_continue {
+        session.write_continue_response().await?;
+    }
+
+    // The first REPLAY_BUFFER bytes: a body that ends within them is sent replayable.
+    let mut first = BytesMut::new();
+    let mut ended = !plan.present;
+    while !ended && first.len() < REPLAY_BUFFER {
+        match session.read_request_body().await? {
+            Some(piece) => first.extend_from_slice(&piece),
+            None => ended = true,
+        }
+    }
+
+    let request = |body: Body| {
+        let mut b = client
+            .request(method.clone(), target.clone())
+            .headers(headers.clone());
+        if let Some(on) = choice.encode_url {
+            b = b.encode_url(on);
+        }
+        if let Some(sel) = &choice.headers {
+            b = b.seal_headers(sel.clone());
+        }
+        b.body(body)
+    };
+
+    let sent = if ended {
+        let body = first.freeze();
+        let body = |present: bool| {
+            if present {
+                Body::Bytes(body.clone())
+            } else {
+                Body::Empty
+            }
+        };
+        let mut attempt = 0;
+        loop {
+            match request(body(plan.present)).send().await {
+                Err(e) if attempt < TRANSPORT_RETRIES && retryable_transport(&e, &method) => {
+                    log::debug!("outbound: retrying after a transport error: {e}");
+                    attempt += 1;
+                }
+                other => break other,
+            }
+        }
+    } else {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(CHANNEL_DEPTH);
+        let head = futures::stream::once(futures::future::ready(Ok(first.freeze())));
+        let rest = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        });
+        let stream = head.chain(rest);
+        let body = match plan.len {
+            Some(len) => Body::sized_stream(stream, len),
+            None => Body::stream(stream),
+        };
+        let downstream = &mut *session;
+        let pump = async move {
+            loop {
+                match downstream.read_request_body().await {
+                    Ok(Some(piece)) => {
+                        if tx.send(Ok(piece)).await.is_err() {
+                            return Ok(()); // the sender gave up; its error says why
+                        }
+                    }
+                    Ok(None) => return Ok(()),
+                    Err(e) => {
+                        let io = std::io::Error::other("the caller's request body failed");
+                        let _ = tx.send(Err(io)).await;
+                        return Err(e);
+                    }
+                }
+            }
+        };
+        let (sent, pumped) = tokio::join!(request(body).send(), pump);
+        pumped?;
+        sent
+    };
+
+    let resp = match sent {
+        Ok(resp) => resp,
+        Err(e) => return refuse(state, session, ctx, &e).await,
+    };
+    write_answer(state, session, ctx, &method, resp).await
+}
+
+/// Whether a transport failure of a replayable request may be retried: the method is
+/// idempotent, or hyper says the request was never sent or the connection closed before an
+/// answer (a keep-alive connection the remote relay closed, e.g. when it restarted; the
+/// remote relay forwards nothing before the whole sealed head arrived).
+fn retryable_transport(e: &pqrelay_client::Error, method: &Method) -> bool {
+    let pqrelay_client::Error::Http { source, .. } = e else {
+        return false;
+    };
+    if method.is_idempotent() {
+        return true;
+    }
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(source.as_ref());
+    while let Some(c) = cause {
+        if let Some(h) = c.downcast_ref::<hyper::Error>() {
+            if h.is_canceled() || h.is_incomplete_message() {
+                return true;
+            }
+        }
+        cause = c.source();
+    }
+    false
+}
+
+/// Answers a failed outbound request: the remote relay's own ordinary errors (400, 404, 413,
+/// 502, ...) keep their status and code; anything else, including a 559–569 that could not be
+/// retried, is 502 `outbound_failed`.
+async fn refuse(
+    state: &RelayState,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    e: &pqrelay_client::Error,
+) -> Result<bool> {
+    let (kind, message) = match e {
+        pqrelay_client::Error::Relay {
+            status,
+            code,
+            message,
+        } => {
+            let known = ErrorKind::for_code(code).filter(|k| k.status == *status);
+            match known {
+                Some(k) if !(559..=569).contains(status) => {
+                    (k, format!("the remote relay answered: {message}"))
+                }
+                _ => (
+                    ErrorKind::OUTBOUND_FAILED,
+                    format!(
+                        "the remote relay refused the exchange ({status} {code}); its pairs were renewed, retry"
+                    ),
+                ),
+            }
+        }
+        other => (
+            ErrorKind::OUTBOUND_FAILED,
+            format!("the remote relay failed: {other}"),
+        ),
+    };
+    log::warn!("outbound: {message}");
+    send_error(state, session, ctx, kind, &message).await
+}
+
+/// Writes the opened response: status, decoded headers, framing, then the body as it opens.
+async fn write_answer(
+    state: &RelayState,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    method: &Method,
+    resp: pqrelay_client::RelayResponse,
+) -> Result<bool> {
+    let status = resp.status();
+    let mut head = ResponseHeader::build(status, Some(resp.headers().len() + 6))?;
+    for (name, value) in resp.headers() {
+        if !HOP_BY_HOP.contains(&name.as_str()) {
+            head.append_header(name.clone(), value.clone())?;
+        }
+    }
+    let bodiless = *method == Method::HEAD
+        || status.is_informational()
+        || status == http::StatusCode::NO_CONTENT
+        || status == http::StatusCode::NOT_MODIFIED;
+    match resp.content_length() {
+        Some(len) if !bodiless => head.insert_header(header::CONTENT_LENGTH, len.to_string())?,
+        _ if !bodiless => head.insert_header(header::TRANSFER_ENCODING, "chunked")?,
+        _ => {}
+    }
+    finish_response(state, ctx, &mut head);
+    if bodiless {
+        session.write_response_header(Box::new(head), true).await?;
+        return Ok(true);
+    }
+    session.write_response_header(Box::new(head), false).await?;
+    let mut body = resp.into_body();
+    while let Some(piece) = body.next().await {
+        match piece {
+            Ok(b) if b.is_empty() => {}
+            Ok(b) => session.write_response_body(Some(b), false).await?,
+            Err(e) => {
+                // The head is out: all that is left is to cut the response short.
+                log::warn!("outbound: the remote relay's body failed: {e}");
+                return Err(Error::explain(
+                    ErrorType::ReadError,
+                    "outbound: the remote relay's body failed",
+                ));
+            }
+        }
+    }
+    session.write_response_body(None, true).await?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn seal_choice_reads_the_vendor_options() {
+        let c = seal_choice(&map(&[])).unwrap();
+        assert_eq!((c.encode_url, c.headers), (None, None));
+        let c = seal_choice(&map(&[
+            ("x-mte-encode-url", "false"),
+            ("x-mte-encode-headers", "Authorization, x-a"),
+        ]))
+        .unwrap();
+        assert_eq!(c.encode_url, Some(false));
+        assert_eq!(
+            c.headers,
+            Some(HeaderSelection::Only(vec![
+                HeaderName::from_static("authorization"),
+                HeaderName::from_static("x-a")
+            ]))
+        );
+        let c = seal_choice(&map(&[("x-mte-encode-headers", "false")])).unwrap();
+        assert_eq!(c.headers, Some(HeaderSelection::Only(vec![])));
+        assert!(seal_choice(&map(&[("x-mte-encode-url", "maybe")])).is_err());
+        assert!(seal_choice(&map(&[("x-mte-encode-headers", "a b")])).is_err());
+    }
+
+    #[test]
+    fn control_and_hop_by_hop_headers_are_not_forwarded() {
+        let h = forwarded_headers(&map(&[
+            ("x-mte-outbound-token", "t"),
+            ("x-mte-upstream", "http://x"),
+            ("host", "relay-a"),
+            ("connection", "keep-alive, x-drop"),
+            ("x-drop", "1"),
+            ("content-length", "3"),
+            ("authorization", "Bearer x"),
+            ("x-keep", "1"),
+        ]));
+        let names: Vec<&str> = h.keys().map(|n| n.as_str()).collect();
+        assert_eq!(names, ["authorization", "x-keep"]);
+    }
+
+    #[test]
+    fn token_is_compared_by_digest() {
+        let o = Outbound {
+            token_digest: Sha256::digest(b"right-token").into(),
+            remotes: Vec::new(),
+        };
+        assert!(o.token_ok(Some(&HeaderValue::from_static("right-token"))));
+        assert!(!o.token_ok(Some(&HeaderValue::from_static("right-tokem"))));
+        assert!(!o.token_ok(Some(&HeaderValue::from_static(""))));
+        assert!(!o.token_ok(None));
+    }
+}

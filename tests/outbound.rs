@@ -1,0 +1,371 @@
+//! Outbound mode with real processes on loopback:
+//! app → relay A (outbound, plain in) → [tap] → relay B → demo upstream B.
+//!
+//! The tap between A and B records every byte (the attacker's view of the partner link).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::exchange::{pattern, relay_client, sha256_hex, vm_hwm_kib, Tap};
+use common::{client, expect_error, free_port, Relay, Upstream};
+
+const TOKEN: &str = "outbound-token-0123456789abcdefghij";
+const MARKER: &str = "plaintext-marker-7f3a9c";
+
+/// Relay B (fronted by a tap) and relay A allowed to reach it.
+struct Chain {
+    _upstream: Upstream,
+    b: Relay,
+    b_port: u16,
+    tap: Tap,
+    a: Relay,
+}
+
+impl Chain {
+    async fn start() -> Chain {
+        let upstream = Upstream::start();
+        let b_port = free_port();
+        let b = Relay::start_on(b_port, &upstream.url(), &[], &[]);
+        let tap = Tap::start(b_port).await;
+        let allowed = format!("{},http://127.0.0.1:1", tap.url());
+        let a = Relay::start(
+            &upstream.url(),
+            &[("OUTBOUND_TOKEN", TOKEN), ("OUTBOUND_UPSTREAMS", &allowed)],
+        );
+        Chain {
+            _upstream: upstream,
+            b,
+            b_port,
+            tap,
+            a,
+        }
+    }
+
+    /// A request to relay A, outbound to relay B through the tap.
+    fn out(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        client()
+            .request(method, self.a.url(path))
+            .timeout(Duration::from_secs(120))
+            .header("x-mte-outbound-token", TOKEN)
+            .header("x-mte-upstream", self.tap.url())
+    }
+
+    fn wire(&self) -> (Vec<u8>, Vec<u8>) {
+        (
+            self.tap.up.lock().unwrap().clone(),
+            self.tap.down.lock().unwrap().clone(),
+        )
+    }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+async fn upload_sized(c: &Chain, body: Vec<u8>) -> serde_json::Value {
+    let len = body.len();
+    let resp = c
+        .out(reqwest::Method::POST, "/upload")
+        .header("content-type", "application/octet-stream")
+        .body(body)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{len}: {e}"));
+    assert_eq!(resp.status(), 200, "{len}");
+    resp.json().await.unwrap()
+}
+
+async fn upload_chunked(c: &Chain, len: usize) -> serde_json::Value {
+    let pieces: Vec<Result<Vec<u8>, std::io::Error>> = pattern(len)
+        .chunks(40_000)
+        .map(|c| Ok(c.to_vec()))
+        .collect();
+    let body = reqwest::Body::wrap_stream(futures::stream::iter(pieces));
+    let resp = c
+        .out(reqwest::Method::POST, "/upload")
+        .header("content-type", "application/octet-stream")
+        .body(body)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("chunked {len}: {e}"));
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    assert_eq!(status, 200, "chunked {len}: {text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_bodies_headers_and_query_arrive_and_the_link_is_sealed() {
+    let c = Chain::start().await;
+
+    // Headers and query string intact, control headers gone, marker never on the A–B link.
+    let resp = c
+        .out(reqwest::Method::GET, &format!("/headers?q={MARKER}&n=1"))
+        .header("x-custom", MARKER)
+        .header("authorization", format!("Bearer {MARKER}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let v: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(v["path"], "/headers");
+    assert_eq!(v["query"], format!("q={MARKER}&n=1"));
+    assert_eq!(v["headers"]["x-custom"], MARKER);
+    assert_eq!(v["headers"]["authorization"], format!("Bearer {MARKER}"));
+    let seen = v["headers"].as_object().unwrap();
+    assert!(
+        !seen.keys().any(|k| k.starts_with("x-mte-")),
+        "control headers reached the upstream: {seen:?}"
+    );
+
+    // Bodies from 0 B to 50 MiB, sized and chunked, checked by SHA-256 at upstream B.
+    for len in [0usize, 1, 1024, 65535, 65536, 65537, 300_000, 5 << 20] {
+        let body = pattern(len);
+        let want = sha256_hex(&body);
+        let v = upload_sized(&c, body).await;
+        assert_eq!(v["size"], len as u64, "sized {len}");
+        assert_eq!(v["sha256"], want, "sized {len}");
+        let v = upload_chunked(&c, len).await;
+        assert_eq!(v["size"], len as u64, "chunked {len}");
+        assert_eq!(v["sha256"], want, "chunked {len}");
+    }
+    let big = 50usize << 20;
+    let body = pattern(big);
+    let want = sha256_hex(&body);
+    let v = upload_sized(&c, body).await;
+    assert_eq!(
+        (v["size"].as_u64(), v["sha256"].as_str()),
+        (Some(big as u64), Some(want.as_str()))
+    );
+    let v = upload_chunked(&c, big).await;
+    assert_eq!(
+        (v["size"].as_u64(), v["sha256"].as_str()),
+        (Some(big as u64), Some(want.as_str()))
+    );
+    let hwm = vm_hwm_kib(c.a.proc.pid());
+    eprintln!("relay A peak RSS after 50 MiB uploads: {hwm} KiB");
+    assert!(hwm < 48 * 1024, "relay A buffered a body: VmHWM {hwm} KiB");
+
+    // A marker body, then look at the wire.
+    let body = format!("{MARKER}{MARKER}").repeat(100);
+    let resp = c
+        .out(reqwest::Method::POST, "/upload")
+        .header("content-type", "text/plain")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let (up, down) = c.wire();
+    assert!(up.len() > 100 << 20, "the tap saw the uploads");
+    assert!(
+        !contains(&up, MARKER.as_bytes()),
+        "plaintext on the A→B link"
+    );
+    assert!(!contains(&up, b"/headers"), "plain path on the A→B link");
+    assert!(!contains(&up, b"/upload"), "plain path on the A→B link");
+    assert!(
+        !contains(&up, b"x-custom"),
+        "plain header name on the A→B link"
+    );
+    assert!(
+        !contains(&up, b"x-mte-outbound-token"),
+        "control header on the link"
+    );
+    assert!(
+        !contains(&up, TOKEN.as_bytes()),
+        "the outbound token on the link"
+    );
+    assert!(
+        !contains(&down, MARKER.as_bytes()),
+        "plaintext on the B→A link"
+    );
+    assert!(
+        !contains(&down, b"sha256"),
+        "plain upstream answer on the B→A link"
+    );
+
+    // The vendor's options: plain URL and plain headers when asked.
+    let resp = c
+        .out(reqwest::Method::GET, "/headers?visible=yes")
+        .header("x-mte-encode-url", "false")
+        .header("x-mte-encode-headers", "authorization")
+        .header("authorization", "Bearer sealed-one")
+        .header("x-plain-visible", "seen-in-clear")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let v: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(v["headers"]["x-plain-visible"], "seen-in-clear");
+    assert_eq!(v["headers"]["authorization"], "Bearer sealed-one");
+    let (up, _) = c.wire();
+    assert!(contains(&up, b"/headers?visible=yes"), "encode-url false");
+    assert!(contains(&up, b"seen-in-clear"), "encode-headers list");
+    assert!(!contains(&up, b"sealed-one"), "listed header sealed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_refuses_bad_tokens_missing_and_unlisted_upstreams() {
+    let c = Chain::start().await;
+    let a = &c.a;
+    let resp = client()
+        .get(a.url("/headers"))
+        .header("x-mte-upstream", c.tap.url())
+        .send()
+        .await
+        .unwrap();
+    expect_error(resp, 401, "outbound_unauthorized").await;
+    let resp = client()
+        .get(a.url("/headers"))
+        .header("x-mte-outbound-token", "wrong")
+        .header("x-mte-upstream", c.tap.url())
+        .send()
+        .await
+        .unwrap();
+    expect_error(resp, 401, "outbound_unauthorized").await;
+    let resp = client()
+        .get(a.url("/headers"))
+        .header("x-mte-outbound-token", TOKEN)
+        .send()
+        .await
+        .unwrap();
+    expect_error(resp, 400, "outbound_upstream_missing").await;
+    for unlisted in [
+        "http://127.0.0.1:2".to_owned(),
+        format!("http://127.0.0.1:{}", c.b_port), // B itself, but not through the listed tap
+        "https://example.com".to_owned(),
+    ] {
+        let resp = client()
+            .get(a.url("/headers"))
+            .header("x-mte-outbound-token", TOKEN)
+            .header("x-mte-upstream", &unlisted)
+            .send()
+            .await
+            .unwrap();
+        expect_error(resp, 403, "outbound_upstream_forbidden").await;
+    }
+    let resp = c
+        .out(reqwest::Method::GET, "/headers")
+        .header("x-mte-encode-url", "perhaps")
+        .send()
+        .await
+        .unwrap();
+    expect_error(resp, 400, "bad_request").await;
+    // Listed but down: a clear 502.
+    let resp = client()
+        .get(a.url("/headers"))
+        .header("x-mte-outbound-token", TOKEN)
+        .header("x-mte-upstream", "http://127.0.0.1:1")
+        .send()
+        .await
+        .unwrap();
+    expect_error(resp, 502, "outbound_failed").await;
+    // Nothing reached B, and the token never shows in A's log.
+    assert!(c.wire().0.is_empty(), "refused requests reached relay B");
+    assert!(!a.proc.log_text().contains(TOKEN), "token in the log");
+    // Without the control headers relay A is an ordinary relay.
+    let resp = client().head(a.url("/api/mte-relay")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_repairs_on_its_own_after_the_remote_relay_restarts() {
+    let mut c = Chain::start().await;
+    for i in 0..8 {
+        let resp = c
+            .out(reqwest::Method::GET, &format!("/headers?before={i}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    // Restart B (memory state: every pair is gone).
+    let upstream = c._upstream.url();
+    // Stop the old B (by its pid) before the new one takes its port.
+    let pid = c.b.proc.pid().to_string();
+    let _ = std::process::Command::new("kill")
+        .args(["-9", &pid])
+        .status();
+    while !c.b.proc.exited() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    c.b = Relay::start_on(c.b_port, &upstream, &[], &[]);
+    for i in 0..12 {
+        let resp = c
+            .out(reqwest::Method::GET, &format!("/headers?after={i}"))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        assert_eq!(status, 200, "{i}: {}", resp.text().await.unwrap());
+        let body = pattern(10_000);
+        let want = sha256_hex(&body);
+        let v = upload_sized(&c, body).await;
+        assert_eq!(v["sha256"], want);
+    }
+}
+
+/// Added latency of the outbound hop at 1 KiB: app → A → B → upstream (plain in, sealed
+/// between A and B) against app → B → upstream with the Rust client. Run with
+/// `cargo test --test outbound -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn outbound_latency_at_1_kib() {
+    let upstream = Upstream::start();
+    let b = Relay::start(&upstream.url(), &[]);
+    let b_base = b.url("");
+    let a = Relay::start(
+        &upstream.url(),
+        &[("OUTBOUND_TOKEN", TOKEN), ("OUTBOUND_UPSTREAMS", &b_base)],
+    );
+    let body = pattern(1024);
+    let plain = client();
+    let direct = relay_client(&b_base);
+    const N: usize = 200;
+    let mut via_a = Vec::with_capacity(N);
+    let mut via_b = Vec::with_capacity(N);
+    for i in 0..(N + 20) {
+        let t = Instant::now();
+        let resp = plain
+            .post(a.url("/upload"))
+            .header("x-mte-outbound-token", TOKEN)
+            .header("x-mte-upstream", &b_base)
+            .header("content-type", "application/octet-stream")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.bytes().await.unwrap();
+        let d1 = t.elapsed();
+        let t = Instant::now();
+        let resp = direct
+            .post("/upload")
+            .header("content-type", "application/octet-stream")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.bytes().await.unwrap();
+        let d2 = t.elapsed();
+        if i >= 20 {
+            via_a.push(d1);
+            via_b.push(d2);
+        }
+    }
+    via_a.sort();
+    via_b.sort();
+    let med = |v: &[Duration]| v[v.len() / 2];
+    let p90 = |v: &[Duration]| v[v.len() * 9 / 10];
+    eprintln!(
+        "1 KiB POST /upload, {N} requests: app→A→B→upstream median {:?} (p90 {:?}); app→B→upstream (Rust client) median {:?} (p90 {:?}); added {:?}",
+        med(&via_a),
+        p90(&via_a),
+        med(&via_b),
+        p90(&via_b),
+        med(&via_a).saturating_sub(med(&via_b))
+    );
+}
