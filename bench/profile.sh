@@ -25,7 +25,7 @@ if [ "$MODE" = redis ]; then
 fi
 printf 'pid_file: %s/r.pid\nupgrade_sock: %s/r.sock\nupstream_keepalive_pool_size: 1024\n' "$D" "$D" >"$D/r.yaml"
 env -i PATH="$PATH" UPSTREAM="http://127.0.0.1:$UPP" CLIENT_ID_SECRET=pqrelay-bench-client-id-secret-0123456789 \
-    CORS_ORIGINS=http://localhost HOST=127.0.0.1 PORT="$RP" PASS_THROUGH_ROUTES='/pt/*' THREADS="$(nproc)" \
+    CORS_ORIGINS=http://localhost HOST=127.0.0.1 PORT="$RP" PASS_THROUGH_ROUTES='/pt/*' PAIR_RATE_PER_IP=0 PAIR_RATE_PER_CLIENT=0 THREADS="$(nproc)" \
     "${EXTRA[@]}" "$B/pqrelay" run --config "$D/r.yaml" >"$D/relay.log" 2>&1 & R=$!; PIDS+=($R)
 sleep 1
 if [ "$MODE" = pt ]; then

@@ -501,7 +501,8 @@ rows include the client's sealing and opening as well as the relay's work.
 - nginx: `worker_processes` = cores, plain `proxy_pass` to an `upstream` block with \
 `keepalive 1024`, HTTP/1.1 upstream, request and response buffering off (streaming, like \
 the relay), `client_max_body_size 0`, access log buffered (64 KiB). The relay: `THREADS` = \
-cores, `upstream_keepalive_pool_size: 1024`, access log to a file, `PASS_THROUGH_ROUTES=/pt/*`; \
+cores, `upstream_keepalive_pool_size: 1024`, access log to a file, `PASS_THROUGH_ROUTES=/pt/*`, \
+`PAIR_RATE_PER_IP=0` and `PAIR_RATE_PER_CLIENT=0` (all load comes from 127.0.0.1); \
 \"Redis\" rows use a local `redis-server` (no persistence) as `REDIS_URL`.
 - Closed loop: each point has a warm-up, then a measured window; a request counts when it \
 started inside the window. Open loop: each connection has its own fixed schedule, latency \

@@ -220,6 +220,10 @@ impl Lab {
             .env("PORT", port.to_string())
             .env("PASS_THROUGH_ROUTES", "/pt/*")
             .env("THREADS", self.cores.to_string())
+            // All bench traffic comes from 127.0.0.1 standing in for many clients: the
+            // per-IP and per-client pairing rate limits would measure themselves.
+            .env("PAIR_RATE_PER_IP", "0")
+            .env("PAIR_RATE_PER_CLIENT", "0")
             .arg("run")
             .arg("--config")
             .arg(&conf);
