@@ -121,6 +121,8 @@ pub struct Config {
     pub outbound_upstreams: Vec<UpstreamSpec>,
     /// `DOMAIN_MAP`: one site per host ([`crate::domains`]); `None` = one site.
     pub domain_map: Option<Vec<crate::domains::DomainConfig>>,
+    /// Edge limits: sizes, timeouts, pairing rates ([`crate::limits`]).
+    pub limits: crate::limits::Limits,
 }
 
 /// A loaded configuration: ours, Pingora's, and non-fatal warnings.
@@ -232,6 +234,15 @@ const DEMO: Field = field("demo", "DEMO");
 const OUTBOUND_TOKEN: Field = field("outboundToken", "OUTBOUND_TOKEN");
 const OUTBOUND_UPSTREAMS: Field = field("outboundUpstreams", "OUTBOUND_UPSTREAMS");
 const DOMAIN_MAP: Field = field("domainMap", "DOMAIN_MAP");
+const MAX_HEADER_BYTES: Field = field("maxHeaderBytes", "MAX_HEADER_BYTES");
+const MAX_URL_BYTES: Field = field("maxUrlBytes", "MAX_URL_BYTES");
+const HEADER_TIMEOUT_MS: Field = field("headerTimeoutMs", "HEADER_TIMEOUT_MS");
+const CLIENT_TIMEOUT_MS: Field = field("clientTimeoutMs", "CLIENT_TIMEOUT_MS");
+const UPSTREAM_CONNECT_TIMEOUT_MS: Field =
+    field("upstreamConnectTimeoutMs", "UPSTREAM_CONNECT_TIMEOUT_MS");
+const UPSTREAM_READ_TIMEOUT_MS: Field = field("upstreamReadTimeoutMs", "UPSTREAM_READ_TIMEOUT_MS");
+const PAIR_RATE_PER_IP: Field = field("pairRatePerIp", "PAIR_RATE_PER_IP");
+const PAIR_RATE_PER_CLIENT: Field = field("pairRatePerClient", "PAIR_RATE_PER_CLIENT");
 
 /// Every pqrelay setting, for unknown-key detection and documentation.
 const FIELDS: &[&Field] = &[
@@ -259,6 +270,14 @@ const FIELDS: &[&Field] = &[
     &OUTBOUND_TOKEN,
     &OUTBOUND_UPSTREAMS,
     &DOMAIN_MAP,
+    &MAX_HEADER_BYTES,
+    &MAX_URL_BYTES,
+    &HEADER_TIMEOUT_MS,
+    &CLIENT_TIMEOUT_MS,
+    &UPSTREAM_CONNECT_TIMEOUT_MS,
+    &UPSTREAM_READ_TIMEOUT_MS,
+    &PAIR_RATE_PER_IP,
+    &PAIR_RATE_PER_CLIENT,
 ];
 
 /// Pingora settings that may also come from the environment.
@@ -708,6 +727,8 @@ pub fn load(src: &Sources) -> Result<Loaded, ConfigErrors> {
 
     let (outbound_token, outbound_upstreams, domain_map) = outbound_and_domains(&mut l);
 
+    let limits = limits(&mut l);
+
     check_unknown_keys(&mut l);
     let server_conf = server_conf(&mut l, upstream_ca_file.as_ref().and_then(|p| p.as_ref()));
 
@@ -737,6 +758,7 @@ pub fn load(src: &Sources) -> Result<Loaded, ConfigErrors> {
             outbound_token: outbound_token?,
             outbound_upstreams: outbound_upstreams?,
             domain_map: domain_map?,
+            limits: limits?,
         })
     })();
     match (config, server_conf) {
@@ -818,6 +840,49 @@ fn outbound_and_domains(
         }
     });
     (token, upstreams, domains)
+}
+
+/// The edge limits ([`crate::limits::Limits`]): sizes in bytes, timeouts in milliseconds,
+/// pairing rates per second (0 = unlimited).
+fn limits(l: &mut Loader<'_>) -> Option<crate::limits::Limits> {
+    use crate::limits::Limits;
+    let d = Limits::default();
+    let bytes = |l: &mut Loader<'_>, f: &Field, min: usize, default: usize| {
+        l.optional(f, |l, raw, source| {
+            l.number::<usize>(f, raw, source, min, 1 << 20)
+        })
+        .map(|v| v.unwrap_or(default))
+    };
+    let max_header_bytes = bytes(l, &MAX_HEADER_BYTES, 1024, d.max_header_bytes);
+    let max_url_bytes = bytes(l, &MAX_URL_BYTES, 256, d.max_url_bytes);
+    let ms = |l: &mut Loader<'_>, f: &Field, default: std::time::Duration| {
+        l.optional(f, |l, raw, source| {
+            l.number::<u64>(f, raw, source, 1, 3_600_000)
+        })
+        .map(|v| v.map_or(default, std::time::Duration::from_millis))
+    };
+    let header_timeout = ms(l, &HEADER_TIMEOUT_MS, d.header_timeout);
+    let client_timeout = ms(l, &CLIENT_TIMEOUT_MS, d.client_timeout);
+    let upstream_connect_timeout = ms(l, &UPSTREAM_CONNECT_TIMEOUT_MS, d.upstream_connect_timeout);
+    let upstream_read_timeout = ms(l, &UPSTREAM_READ_TIMEOUT_MS, d.upstream_read_timeout);
+    let rate = |l: &mut Loader<'_>, f: &Field, default: u32| {
+        l.optional(f, |l, raw, source| {
+            l.number::<u32>(f, raw, source, 0, 1_000_000)
+        })
+        .map(|v| v.unwrap_or(default))
+    };
+    let pair_rate_per_ip = rate(l, &PAIR_RATE_PER_IP, d.pair_rate_per_ip);
+    let pair_rate_per_client = rate(l, &PAIR_RATE_PER_CLIENT, d.pair_rate_per_client);
+    Some(Limits {
+        max_header_bytes: max_header_bytes?,
+        max_url_bytes: max_url_bytes?,
+        header_timeout: header_timeout?,
+        client_timeout: client_timeout?,
+        upstream_connect_timeout: upstream_connect_timeout?,
+        upstream_read_timeout: upstream_read_timeout?,
+        pair_rate_per_ip: pair_rate_per_ip?,
+        pair_rate_per_client: pair_rate_per_client?,
+    })
 }
 
 /// A readable PEM file holding at least one certificate.
@@ -1144,6 +1209,14 @@ impl Config {
                 "corsOrigins": d.cors_origins,
                 "clientIdSecret": d.client_id_secret.masked(),
             }))).collect::<serde_json::Map<_, _>>()),
+            "maxHeaderBytes": self.limits.max_header_bytes,
+            "maxUrlBytes": self.limits.max_url_bytes,
+            "headerTimeoutMs": self.limits.header_timeout.as_millis() as u64,
+            "clientTimeoutMs": self.limits.client_timeout.as_millis() as u64,
+            "upstreamConnectTimeoutMs": self.limits.upstream_connect_timeout.as_millis() as u64,
+            "upstreamReadTimeoutMs": self.limits.upstream_read_timeout.as_millis() as u64,
+            "pairRatePerIp": self.limits.pair_rate_per_ip,
+            "pairRatePerClient": self.limits.pair_rate_per_client,
         });
         let mut out = serde_yaml::to_string(&ours).unwrap_or_default();
         out.push_str("# Pingora server settings (snake_case keys)\n");

@@ -119,11 +119,14 @@ kinds! {
         "The request body is over the relay's limit.",
         "Send a smaller body.";
     URI_TOO_LONG = 414, "uri_too_long",
-        "The decoded request URL is over 8 KiB.",
+        "The request-target is over MAX_URL_BYTES, or the decoded URL is over 8 KiB.",
         "Use a shorter URL.";
     HEADERS_TOO_LARGE = 431, "headers_too_large",
-        "The sealed header block is over 16 KiB.",
+        "The request headers are over MAX_HEADER_BYTES, or the sealed header block over 16 KiB.",
         "Send fewer or smaller headers.";
+    RATE_LIMITED = 429, "rate_limited",
+        "Too many pairing requests from this IP address or for this client id.",
+        "Wait Retry-After seconds, then retry.";
     NOT_IMPLEMENTED = 501, "not_implemented",
         "This relay does not implement the route yet.",
         "Upgrade the relay.";

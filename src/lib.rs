@@ -19,6 +19,8 @@ pub mod demo;
 pub mod domains;
 pub mod error;
 pub mod exchange;
+pub mod head_deadline;
+pub mod limits;
 pub mod logging;
 pub mod outbound;
 pub mod pairing;

@@ -11,9 +11,11 @@ use clap::{Parser, Subcommand};
 use pingora_core::server::configuration::Opt;
 use pingora_core::server::Server;
 use pingora_core::services::background::GenBackgroundService;
+use pingora_core::services::listening::Service;
 
 use pqrelay::config::{self, Loaded, Sources};
 use pqrelay::demo::DemoUpstream;
+use pqrelay::head_deadline::HeadDeadline;
 use pqrelay::proxy::Relay;
 use pqrelay::state::RelayState;
 
@@ -180,13 +182,15 @@ fn serve(cli: Cli, loaded: Loaded, demo: Option<DemoUpstream>) -> anyhow::Result
     server.bootstrap();
 
     let state = Arc::new(RelayState::new(config).map_err(|e| anyhow!(e))?);
-    let mut proxy = pingora_proxy::http_proxy_service_with_name(
+    // The proxy inside the first-request-head deadline (slowloris, `HEADER_TIMEOUT_MS`).
+    let relay = pingora_proxy::http_proxy(
         &server.configuration,
         Relay {
             state: state.clone(),
         },
-        "pqrelay",
     );
+    let header_timeout = state.config.limits.header_timeout;
+    let mut proxy = Service::new("pqrelay".into(), HeadDeadline::new(relay, header_timeout));
     proxy.add_tcp(&listen.to_string());
     server.add_service(proxy);
     if state.upstreams.len > 1 {

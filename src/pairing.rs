@@ -1,6 +1,8 @@
 //! `POST /api/mte-pair` (PROTOCOL.md §5): the relay side of pairing.
 //!
-//! Checks the client id (560 absent, 566 invalid), reads the JSON body up to
+//! Counts the request against the pairing rates (429 with `Retry-After: 1` beyond
+//! `PAIR_RATE_PER_IP` / `PAIR_RATE_PER_CLIENT`, [`crate::limits::check_pairing_rate`]), checks
+//! the client id (560 absent, 566 invalid), reads the JSON body up to
 //! [`MAX_PAIRING_BODY`] (413 beyond; `Expect: 100-continue` is answered first), parses it with
 //! [`PairingRequest::parse`] (400 `invalid_pairing` naming the problem), encapsulates to every
 //! pair's `ek` with fresh randomness, stores every state with one all-or-nothing
@@ -22,7 +24,9 @@ use pqrelay_protocol::{
 
 use crate::ctx::RequestCtx;
 use crate::error::ErrorKind;
-use crate::routes::{send, send_error, verify_relay_header, PROTOCOL_VERSION, RELAY_HEADER};
+use crate::routes::{
+    send, send_error, send_error_with, verify_relay_header, PROTOCOL_VERSION, RELAY_HEADER,
+};
 use crate::state::RelayState;
 
 /// A refused pairing: the error row and a message for the client.
@@ -46,12 +50,20 @@ pub async fn handle(
             ];
             send(state, session, ctx, 200, "application/json", &headers, body).await
         }
+        Err((kind, message)) if kind == ErrorKind::RATE_LIMITED => {
+            let retry = [(header::RETRY_AFTER.as_str(), "1")];
+            send_error_with(state, session, ctx, kind, &message, &retry).await
+        }
         Err((kind, message)) => send_error(state, session, ctx, kind, &message).await,
     }
 }
 
 /// Runs a pairing request; returns the current client-id token and the response body.
 async fn pair(state: &RelayState, session: &mut Session) -> Result<(String, Bytes), Refusal> {
+    let limits = &state.config.limits;
+    let ip = crate::limits::client_ip(session);
+    crate::limits::check_pairing_rate(limits, ip, None)
+        .map_err(|m| (ErrorKind::RATE_LIMITED, m))?;
     let value = session
         .req_header()
         .headers
@@ -71,6 +83,8 @@ async fn pair(state: &RelayState, session: &mut Session) -> Result<(String, Byte
             "pairing takes x-mte-relay: 1.<client id> without exchange fields",
         ));
     }
+    crate::limits::check_pairing_rate(limits, None, Some(&mte.client_id))
+        .map_err(|m| (ErrorKind::RATE_LIMITED, m))?;
     let body = read_body(session, MAX_PAIRING_BODY).await?;
     let request = PairingRequest::parse(&body, state.config.max_pool_size)
         .map_err(|e| pairing_refusal(&e, state.config.max_pool_size))?;

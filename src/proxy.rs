@@ -5,7 +5,8 @@
 //! 1. `request_filter` → [`routes::route_request`]: CORS preflight, the relay's own routes,
 //!    pass-through, then MTE routes. It either answers (`Ok(true)`, via [`routes::send`] or
 //!    [`routes::send_error`], which add CORS and `HEADERS`) or sets [`RequestCtx::route`].
-//! 2. `upstream_peer` → [`crate::upstream::Upstreams::select`] (round robin, healthy first);
+//! 2. `upstream_peer` → [`crate::upstream::Upstreams::select`] (round robin, healthy first)
+//!    with the configured timeouts ([`crate::limits::apply_upstream_timeouts`]);
 //!    `fail_to_connect` retries the next backend.
 //! 3. `upstream_request_filter` → [`crate::upstream::prepare_request`] (Host, X-Forwarded-*,
 //!    `HEADERS`).
@@ -83,10 +84,11 @@ impl ProxyHttp for Relay {
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
         ctx.tries += 1;
-        let (peer, spec) =
+        let (mut peer, spec) =
             self.site(ctx).upstreams.select().ok_or_else(|| {
                 Error::explain(ErrorType::ConnectNoRoute, "no upstream available")
             })?;
+        crate::limits::apply_upstream_timeouts(&self.state.config.limits, &mut peer);
         ctx.upstream = Some(spec);
         Ok(peer)
     }

@@ -1,11 +1,11 @@
 //! Routing: route patterns, the routing decision of `request_filter`, and the routes the relay
 //! answers itself.
 //!
-//! Order: CORS preflight → the relay's own routes → `PASS_THROUGH_ROUTES` → MTE routes. When
-//! `MTE_ROUTES` is set only matching paths are MTE routes and every other path 404s; otherwise
-//! every path that is not passed through is an MTE route. An MTE route needs an `x-mte-relay`
-//! header whose client id verifies (561 when missing, 568 for an unknown version, 566 when the
-//! signature does not verify).
+//! Order: edge limits ([`crate::limits::guard_request`]) → CORS preflight → the relay's own
+//! routes → `PASS_THROUGH_ROUTES` → MTE routes. When `MTE_ROUTES` is set only matching paths
+//! are MTE routes and every other path 404s; otherwise every path that is not passed through is
+//! an MTE route. An MTE route needs an `x-mte-relay` header whose client id verifies (561 when
+//! missing, 568 for an unknown version, 566 when the signature does not verify).
 
 use std::fmt;
 use std::sync::OnceLock;
@@ -121,6 +121,9 @@ pub async fn route_request(
     session: &mut Session,
     ctx: &mut RequestCtx,
 ) -> Result<bool> {
+    if crate::limits::guard_request(state, session, ctx).await? {
+        return Ok(true);
+    }
     let req = session.req_header();
     ctx.cors_origin = cors::allowed_origin(&state.config, req);
 

@@ -32,7 +32,8 @@ fn is_dropped_request_header(name: &str) -> bool {
 /// Opens and checks an exchange request, then commits the pair's next state.
 ///
 /// Order (§6, §8.2): parse `x-mte-relay` → load the pair → ratchet to the counter → open the
-/// URL (flag `url`) and `x-mte-relay-eh` → validate the decoded URL and headers → `MTE_ROUTES`
+/// URL (flag `url`) and `x-mte-relay-eh` → validate the decoded URL (origin-form, and
+/// [`crate::limits::path_problem`]) and headers → `MTE_ROUTES`
 /// on the decoded path → body framing → compare-and-set. Nothing is committed before the
 /// sealed items opened and the request is known to be forwardable.
 pub async fn begin(
@@ -91,6 +92,9 @@ pub async fn begin(
         ))?;
     let headers =
         open_headers(&request_key, &context, sealed).map_err(|e| protocol_rejection(&e))?;
+    if let Some(why) = crate::limits::path_problem(&target) {
+        return Err(Rejection::new(ErrorKind::INVALID_URL, why));
+    }
     let target_uri: Uri = target.parse().map_err(|_| {
         Rejection::new(
             ErrorKind::INVALID_URL,

@@ -5,6 +5,7 @@
 
 pub mod exchange;
 pub mod redis;
+pub mod strict;
 pub mod suite;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
