@@ -97,6 +97,8 @@ pub struct Config {
     pub host: String,
     /// Port to listen on.
     pub port: u16,
+    /// Port of the Prometheus metrics listener (`METRICS_PORT`, on `host`); `None` = off.
+    pub metrics_port: Option<u16>,
     /// Debug logging.
     pub debug: bool,
     /// Routes proxied untouched.
@@ -222,6 +224,7 @@ const REDIS_CA_FILE: Field = field("redisCaFile", "REDIS_CA_FILE");
 const STATE_SECRET: Field = field("stateSecret", "STATE_SECRET");
 const HOST: Field = field("host", "HOST");
 const PORT: Field = field("port", "PORT");
+const METRICS_PORT: Field = field("metricsPort", "METRICS_PORT");
 const DEBUG: Field = field("debug", "DEBUG");
 const PASS_THROUGH_ROUTES: Field = field("passThroughRoutes", "PASS_THROUGH_ROUTES");
 const MTE_ROUTES: Field = field("mteRoutes", "MTE_ROUTES");
@@ -258,6 +261,7 @@ const FIELDS: &[&Field] = &[
     &STATE_SECRET,
     &HOST,
     &PORT,
+    &METRICS_PORT,
     &DEBUG,
     &PASS_THROUGH_ROUTES,
     &MTE_ROUTES,
@@ -622,6 +626,19 @@ pub fn load(src: &Sources) -> Result<Loaded, ConfigErrors> {
         })
         .map(|v| v.unwrap_or(DEFAULT_PORT));
 
+    let metrics_port = l.optional(&METRICS_PORT, |l, raw, source| {
+        let m = l.number::<u16>(&METRICS_PORT, raw, source, 1, u16::MAX)?;
+        if port == Some(m) {
+            l.problem(
+                &METRICS_PORT,
+                source,
+                format!("{m} is also the relay's PORT; metrics need a port of their own"),
+            );
+            return None;
+        }
+        Some(m)
+    });
+
     let debug = l
         .optional(&DEBUG, |l, raw, source| l.bool(&DEBUG, raw, source))
         .map(|v| v.unwrap_or(false));
@@ -746,6 +763,7 @@ pub fn load(src: &Sources) -> Result<Loaded, ConfigErrors> {
             state_secret: state_secret?,
             host: host?,
             port: port?,
+            metrics_port: metrics_port?,
             debug: debug?,
             pass_through_routes: pass_through_routes?,
             mte_routes: mte_routes?,
@@ -1193,6 +1211,7 @@ impl Config {
             "stateSecret": self.state_secret.as_ref().map(Secret::masked),
             "host": self.host,
             "port": self.port,
+            "metricsPort": self.metrics_port,
             "debug": self.debug,
             "passThroughRoutes": routes(&self.pass_through_routes),
             "mteRoutes": self.mte_routes.as_deref().map(routes),

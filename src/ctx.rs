@@ -66,6 +66,8 @@ pub struct RequestCtx {
     pub upstream: Option<Arc<UpstreamSpec>>,
     /// Upstream connection attempts so far.
     pub tries: usize,
+    /// When the upstream was chosen, while its response header is awaited (metrics only).
+    pub upstream_started: Option<Instant>,
     /// Error code of a relay error reply, for the access log.
     pub error_code: Option<&'static str>,
     /// When the request started.
@@ -83,6 +85,7 @@ impl Default for RequestCtx {
             cors_origin: None,
             upstream: None,
             tries: 0,
+            upstream_started: None,
             error_code: None,
             started: Instant::now(),
             exchange: None,

@@ -22,6 +22,7 @@ pub mod exchange;
 pub mod head_deadline;
 pub mod limits;
 pub mod logging;
+pub mod metrics;
 pub mod outbound;
 pub mod pairing;
 pub mod proxy;

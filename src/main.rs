@@ -213,13 +213,22 @@ fn serve(cli: Cli, loaded: Loaded, demo: Option<DemoUpstream>) -> anyhow::Result
             Arc::new(demo),
         ));
     }
+    let metrics_addr = state
+        .config
+        .metrics_port
+        .map(|port| SocketAddr::new(listen.ip(), port));
+    if let Some(addr) = metrics_addr {
+        pqrelay::metrics::init(state.store.clone());
+        server.add_service(pqrelay::metrics::service(&addr.to_string()));
+    }
 
     log::info!("pqrelay instantiated successfully.");
-    let shown = match listen.ip() {
-        IpAddr::V4(ip) => format!("[{ip}]:{}", listen.port()),
-        IpAddr::V6(ip) => format!("[{ip}]:{}", listen.port()),
-    };
+    let shown = bracketed(listen);
     log::info!("Server listening at http://{shown}");
+    if let Some(addr) = metrics_addr {
+        let path = pqrelay::metrics::METRICS_PATH;
+        log::info!("metrics at http://{}{path}", bracketed(addr));
+    }
     if let Some(addr) = demo_line {
         log::info!("demo upstream at http://{addr}");
         let port = listen.port();
@@ -229,4 +238,9 @@ fn serve(cli: Cli, loaded: Loaded, demo: Option<DemoUpstream>) -> anyhow::Result
         println!("  upstream:   http://{addr} (echo, login, upload, events, headers)");
     }
     server.run_forever();
+}
+
+/// `[ip]:port`, as the vendor relay prints its address (IPv4 in brackets too).
+fn bracketed(addr: SocketAddr) -> String {
+    format!("[{}]:{}", addr.ip(), addr.port())
 }

@@ -17,7 +17,8 @@
 //! 5. `response_filter` → [`exchange::response::seal_head`] (MTE), then
 //!    [`routes::finish_response`] (CORS, `HEADERS`); `response_body_filter` →
 //!    [`exchange::response::seal_body`].
-//! 6. `fail_to_proxy` answers errors in the JSON error shape; `logging` writes the access line.
+//! 6. `fail_to_proxy` answers errors in the JSON error shape; `logging` writes the access line
+//!    and records the request's metrics ([`crate::metrics::request_done`]).
 //!
 //! An MTE request reaches the proxy phases only after [`exchange::request::begin`] opened its
 //! sealed items and committed the pair's next state; its [`crate::exchange::Exchange`] lives in
@@ -90,6 +91,7 @@ impl ProxyHttp for Relay {
             })?;
         crate::limits::apply_upstream_timeouts(&self.state.config.limits, &mut peer);
         ctx.upstream = Some(spec);
+        crate::metrics::upstream_chosen(ctx);
         Ok(peer)
     }
 
@@ -162,6 +164,7 @@ impl ProxyHttp for Relay {
         if resp.status.is_informational() {
             return Ok(());
         }
+        crate::metrics::upstream_answered(ctx);
         if let Some(x) = ctx.exchange.as_mut() {
             let is_head = session.req_header().method == http::Method::HEAD;
             exchange::response::seal_head(x, is_head, resp)?;
@@ -235,6 +238,7 @@ impl ProxyHttp for Relay {
             .as_ref()
             .map(|u| u.to_string())
             .unwrap_or_else(|| "-".into());
+        crate::metrics::request_done(ctx, status, e);
         log::info!(
             target: ACCESS_TARGET,
             "{client} \"{} {}\" {status} {}ms route={} upstream={upstream} error={}",

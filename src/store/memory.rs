@@ -387,4 +387,8 @@ impl PairStore for MemoryStore {
     fn kind(&self) -> &'static str {
         "memory"
     }
+
+    fn pairs(&self) -> Option<usize> {
+        Some(self.len())
+    }
 }

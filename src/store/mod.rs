@@ -88,6 +88,12 @@ pub trait PairStore: Send + Sync {
 
     /// A short name for logs and metrics (`memory`, `redis`, `redis-cluster`).
     fn kind(&self) -> &'static str;
+
+    /// Pairs held now, when the store can tell cheaply (the memory store); `None` otherwise
+    /// (Redis: counting keys would scan the server).
+    fn pairs(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// Which store to build and its settings; see [`from_config`].
@@ -128,12 +134,14 @@ impl std::fmt::Display for StoreConfigError {
 
 impl std::error::Error for StoreConfigError {}
 
-/// Builds the configured store: Redis when [`StoreConfig::redis`] is set, else memory. Never
+/// Builds the configured store: Redis when [`StoreConfig::redis`] is set, else memory, inside a
+/// [`MeasuredStore`](crate::metrics::MeasuredStore) (metrics, recorded once enabled). Never
 /// contacts a server (Redis is connected on first use, and again whenever needed), so the relay
 /// starts while Redis is down. Call it from anywhere (no runtime needed).
 pub fn from_config(config: &StoreConfig) -> Result<Arc<dyn PairStore>, StoreConfigError> {
-    Ok(match &config.redis {
+    let store: Arc<dyn PairStore> = match &config.redis {
         Some(redis) => Arc::new(RedisStore::new(redis)?),
         None => Arc::new(MemoryStore::new(&config.memory)),
-    })
+    };
+    Ok(Arc::new(crate::metrics::MeasuredStore::new(store)))
 }
