@@ -136,6 +136,9 @@ kinds! {
     STATE_STORE_UNAVAILABLE = 503, "state_store_unavailable",
         "The state store (Redis) is unavailable.",
         "Retry later.";
+    SHUTTING_DOWN = 503, "shutting_down",
+        "This relay process is shutting down or handing over to a new one (readiness only).",
+        "Send new work to another relay; requests in flight still finish.";
     UPSTREAM_TIMEOUT = 504, "upstream_timeout",
         "The upstream did not answer in time.",
         "Retry later.";

@@ -20,6 +20,7 @@ pub mod domains;
 pub mod error;
 pub mod exchange;
 pub mod head_deadline;
+pub mod lifecycle;
 pub mod limits;
 pub mod logging;
 pub mod metrics;

@@ -221,6 +221,7 @@ fn serve(cli: Cli, loaded: Loaded, demo: Option<DemoUpstream>) -> anyhow::Result
         pqrelay::metrics::init(state.store.clone());
         server.add_service(pqrelay::metrics::service(&addr.to_string()));
     }
+    pqrelay::lifecycle::watch(server.watch_execution_phase());
 
     log::info!("pqrelay instantiated successfully.");
     let shown = bracketed(listen);

@@ -66,6 +66,7 @@ impl ProxyHttp for Relay {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        crate::lifecycle::close_when_draining(session, self.state.store.as_ref());
         if let Some(answered) = crate::outbound::handle(&self.state, session, ctx).await? {
             return Ok(answered);
         }

@@ -364,8 +364,15 @@ async fn own_route(
 
 const JSON: &str = "application/json; charset=utf-8";
 
-/// `GET /api/mte-ready`: 200 when the state store answers, 503 with the reason otherwise.
+/// `GET /api/mte-ready`: 200 `{"ready":true,"store":"<kind>"}` when the state store answers;
+/// 503 `shutting_down` while this process shuts down or hands over to a new one
+/// ([`crate::lifecycle::is_draining`]), 503 `state_store_unavailable` when the store does not
+/// answer.
 async fn ready(state: &RelayState, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+    if crate::lifecycle::is_draining() {
+        let why = "this relay process is shutting down";
+        return send_error(state, session, ctx, ErrorKind::SHUTTING_DOWN, why).await;
+    }
     match state.store.ping().await {
         Ok(()) => {
             let body = serde_json::json!({ "ready": true, "store": state.store.kind() });

@@ -1,0 +1,316 @@
+//! Zero-downtime upgrade (Pingora's `-u` + SIGQUIT), under load: several tasks of the Rust
+//! client send sealed POSTs without pause and a 20 MiB sized upload trickles in over about 2 s
+//! while a second relay process takes the listening socket over (`UPGRADE_SOCK`) and the first
+//! one drains and exits. Checked with memory state (the new process has no pairs: clients get
+//! 563, re-pair and retry on the re-paired pair — invisible to the caller; a request written
+//! on a kept-alive connection at the instant the old process drops it can still fail, see
+//! `upgrade_under_load`) and with Redis state (nothing to re-pair, zero failures). Also: the old process answers `/api/mte-ready` with 503
+//! `shutting_down` once it is handing over. (Both run in the foreground: Pingora writes
+//! `PID_FILE` only with `-d`, which systemd's unit uses; `systemd/verify.sh` checks that unit.)
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::exchange::{pattern, sha256_hex, Redis};
+use common::{free_port, relay_command, Proc, Upstream, ORIGIN, SECRET};
+use futures::StreamExt as _;
+use pqrelay_client::{Body, RelayClient};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Concurrent request loops.
+const LOAD_TASKS: usize = 4;
+/// The slow upload: `UPLOAD_CHUNKS` × `UPLOAD_CHUNK` bytes, one chunk every `UPLOAD_PAUSE`.
+const UPLOAD_CHUNK: usize = 512 * 1024;
+const UPLOAD_CHUNKS: usize = 40;
+const UPLOAD_PAUSE: Duration = Duration::from_millis(50);
+
+/// A relay's settings for one upgrade: port, pid file and upgrade socket in a fresh directory.
+struct Setup {
+    port: u16,
+    dir: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+impl Setup {
+    fn new(upstream: &str, extra: &[(&str, String)]) -> Setup {
+        let port = free_port();
+        let dir =
+            std::env::temp_dir().join(format!("pqrelay-upgrade-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let mut env: Vec<(String, String)> = vec![
+            ("UPSTREAM".into(), upstream.into()),
+            ("CLIENT_ID_SECRET".into(), SECRET.into()),
+            ("CORS_ORIGINS".into(), ORIGIN.into()),
+            ("HOST".into(), "127.0.0.1".into()),
+            ("PORT".into(), port.to_string()),
+            ("THREADS".into(), "2".into()),
+            (
+                "PID_FILE".into(),
+                dir.join("pqrelay.pid").display().to_string(),
+            ),
+            (
+                "UPGRADE_SOCK".into(),
+                dir.join("upgrade.sock").display().to_string(),
+            ),
+        ];
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        Setup { port, dir, env }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts a relay process with these settings (`-u`: take the sockets over).
+    fn spawn(&self, tag: &str, args: &[&str]) -> Proc {
+        let env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let log = self.dir.join(format!("{tag}.log"));
+        let file = std::fs::File::create(&log).expect("log file");
+        let child = relay_command(&env, args)
+            .stdout(file.try_clone().expect("log file"))
+            .stderr(file)
+            .spawn()
+            .expect("cannot start pqrelay");
+        Proc::from_child(child, log)
+    }
+
+    fn sock(&self) -> PathBuf {
+        self.dir.join("upgrade.sock")
+    }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Waits for `path` to exist (up to 15 s).
+fn wait_file(path: &Path, proc: &mut Proc) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !path.exists() {
+        assert!(!proc.exited(), "new relay exited:\n{}", proc.log_text());
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// What the load loops saw.
+#[derive(Default)]
+struct Tally {
+    ok: AtomicU64,
+    failed: AtomicU64,
+    errors: Mutex<Vec<String>>,
+}
+
+/// One sealed POST of a small body to `/upload`; checks status, size and digest.
+async fn one_request(c: &RelayClient, n: u64) -> Result<(), String> {
+    let body = pattern(1024 + (n as usize % 512));
+    let want = sha256_hex(&body);
+    let len = body.len();
+    let resp = c
+        .post("/upload")
+        .header("content-type", "application/octet-stream")
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| format!("send: {e}"))?;
+    if resp.status() != 200 {
+        return Err(format!("status {}", resp.status()));
+    }
+    let v: serde_json::Value = resp.json().await.map_err(|e| format!("body: {e}"))?;
+    if v["size"] != len || v["sha256"] != want.as_str() {
+        return Err(format!("upstream saw {v}"));
+    }
+    Ok(())
+}
+
+/// Sends requests without pause until `stop`.
+async fn load(c: RelayClient, stop: Arc<AtomicBool>, tally: Arc<Tally>, task: u64) {
+    let mut n = task;
+    while !stop.load(Ordering::Relaxed) {
+        match one_request(&c, n).await {
+            Ok(()) => tally.ok.fetch_add(1, Ordering::Relaxed),
+            Err(e) => {
+                tally.errors.lock().unwrap().push(e);
+                tally.failed.fetch_add(1, Ordering::Relaxed)
+            }
+        };
+        n += LOAD_TASKS as u64;
+    }
+}
+
+/// The slow 20 MiB upload as a sized stream; returns the upstream's answer and the digest sent.
+async fn slow_upload(c: RelayClient) -> (serde_json::Value, String) {
+    let data: Vec<u8> = pattern(UPLOAD_CHUNK * UPLOAD_CHUNKS);
+    let want = sha256_hex(&data);
+    let chunks: Vec<Bytes> = data
+        .chunks(UPLOAD_CHUNK)
+        .map(Bytes::copy_from_slice)
+        .collect();
+    let stream = futures::stream::iter(chunks).then(|chunk| async move {
+        tokio::time::sleep(UPLOAD_PAUSE).await;
+        Ok::<_, std::io::Error>(chunk)
+    });
+    let resp = c
+        .post("/upload")
+        .header("content-type", "application/octet-stream")
+        .body(Body::sized_stream(stream, data.len() as u64))
+        .send()
+        .await
+        .expect("the upload's head");
+    assert_eq!(resp.status(), 200, "upload status");
+    (resp.json().await.expect("upload answer"), want)
+}
+
+/// `GET /api/mte-ready` on an already open connection; returns the raw response.
+async fn ready_on(mut conn: tokio::net::TcpStream) -> String {
+    conn.write_all(b"GET /api/mte-ready HTTP/1.1\r\nhost: relay\r\nconnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), conn.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The two upgrades run one after the other (each loads the machine on its own).
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Runs one upgrade under load and checks everything the module docs promise. Only
+/// caller-visible failures count: with memory state the client's 563 → re-pair → retry is a
+/// success (its stats show the retries).
+async fn upgrade_under_load(extra: &[(&str, String)], memory: bool) {
+    let _serial = SERIAL.lock().await;
+    let upstream = Upstream::start();
+    let setup = Setup::new(&upstream.url(), extra);
+    let mut old = setup.spawn("old", &[]);
+    old.wait_port(setup.port);
+
+    let client = RelayClient::builder(setup.url())
+        .pairs(LOAD_TASKS + 1)
+        .build()
+        .expect("client");
+    one_request(&client, 0).await.expect("warm-up request");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let tally = Arc::new(Tally::default());
+    let loads: Vec<_> = (0..LOAD_TASKS as u64)
+        .map(|t| tokio::spawn(load(client.clone(), stop.clone(), tally.clone(), t)))
+        .collect();
+    let upload = tokio::spawn(slow_upload(client.clone()));
+    // A connection the old process accepted before the upgrade, used for readiness later.
+    let held = tokio::net::TcpStream::connect(("127.0.0.1", setup.port))
+        .await
+        .expect("connect");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let before = tally.ok.load(Ordering::Relaxed);
+    assert!(before > 0, "no load before the upgrade");
+
+    // The upgrade: the new process waits on the upgrade socket, the old one hands over.
+    let mut new = setup.spawn("new", &["-u"]);
+    wait_file(&setup.sock(), &mut new);
+    let status = Command::new("kill")
+        .args(["-QUIT", &old.pid().to_string()])
+        .stdin(Stdio::null())
+        .status()
+        .expect("kill");
+    assert!(status.success());
+
+    // Handing over: the old process is no longer ready.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let answer = ready_on(held).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 503") && answer.contains("shutting_down"),
+        "{answer}\n{}",
+        old.log_text()
+    );
+
+    // The old process drains and exits (5 s of shared accepting, then its grace period).
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while !old.exited() {
+        assert!(
+            Instant::now() < deadline,
+            "old relay never exited:\n{}",
+            old.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let after_exit = tally.ok.load(Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::Relaxed);
+    for l in loads {
+        l.await.expect("load task");
+    }
+    let (answer, want) = upload.await.expect("upload task");
+
+    let ok = tally.ok.load(Ordering::Relaxed);
+    let failed = tally.failed.load(Ordering::Relaxed);
+    let errors = tally.errors.lock().unwrap().clone();
+    let stats = client.stats();
+    eprintln!("upgrade: {ok} requests ok, {failed} failed; client stats {stats:?}");
+    if memory {
+        // Known limit with memory state: connections stay alive (the client's pairs are in the
+        // old process), so when the old process stops accepting and drops its idle connections,
+        // a request written at that instant is lost in flight (a transport error, about one per
+        // 100k requests here; never a relay status). Redis state closes connections while
+        // draining instead and has none (lifecycle.rs).
+        assert!(
+            failed as usize <= LOAD_TASKS
+                && errors
+                    .iter()
+                    .all(|e| e.starts_with("send: sending the request")),
+            "caller-visible failures: {errors:?}"
+        );
+    } else {
+        assert_eq!(failed, 0, "caller-visible failures: {errors:?}");
+    }
+    assert!(
+        ok > after_exit,
+        "no request served after the old process exited"
+    );
+    // Memory state: the new process started empty, so pairs were renewed; Redis: none were.
+    assert_eq!(stats.pool.pairs_repaired > 0, memory, "{stats:?}");
+    assert_eq!(answer["size"], UPLOAD_CHUNK * UPLOAD_CHUNKS, "{answer}");
+    assert_eq!(answer["sha256"], want.as_str(), "{answer}");
+
+    // The new process serves, is ready, and owns the pid file.
+    assert!(!new.exited(), "{}", new.log_text());
+    let resp = common::client()
+        .get(format!("{}/api/mte-ready", setup.url()))
+        .send()
+        .await
+        .expect("readiness");
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn upgrade_under_load_with_memory_state() {
+    upgrade_under_load(&[], true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn upgrade_under_load_with_redis_state() {
+    let redis = Redis::start();
+    upgrade_under_load(
+        &[
+            ("REDIS_URL", redis.url()),
+            ("STATE_SECRET", "state-secret-0123456789abcdefghij".into()),
+        ],
+        false,
+    )
+    .await;
+}
