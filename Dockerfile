@@ -75,7 +75,9 @@ ENV LOG_FORMAT=json \
     UPGRADE_SOCK=/tmp/pqrelay_upgrade.sock
 
 USER 10001:10001
-EXPOSE 8080
+# 8080: the relay (PORT). 9090: Prometheus metrics at /metrics, only when METRICS_PORT=9090 is
+# set (off by default; keep that port private).
+EXPOSE 8080 9090
 
 # SIGTERM = Pingora's graceful stop: stop accepting, let in-flight requests finish within
 # grace_period_seconds + graceful_shutdown_timeout_seconds (5 s + 5 s by default), then exit.
@@ -84,8 +86,8 @@ EXPOSE 8080
 STOPSIGNAL SIGTERM
 
 # Liveness: the echo route answers {"echo":"healthcheck","time":...} without touching Redis or
-# the upstream. Follows PORT when it is changed. (Readiness, which also checks Redis, is
-# GET /api/mte-ready: used by Kubernetes, not by this check.) Shell form on purpose: it expands
+# the upstream. Follows PORT when it is changed. (Readiness, GET /api/mte-ready, also checks
+# Redis and answers 503 while shutting down: used by Kubernetes, not by this check.) Shell form on purpose: it expands
 # ${PORT}; /bin/sh exists in the slim image. No `-T` timeout flag: Debian bookworm's busybox
 # 1.35 wget segfaults with it (checked); HEALTHCHECK --timeout bounds the check instead.
 # wget exits non-zero on a refused connection and on any non-2xx status.
