@@ -323,13 +323,14 @@ impl BackgroundService for DemoUpstream {
     }
 }
 
-/// Runs the demo upstream alone until Ctrl-C (`pqrelay demo-upstream`).
-pub async fn run_standalone(addr: SocketAddr) -> std::io::Result<()> {
+/// Runs the demo upstream alone until Ctrl-C (`pqrelay demo-upstream`); `on_listening` gets
+/// the bound address once the port accepts connections.
+pub async fn run_standalone(
+    addr: SocketAddr,
+    on_listening: impl FnOnce(SocketAddr),
+) -> std::io::Result<()> {
     let listener = TcpListener::bind(addr).await?;
-    println!(
-        "demo upstream listening at http://{}",
-        listener.local_addr()?
-    );
+    on_listening(listener.local_addr()?);
     serve(listener, async {
         let _ = tokio::signal::ctrl_c().await;
     })

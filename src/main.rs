@@ -107,8 +107,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .enable_all()
                 .build()
                 .context("cannot start the runtime")?;
-            rt.block_on(pqrelay::demo::run_standalone(SocketAddr::new(host, port)))
-                .context("demo upstream failed")
+            rt.block_on(pqrelay::demo::run_standalone(
+                SocketAddr::new(host, port),
+                |addr| println!("demo upstream listening at http://{addr}"),
+            ))
+            .context("demo upstream failed")
         }
         Some(Command::CheckConfig) => {
             let loaded = config::load(&sources)?;
