@@ -300,7 +300,11 @@ pub async fn rejections(relay: &Relay) {
     // Tampered URL.
     let mut s = seal_request(&mut p, "GET", "/echo?msg=x", &[], None);
     // Replace one character by a different one (the same character would leave a valid request).
-    let flipped = if s.target.as_bytes()[3] == b'x' { "y" } else { "x" };
+    let flipped = if s.target.as_bytes()[3] == b'x' {
+        "y"
+    } else {
+        "x"
+    };
     s.target.replace_range(3..4, flipped);
     expect_error(send_sealed(relay, &s).await, 562, "decode_failed").await;
 
