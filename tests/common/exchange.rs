@@ -10,8 +10,8 @@ use std::time::Duration;
 use pqrelay_client::{Method, RelayClient};
 use pqrelay_protocol::{
     seal_headers, seal_url, ClientId, ClientIdToken, ClientPair, DecapsulationSeed, ExchangeHeader,
-    ExchangeKeys, Flags, MessageContext, PairId, PairingRequest, PairingResponse, PendingPair,
-    StreamEncoder,
+    ExchangeKeys, Flags, KemCiphertext, MessageContext, PairId, PairingRequest, PairingResponse,
+    PendingPair, StreamEncoder,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -58,14 +58,24 @@ pub struct HandPair {
 impl HandPair {
     /// Discovers (with `token` if given) and pairs one pair.
     pub async fn new(relay: &Relay, token: Option<&str>) -> HandPair {
+        let mut seed = [0u8; 32];
+        getrandom::getrandom(&mut seed).unwrap();
+        Self::with_seed(relay, token, seed).await.0
+    }
+
+    /// [`HandPair::new`] with a given decapsulation seed; also returns the relay's KEM
+    /// ciphertext (with the seed, a test can derive the shared secret).
+    pub async fn with_seed(
+        relay: &Relay,
+        token: Option<&str>,
+        seed: [u8; 32],
+    ) -> (HandPair, KemCiphertext) {
         let sent = token.map(|t| format!("1.{t}"));
         let relay_value = discover(relay, sent.as_deref()).await;
         let token = ClientIdToken::parse(relay_value.trim_start_matches("1.")).expect("token");
         let mut pid = [0u8; 16];
         getrandom::getrandom(&mut pid).unwrap();
         let pid = PairId(pid);
-        let mut seed = [0u8; 32];
-        getrandom::getrandom(&mut seed).unwrap();
         let pending = PendingPair::new(pid, DecapsulationSeed::from_bytes(seed));
         let body = PairingRequest {
             pairs: vec![(pid, pending.encapsulation_key())],
@@ -81,15 +91,15 @@ impl HandPair {
             .expect("pairing");
         assert_eq!(resp.status(), 200, "pairing");
         let body = resp.bytes().await.unwrap();
-        let response = PairingResponse::parse(&body, &[pid]).expect("pairing response");
-        let pair = pending
-            .complete(&token.id(), &response.pairs[0].1)
-            .expect("decapsulate");
-        HandPair {
+        let mut response = PairingResponse::parse(&body, &[pid]).expect("pairing response");
+        let (_, ct) = response.pairs.remove(0);
+        let pair = pending.complete(&token.id(), &ct).expect("decapsulate");
+        let pair = HandPair {
             token,
             pid,
             pair: Some(pair),
-        }
+        };
+        (pair, ct)
     }
 
     /// The next exchange's keys (the pair moves on).
