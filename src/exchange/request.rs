@@ -238,8 +238,10 @@ fn protocol_rejection(e: &pqrelay_protocol::Error) -> Rejection {
 
 /// Rewrites the upstream request: the decoded target, the plain headers minus `x-mte-*`,
 /// framing, hop-by-hop and `accept-encoding`, the decoded headers (replacing plain ones of the
-/// same name), and `content-length` = the plain length when the wire request was sized
-/// (otherwise Pingora frames the body chunked).
+/// same name), and `content-length` = the plain length when the wire request was sized and
+/// not empty (otherwise Pingora frames the body chunked). An empty sealed body still has a
+/// record to open: with `content-length: 0` the upstream would hold a complete request before
+/// the relay opened it, so it gets a chunked body that ends only once the record opened.
 pub fn rewrite_upstream_request(x: &Exchange, req: &mut RequestHeader) -> Result<()> {
     req.set_uri(x.target.clone());
     let nominated: Vec<String> = req
@@ -269,7 +271,7 @@ pub fn rewrite_upstream_request(x: &Exchange, req: &mut RequestHeader) -> Result
     for (name, value) in &x.headers {
         req.append_header(name.clone(), value.as_str())?;
     }
-    if let Some(len) = x.plain_len {
+    if let Some(len) = x.plain_len.filter(|&len| len > 0) {
         req.insert_header(header::CONTENT_LENGTH, len.to_string())?;
     }
     Ok(())
@@ -279,25 +281,24 @@ pub fn rewrite_upstream_request(x: &Exchange, req: &mut RequestHeader) -> Result
 /// completed so far (records are independent of how TCP split the bytes). At the end of the
 /// stream the decoder must have seen its final record. Any failure is a 562.
 ///
-/// `body` stays `Some` (possibly empty) whenever it came in `Some`: Pingora takes a `None`
-/// body as the end of the request body.
+/// `body` stays `Some` (possibly empty) whenever it came in `Some` before the end: Pingora
+/// takes a `None` body as the end of the request body.
 pub fn decode_body(x: &mut Exchange, body: &mut Option<Bytes>, end_of_stream: bool) -> Result<()> {
-    let Some(data) = body.as_mut() else {
-        return finish_body(x, end_of_stream);
-    };
-    let Some(decoder) = x.decoder.as_mut() else {
-        if !data.is_empty() {
+    if let Some(data) = body.as_mut().filter(|d| !d.is_empty()) {
+        let Some(decoder) = x.decoder.as_mut() else {
             return Err(body_error("a body arrived without the body flag"));
-        }
-        return Ok(());
-    };
-    if !data.is_empty() {
+        };
         x.body_started = true;
         let mut plain = Vec::with_capacity(data.len());
         decoder
             .push(data, &mut plain)
             .map_err(|_| body_error("the request body did not open"))?;
         *data = Bytes::from(plain);
+    }
+    // Pingora writes a last `Some` piece even when empty: in a chunked upstream body that is a
+    // chunk of size 0, a terminating chunk before its own (a stray `0\r\n\r\n` upstream).
+    if end_of_stream && body.as_ref().is_some_and(Bytes::is_empty) {
+        *body = None;
     }
     finish_body(x, end_of_stream)
 }
