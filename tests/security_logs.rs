@@ -119,7 +119,7 @@ async fn wait_all(relay: &Relay, lines: &[&str]) -> String {
 }
 
 fn tail(log: &str) -> &str {
-    &log[log.len().saturating_sub(20_000)..]
+    common::fuzz::tail(log, 20_000)
 }
 
 /// A hand-made pair, recording the decapsulation seed, the shared secret and `ck_0`.

@@ -295,6 +295,15 @@ pub fn show(bytes: &[u8], max: usize) -> String {
     }
 }
 
+/// The last `max` bytes of `text` or a little less (cut at a character boundary).
+pub fn tail(text: &str, max: usize) -> &str {
+    let mut start = text.len().saturating_sub(max);
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    &text[start..]
+}
+
 /// Open file descriptors of a process.
 pub fn fd_count(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
