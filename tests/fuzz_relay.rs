@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::exchange::{relay_client, seal_request, HandPair};
-use common::fuzz::{exchange, fd_count, mutate, response_statuses, show, Rng, Send};
+use common::fuzz::{exchange, fd_count, mutate, response_statuses, show, Outgoing, Rng};
 use common::{discover, Relay, Upstream};
 use pqrelay_protocol::{DecapsulationSeed, PairId, PairingRequest, PendingPair};
 
@@ -39,7 +39,7 @@ enum Expect {
 /// One generated case.
 struct Case {
     kind: &'static str,
-    send: Send,
+    send: Outgoing,
     expect: Expect,
 }
 
@@ -345,7 +345,7 @@ fn sealed_case(rng: &mut Rng, p: &mut HandPair) -> Case {
     let bytes = parts.into_iter().flat_map(|(_, b)| b).collect();
     Case {
         kind,
-        send: Send {
+        send: Outgoing {
             bytes,
             pieces: rng.chance(30),
             half_close: false,
@@ -387,7 +387,7 @@ fn pairing_case(rng: &mut Rng, token: &str) -> Case {
     bytes.extend_from_slice(&body);
     Case {
         kind: "pairing",
-        send: Send {
+        send: Outgoing {
             bytes,
             pieces: rng.chance(20),
             half_close: false,
@@ -400,7 +400,7 @@ fn pairing_case(rng: &mut Rng, token: &str) -> Case {
 fn any_case(rng: &mut Rng, kind: &'static str, bytes: Vec<u8>) -> Case {
     Case {
         kind,
-        send: Send {
+        send: Outgoing {
             bytes,
             pieces: rng.chance(30),
             half_close: rng.chance(30),

@@ -146,7 +146,7 @@ pub fn mutate(rng: &mut Rng, data: &mut Vec<u8>) {
 }
 
 /// How one case is sent.
-pub struct Send {
+pub struct Outgoing {
     pub bytes: Vec<u8>,
     /// Write in random pieces (partial reads at the relay).
     pub pieces: bool,
@@ -164,7 +164,7 @@ pub struct Reply {
 }
 
 /// Sends one case on a new connection and reads until the relay closes it or goes quiet.
-pub async fn exchange(port: u16, send: &Send, rng: &mut Rng) -> Result<Reply, String> {
+pub async fn exchange(port: u16, send: &Outgoing, rng: &mut Rng) -> Result<Reply, String> {
     let mut s = tokio::time::timeout(
         Duration::from_secs(5),
         TcpStream::connect(("127.0.0.1", port)),
