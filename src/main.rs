@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::{anyhow, bail, Context as _};
 use clap::{Parser, Subcommand};
 use pingora_core::server::configuration::Opt;
-use pingora_core::server::Server;
+use pingora_core::server::{RunArgs, Server};
 use pingora_core::services::background::GenBackgroundService;
 use pingora_core::services::listening::Service;
 
@@ -241,7 +241,10 @@ fn serve(cli: Cli, loaded: Loaded, demo: Option<DemoUpstream>) -> anyhow::Result
         println!("  discovery:  curl -I http://localhost:{port}/api/mte-relay");
         println!("  upstream:   http://{addr} (echo, login, upload, events, headers)");
     }
-    server.run_forever();
+    server.run(RunArgs::default());
+    // Buffered access lines go out before the process ends.
+    log::logger().flush();
+    std::process::exit(0)
 }
 
 /// `[ip]:port`, as the vendor relay prints its address (IPv4 in brackets too).

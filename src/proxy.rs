@@ -230,23 +230,16 @@ impl ProxyHttp for Relay {
             .response_written()
             .map(|r| r.status.as_u16())
             .unwrap_or(0);
-        let client = session
-            .client_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_default();
-        let upstream = ctx
-            .upstream
-            .as_ref()
-            .map(|u| u.to_string())
-            .unwrap_or_else(|| "-".into());
         crate::metrics::request_done(ctx, status, e);
         log::info!(
             target: ACCESS_TARGET,
-            "{client} \"{} {}\" {status} {}ms route={} upstream={upstream} error={}",
+            "{} \"{} {}\" {status} {}ms route={} upstream={} error={}",
+            OrEmpty(session.client_addr()),
             req.method,
             req.uri.path(),
             ctx.started.elapsed().as_millis(),
             ctx.route.name(),
+            OrDash(ctx.upstream.as_deref()),
             ctx.error_code
                 .or_else(|| e.map(|e| e.etype().as_str()))
                 .unwrap_or("-"),
@@ -257,5 +250,29 @@ impl ProxyHttp for Relay {
         // The access line already names the error; Pingora's own line would repeat it with
         // the peer's details at error level.
         !log::log_enabled!(target: "pqrelay", log::Level::Debug)
+    }
+}
+
+/// An optional value in the access line: the value, or nothing.
+struct OrEmpty<T>(Option<T>);
+
+impl<T: std::fmt::Display> std::fmt::Display for OrEmpty<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(v) => v.fmt(f),
+            None => Ok(()),
+        }
+    }
+}
+
+/// An optional value in the access line: the value, or `-`.
+struct OrDash<T>(Option<T>);
+
+impl<T: std::fmt::Display> std::fmt::Display for OrDash<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(v) => v.fmt(f),
+            None => f.write_str("-"),
+        }
     }
 }

@@ -1,0 +1,34 @@
+# Sourced by bench/profile.sh and bench/cost.sh: starts the fast upstream, redis-server (MODE
+# redis) and the release relay on free ports of 127.0.0.1, stops them all on exit.
+# In: MODE (pt|mte|redis), B (release dir), RELAY_BIN (optional), D (a scratch directory).
+# Out: R (relay pid), RP (relay port), ARGS (`pqrelay-bench load` target for MODE and SIZE).
+for bin in "$B/pqrelay-bench" "${RELAY_BIN:-$B/pqrelay}"; do
+    [ -x "$bin" ] || { echo "$bin not built (cargo build --release -p pqrelay -p pqrelay-bench)" >&2; exit 1; }
+done
+port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+UPP=$(port); RP=$(port); RDP=$(port)
+PIDS=()
+# Background jobs of a script ignore SIGINT: the relay handles it (a fast stop, unlike SIGTERM's
+# grace period), the others get SIGTERM.
+cleanup() {
+    if [ -n "${R:-}" ]; then kill -INT "$R" 2>/dev/null || true; fi
+    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+"$B/pqrelay-bench" upstream --port "$UPP" --threads "$(nproc)" >"$D/upstream.log" 2>&1 & PIDS+=($!)
+EXTRA=()
+if [ "$MODE" = redis ]; then
+    redis-server --port "$RDP" --bind 127.0.0.1 --save "" --appendonly no >"$D/redis.log" 2>&1 & PIDS+=($!)
+    EXTRA=("REDIS_URL=redis://127.0.0.1:$RDP")
+fi
+printf 'pid_file: %s/r.pid\nupgrade_sock: %s/r.sock\nupstream_keepalive_pool_size: 1024\n' "$D" "$D" >"$D/r.yaml"
+env -i PATH="$PATH" UPSTREAM="http://127.0.0.1:$UPP" CLIENT_ID_SECRET=pqrelay-bench-client-id-secret-0123456789 \
+    CORS_ORIGINS=http://localhost HOST=127.0.0.1 PORT="$RP" PASS_THROUGH_ROUTES='/pt/*' PAIR_RATE_PER_IP=0 PAIR_RATE_PER_CLIENT=0 THREADS="$(nproc)" \
+    "${EXTRA[@]}" "${RELAY_BIN:-$B/pqrelay}" run --config "$D/r.yaml" >"$D/relay.log" 2>&1 & R=$!
+for _ in $(seq 100); do curl -fs "http://127.0.0.1:$RP/pt/health" >/dev/null 2>&1 && break; sleep 0.1; done
+if [ "$MODE" = pt ]; then
+    ARGS=("http://127.0.0.1:$RP/pt/json/${SIZE:-1024}")
+else
+    ARGS=("http://127.0.0.1:$RP" --relay "/json/${SIZE:-1024}")
+fi
