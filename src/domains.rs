@@ -500,6 +500,14 @@ impl PairStore for NamespacedStore {
         self.inner.load(&self.map(client), pair).await
     }
 
+    async fn load_recent(
+        &self,
+        client: &ClientId,
+        pair: &PairId,
+    ) -> Result<Option<Stored>, StoreError> {
+        self.inner.load_recent(&self.map(client), pair).await
+    }
+
     async fn compare_and_set(
         &self,
         client: &ClientId,

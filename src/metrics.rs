@@ -267,6 +267,14 @@ impl<S: PairStore + ?Sized> PairStore for MeasuredStore<S> {
         measure("load", self.inner.load(client, pair)).await
     }
 
+    async fn load_recent(
+        &self,
+        client: &ClientId,
+        pair: &PairId,
+    ) -> Result<Option<Stored>, StoreError> {
+        measure("load", self.inner.load_recent(client, pair)).await
+    }
+
     async fn compare_and_set(
         &self,
         client: &ClientId,

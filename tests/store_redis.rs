@@ -89,6 +89,47 @@ async fn redis_two_relays_share_pairs_and_race() {
 }
 
 #[tokio::test]
+async fn redis_load_recent_remembers_own_writes_and_loses_to_another_relays() {
+    // The exchange's read: this relay's own last write comes from memory (no GET), once; a
+    // write by another relay since makes the remembered version lose its compare-and-set.
+    let server = RedisServer::start();
+    let a = store(&server.url());
+    let b = store(&server.url());
+    let (c, p) = (client(7), pid(7));
+    a.insert(&c, &[(p, state(0, 1))]).await.unwrap();
+    let mine = a.load_recent(&c, &p).await.unwrap().unwrap();
+    assert!(mine.remembered);
+    assert_eq!(mine.pair, state(0, 1));
+    let in_redis = b.load(&c, &p).await.unwrap().unwrap();
+    assert!(!in_redis.remembered);
+    assert_eq!(mine.version, in_redis.version);
+    let again = a.load_recent(&c, &p).await.unwrap().unwrap();
+    assert!(!again.remembered, "handed out once");
+    assert!(a
+        .compare_and_set(&c, &p, &again.version, &state(1, 2))
+        .await
+        .unwrap());
+
+    let stale = a.load_recent(&c, &p).await.unwrap().unwrap();
+    assert!(stale.remembered);
+    assert_eq!(stale.pair, state(1, 2));
+    let seen = b.load(&c, &p).await.unwrap().unwrap();
+    assert!(b
+        .compare_and_set(&c, &p, &seen.version, &state(2, 3))
+        .await
+        .unwrap());
+    assert!(!a
+        .compare_and_set(&c, &p, &stale.version, &state(2, 9))
+        .await
+        .unwrap());
+    let fresh = a.load_recent(&c, &p).await.unwrap().unwrap();
+    assert!(!fresh.remembered);
+    assert_eq!(fresh.pair, state(2, 3));
+    // A plain load always asks Redis, so expiry and other writers are seen.
+    assert!(!a.load(&c, &p).await.unwrap().unwrap().remembered);
+}
+
+#[tokio::test]
 async fn redis_values_are_sealed_73_byte_blobs_with_ttl() {
     let server = RedisServer::start();
     let mut cfg = config(&server.url());

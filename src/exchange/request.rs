@@ -15,6 +15,7 @@ use crate::ctx::MteRequest;
 use crate::error::ErrorKind;
 use crate::routes::{matches_any, RELAY_HEADER};
 use crate::state::RelayState;
+use crate::store::Stored;
 
 /// The sealed request headers' wire header.
 pub const SEALED_HEADERS: &str = "x-mte-relay-eh";
@@ -50,22 +51,59 @@ pub async fn begin(
         MessageContext::request(client, h.pair_id, h.counter, h.flags, method, wire_target)
             .map_err(|e| protocol_rejection(&e))?;
 
-    let stored = match state.store.load(&client, &h.pair_id).await {
-        Ok(Some(stored)) => stored,
-        Ok(None) => {
-            return Err(Rejection::new(
-                ErrorKind::STATE_NOT_FOUND,
-                "no state for this pair: pair again",
-            ))
+    let mut stored = load(state, &client, &h, true).await?;
+    if stored.remembered {
+        // This relay's memory of its own last write: if another relay advanced the pair since,
+        // the exchange fails on it, and is tried once more on a fresh read.
+        match commit(state, req, mte, &h, &context, wire_target, stored).await {
+            Ok(x) => return Ok(x),
+            Err(_) => stored = load(state, &client, &h, false).await?,
         }
+    }
+    commit(state, req, mte, &h, &context, wire_target, stored).await
+}
+
+/// Reads the pair's state (`recent`: [`crate::store::PairStore::load_recent`]): 563 when there
+/// is none.
+async fn load(
+    state: &RelayState,
+    client: &ClientId,
+    h: &ExchangeHeader,
+    recent: bool,
+) -> Result<Stored, Rejection> {
+    let read = if recent {
+        state.store.load_recent(client, &h.pair_id).await
+    } else {
+        state.store.load(client, &h.pair_id).await
+    };
+    match read {
+        Ok(Some(stored)) => Ok(stored),
+        Ok(None) => Err(Rejection::new(
+            ErrorKind::STATE_NOT_FOUND,
+            "no state for this pair: pair again",
+        )),
         Err(e) => {
             log::warn!("exchange: state store: {e}");
-            return Err(Rejection::new(
+            Err(Rejection::new(
                 ErrorKind::for_store(&e),
                 "the pair state could not be read",
-            ));
+            ))
         }
-    };
+    }
+}
+
+/// Ratchets `stored` to the request's counter, opens and validates the sealed items, and
+/// commits the pair's next state (compare-and-set against `stored`).
+async fn commit(
+    state: &RelayState,
+    req: &RequestHeader,
+    mte: &MteRequest,
+    h: &ExchangeHeader,
+    context: &MessageContext,
+    wire_target: &str,
+    stored: Stored,
+) -> Result<Exchange, Rejection> {
+    let client = ClientId(mte.client_id);
     let (keys, next) = stored
         .pair
         .accept(h.counter, MAX_SKIP)
@@ -77,7 +115,7 @@ pub async fn begin(
     } = keys;
 
     let target = if h.flags.contains(Flags::URL) {
-        open_url(&request_key, &context, wire_target).map_err(|e| protocol_rejection(&e))?
+        open_url(&request_key, context, wire_target).map_err(|e| protocol_rejection(&e))?
     } else {
         validate_origin_form(wire_target).map_err(|e| protocol_rejection(&e.into()))?;
         wire_target.to_owned()
@@ -91,7 +129,7 @@ pub async fn begin(
             "the exchange has no x-mte-relay-eh header",
         ))?;
     let headers =
-        open_headers(&request_key, &context, sealed).map_err(|e| protocol_rejection(&e))?;
+        open_headers(&request_key, context, sealed).map_err(|e| protocol_rejection(&e))?;
     if let Some(why) = crate::limits::path_problem(&target) {
         return Err(Rejection::new(ErrorKind::INVALID_URL, why));
     }
@@ -133,14 +171,14 @@ pub async fn begin(
     let decoder = h
         .flags
         .contains(Flags::BODY)
-        .then(|| StreamDecoder::new(&request_key, &context, plain_len));
+        .then(|| StreamDecoder::new(&request_key, context, plain_len));
     Ok(Exchange {
         client_id: client,
         token: mte.current_token.clone(),
         pair_id: h.pair_id,
         counter: h.counter,
         request_flags: h.flags,
-        context,
+        context: context.clone(),
         response_key,
         target: target_uri,
         headers,

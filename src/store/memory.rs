@@ -349,6 +349,7 @@ impl PairStore for MemoryStore {
         Ok(Some(Stored {
             pair: slot.pair.clone(),
             version: Version::Memory(slot.version),
+            remembered: false,
         }))
     }
 

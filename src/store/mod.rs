@@ -8,6 +8,7 @@
 
 pub mod memory;
 pub mod redis;
+mod written;
 
 use std::sync::Arc;
 
@@ -24,6 +25,10 @@ pub struct Stored {
     pub pair: ServerPair,
     /// Opaque version of exactly this stored value.
     pub version: Version,
+    /// Answered by [`PairStore::load_recent`] from this relay's memory of its own last write
+    /// (Redis only): the shared store may have moved on since, so an exchange that fails on it
+    /// is tried once more on a fresh [`PairStore::load`] (see [`redis`]).
+    pub remembered: bool,
 }
 
 /// What a compare-and-set compares: it changes on every write of a pair, including re-pairing.
@@ -72,6 +77,18 @@ pub trait PairStore: Send + Sync {
 
     /// Reads one pair; `Ok(None)` when there is none (expired, never paired: 563).
     async fn load(&self, client: &ClientId, pair: &PairId) -> Result<Option<Stored>, StoreError>;
+
+    /// Like [`PairStore::load`], but a shared store may answer from this relay's memory of its
+    /// own last write of the pair ([`Stored::remembered`]) instead of asking the server; only
+    /// a [`PairStore::compare_and_set`] tells whether it is still current. The exchange reads
+    /// through this.
+    async fn load_recent(
+        &self,
+        client: &ClientId,
+        pair: &PairId,
+    ) -> Result<Option<Stored>, StoreError> {
+        self.load(client, pair).await
+    }
 
     /// Replaces the pair's state with `next` only if it is still exactly `expected`, refreshing
     /// its idle expiry. `Ok(false)` when another write came first (or the pair is gone).

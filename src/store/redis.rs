@@ -10,6 +10,11 @@
 //!
 //! - [`PairStore::load`]: one `GET`; the blob is opened with the current state secret, then with
 //!   each previous one; none opening it is [`StoreError::Unreadable`] (569).
+//! - [`PairStore::load_recent`] (the exchange's read): no `GET` when this relay wrote the pair
+//!   last: the blob and state it wrote are remembered (`written`, bounded) and handed out once,
+//!   marked [`Stored::remembered`]; if another relay wrote the pair since, the compare-and-set
+//!   loses and the exchange is tried again on a fresh `GET`. An exchange on a pair this relay
+//!   advanced last is then one Redis round trip; otherwise a `GET` as before.
 //! - [`PairStore::compare_and_set`]: one `EVALSHA` of [`CAS_SCRIPT`] (replace the blob only if it
 //!   is still the blob that was read); `redis` reloads the script after a `NOSCRIPT`.
 //! - [`PairStore::insert`]: one pipelined `MULTI` of `SET key blob PX ttl`, `EXEC`.
@@ -40,6 +45,7 @@ use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisError, RedisFuture, Script, Value};
 
+use super::written::{Entry, Written};
 use super::{PairStore, StoreConfigError, StoreError, Stored, Version};
 
 /// Default time limit of one store operation (connecting included).
@@ -179,6 +185,8 @@ pub struct RedisStore {
     runtime: Option<tokio::runtime::Runtime>,
     sealer: StateSealer,
     previous: Vec<StateSealer>,
+    /// The blobs this relay wrote last (see the module docs).
+    written: Written,
     timeout: Duration,
     ttl_ms: u64,
     cluster: bool,
@@ -276,6 +284,7 @@ impl RedisStore {
                 .iter()
                 .map(|s| StateSealer::new(s))
                 .collect(),
+            written: Written::new(),
             timeout: config.timeout,
             ttl_ms: u64::try_from(config.idle.as_millis())
                 .unwrap_or(u64::MAX)
@@ -365,6 +374,7 @@ impl PairStore for RedisStore {
         }
         let mut pipe = redis::pipe();
         pipe.atomic();
+        let mut blobs = Vec::with_capacity(pairs.len());
         for (pid, state) in pairs {
             let blob = self.seal(client, pid, state)?;
             pipe.cmd("SET")
@@ -373,9 +383,30 @@ impl PairStore for RedisStore {
                 .arg("PX")
                 .arg(self.ttl_ms)
                 .ignore();
+            blobs.push(blob);
         }
         self.run(|mut conn| async move { pipe.query_async::<()>(&mut conn).await })
-            .await
+            .await?;
+        for ((pid, pair), blob) in pairs.iter().zip(blobs) {
+            let pair = pair.clone();
+            self.written.put(client, pid, Entry { blob, pair });
+        }
+        Ok(())
+    }
+
+    async fn load_recent(
+        &self,
+        client: &ClientId,
+        pair: &PairId,
+    ) -> Result<Option<Stored>, StoreError> {
+        match self.written.take(client, pair) {
+            Some(Entry { blob, pair: state }) => Ok(Some(Stored {
+                pair: state,
+                version: Version::Sealed(blob.to_vec()),
+                remembered: true,
+            })),
+            None => self.load(client, pair).await,
+        }
     }
 
     async fn load(&self, client: &ClientId, pair: &PairId) -> Result<Option<Stored>, StoreError> {
@@ -390,6 +421,7 @@ impl PairStore for RedisStore {
         Ok(Some(Stored {
             pair: state,
             version: Version::Sealed(blob),
+            remembered: false,
         }))
     }
 
@@ -413,6 +445,17 @@ impl PairStore for RedisStore {
         let won: i64 = self
             .run(|mut conn| async move { invocation.invoke_async(&mut conn).await })
             .await?;
+        if won == 1 {
+            let pair_state = next.clone();
+            self.written.put(
+                client,
+                pair,
+                Entry {
+                    blob,
+                    pair: pair_state,
+                },
+            );
+        }
         Ok(won == 1)
     }
 
