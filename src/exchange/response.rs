@@ -1,5 +1,7 @@
 //! The response half of an exchange (PROTOCOL.md §8.3): seal the upstream's headers and body.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use http::{header, HeaderName};
 use pingora_error::{Error, ErrorType, Result};
@@ -44,33 +46,34 @@ pub fn seal_head(x: &mut Exchange, is_head: bool, resp: &mut ResponseHeader) -> 
         }
     }
 
-    let mut sealed: Vec<(String, String)> = Vec::with_capacity(resp.headers.len());
-    let mut removed: Vec<HeaderName> = Vec::new();
-    for (name, value) in resp.headers.iter() {
-        let n = name.as_str();
-        if n == "set-cookie" || n.starts_with("access-control-") {
-            continue;
-        }
-        if !removed.contains(name) {
-            removed.push(name.clone());
-        }
-        if !is_unsealed_response_header(n) {
-            sealed.push((
-                n.to_owned(),
-                String::from_utf8_lossy(value.as_bytes()).into_owned(),
-            ));
-        }
-    }
+    // Everything but `set-cookie` and `access-control-*` leaves the clear head; the rest of the
+    // unsealed names (framing, hop-by-hop) is not sealed either. Values are sealed as text,
+    // borrowed unless they need replacement characters.
+    let stays = |n: &str| n == "set-cookie" || n.starts_with("access-control-");
+    let context = x.context.response(status, flags);
+    let sealed: Vec<(&str, Cow<'_, str>)> = resp
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v))
+        .filter(|(n, _)| !stays(n) && !is_unsealed_response_header(n))
+        .map(|(n, v)| (n, String::from_utf8_lossy(v.as_bytes())))
+        .collect();
+    let eh = seal_headers(
+        &x.response_key,
+        &context,
+        sealed.iter().map(|(n, v)| (*n, v.as_ref())),
+    );
+    drop(sealed);
+    let removed: Vec<HeaderName> = resp
+        .headers
+        .keys()
+        .filter(|n| !stays(n.as_str()))
+        .cloned()
+        .collect();
     for name in &removed {
         resp.remove_header(name);
     }
 
-    let context = x.context.response(status, flags);
-    let eh = seal_headers(
-        &x.response_key,
-        &context,
-        sealed.iter().map(|(n, v)| (n.as_str(), v.as_str())),
-    );
     let token = pqrelay_protocol::ClientIdToken::parse(&x.token)
         .map_err(|_| encode_error("the client id token cannot be echoed"))?;
     let relay = ExchangeHeader {
