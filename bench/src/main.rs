@@ -7,6 +7,7 @@
 //!   streamed transfers and memory per pair, writes `docs/PERFORMANCE.md` and prints
 //!   `relay/nginx req/s ratio at 300 conns, 1 KiB: X.XX` last. `bench/run.sh` builds and runs it.
 //! - `load`: one closed- or open-loop run against a URL (plain) or a relay (sealed).
+//! - `memory`: only the relay's RSS per stored pair.
 //! - `upstream`: the fast upstream alone.
 //!
 //! Every child process is stopped on exit, error or Ctrl-C; every load loop stops by itself.
@@ -75,6 +76,15 @@ enum Cmd {
         /// JSON request body size in bytes.
         #[arg(long, default_value_t = 1024)]
         size: usize,
+    },
+    /// Only the memory measurement: relay RSS growth per stored pair (memory state).
+    Memory {
+        /// Clients of one pair each.
+        #[arg(long, default_value_t = 100_000)]
+        clients: usize,
+        /// The relay binary (default: $CARGO_TARGET_DIR/release/pqrelay).
+        #[arg(long)]
+        relay_bin: Option<PathBuf>,
     },
     /// Run the fast upstream.
     Upstream {
@@ -214,6 +224,19 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
                 o.ok,
                 o.errors,
                 o.mean_ms()
+            );
+            Ok(())
+        }
+        Cmd::Memory { clients, relay_bin } => {
+            let bin = relay_bin.unwrap_or_else(suite::default_relay_bin);
+            let m = suite::memory_only(bin, clients).await?;
+            if let Some(e) = &m.error {
+                anyhow::bail!("memory measurement failed: {e}");
+            }
+            println!(
+                "{:.0} bytes per pair ({} clients)",
+                m.bytes_per_pair().unwrap_or(0.0),
+                m.clients
             );
             Ok(())
         }

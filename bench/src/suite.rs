@@ -365,6 +365,26 @@ pub(crate) fn cores() -> usize {
 }
 
 /// Runs everything; writes `opts.out`; returns the results.
+/// Only the memory measurement (`memory` subcommand): relay RSS growth for `clients` pairs.
+pub(crate) async fn memory_only(relay_bin: PathBuf, clients: usize) -> anyhow::Result<Memory> {
+    let mut lab = Lab {
+        dir: TempDir::new()?,
+        cores: cores(),
+        relay_bin,
+        upstream_port: free_port()?,
+        procs: Vec::new(),
+    };
+    lab.start_upstream().await?;
+    let mut plan = Plan::new(&Options {
+        quick: false,
+        out: PathBuf::new(),
+        relay_bin: lab.relay_bin.clone(),
+        secs: None,
+    });
+    plan.memory_clients = clients;
+    Ok(memory(&mut lab, &plan).await)
+}
+
 pub(crate) async fn all(opts: &Options) -> anyhow::Result<Results> {
     let plan = Plan::new(opts);
     let cores = cores();
