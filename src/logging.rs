@@ -5,14 +5,16 @@
 //!
 //! Access lines (target [`ACCESS_TARGET`]) are formatted straight into one shared buffer, with
 //! no allocation per line, and written out when the buffer holds [`FLUSH_BYTES`], every
-//! [`FLUSH_INTERVAL`] (a small thread), before any other line, and on [`Log::flush`] (`main`
-//! calls it when the server stops). Every other line is written at once, behind the buffered
+//! [`FLUSH_INTERVAL`] (a small thread, started by the first access line: after Pingora's
+//! `--daemon` fork, which keeps no other thread), before any other line, and on [`Log::flush`]
+//! (`main` calls it when the server stops). Every other line is written at once, behind the buffered
 //! ones, so the order of lines is kept. Like nginx's `access_log ... buffer=`, this spares a
 //! `write` per request; at worst the last [`FLUSH_INTERVAL`] of access lines is lost if the
 //! process is killed.
 
 use std::fmt::{self, Write as _};
 use std::io::Write as _;
+use std::sync::Once;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
@@ -31,6 +33,8 @@ struct Logger {
     format: LogFormat,
     debug: bool,
     out: Mutex<Pending>,
+    /// Starts the flushing thread at the first access line.
+    flusher: Once,
 }
 
 /// Lines not yet written, and the text of the current second (`2026-01-02T03:04:05`).
@@ -138,10 +142,15 @@ impl Log for Logger {
         if !self.enabled(r.metadata()) {
             return;
         }
+        let access = r.target() == ACCESS_TARGET;
         let mut out = self.out.lock();
         out.push(self.format, r);
-        if r.target() != ACCESS_TARGET || out.buf.len() >= FLUSH_BYTES {
+        if !access || out.buf.len() >= FLUSH_BYTES {
             out.write_out();
+        }
+        drop(out);
+        if access {
+            self.flusher.call_once(|| start_flusher(LOGGER.get()));
         }
     }
 
@@ -151,18 +160,25 @@ impl Log for Logger {
     }
 }
 
-/// Installs the global logger and the thread that writes buffered access lines out every
-/// [`FLUSH_INTERVAL`]. Call once; later calls are ignored.
+/// The installed logger (the flushing thread needs it for the life of the process).
+static LOGGER: std::sync::OnceLock<Logger> = std::sync::OnceLock::new();
+
+/// Installs the global logger. Call once; later calls are ignored.
 pub fn init(format: LogFormat, debug: bool) {
-    let logger: &'static Logger = Box::leak(Box::new(Logger {
-        format,
-        debug,
-        out: Mutex::new(Pending {
-            buf: String::with_capacity(FLUSH_BYTES + 1024),
-            ..Pending::default()
-        }),
-    }));
-    if log::set_logger(logger).is_err() {
+    let mut installed = false;
+    let logger = LOGGER.get_or_init(|| {
+        installed = true;
+        Logger {
+            format,
+            debug,
+            out: Mutex::new(Pending {
+                buf: String::with_capacity(FLUSH_BYTES + 1024),
+                ..Pending::default()
+            }),
+            flusher: Once::new(),
+        }
+    });
+    if !installed || log::set_logger(logger).is_err() {
         return;
     }
     log::set_max_level(if debug {
@@ -170,14 +186,19 @@ pub fn init(format: LogFormat, debug: bool) {
     } else {
         LevelFilter::Info
     });
-    let flusher = std::thread::Builder::new()
+}
+
+/// Writes buffered access lines out every [`FLUSH_INTERVAL`], on a thread of its own.
+fn start_flusher(logger: Option<&'static Logger>) {
+    let Some(logger) = logger else { return };
+    let spawned = std::thread::Builder::new()
         .name("pqrelay-log".into())
         .spawn(move || loop {
             std::thread::sleep(FLUSH_INTERVAL);
             logger.out.lock().write_out();
         });
-    if let Err(e) = flusher {
-        log::warn!("access lines are written when 32 KiB are pending (no flush thread: {e})");
+    if let Err(e) = spawned {
+        log::warn!("access lines are written per 32 KiB only (no flushing thread: {e})");
     }
 }
 
