@@ -30,9 +30,12 @@ pub(super) struct Entry {
     pub(super) pair: ServerPair,
 }
 
+/// One shard: the remembered writes of some pairs.
+type Shard = Mutex<HashMap<(ClientId, PairId), Entry>>;
+
 /// See the [module docs](self).
 pub(super) struct Written {
-    shards: Box<[Mutex<HashMap<(ClientId, PairId), Entry>>]>,
+    shards: Box<[Shard]>,
     hasher: RandomState,
 }
 
@@ -45,11 +48,7 @@ impl Written {
         }
     }
 
-    fn shard(
-        &self,
-        client: &ClientId,
-        pair: &PairId,
-    ) -> &Mutex<HashMap<(ClientId, PairId), Entry>> {
+    fn shard(&self, client: &ClientId, pair: &PairId) -> &Shard {
         let i = self.hasher.hash_one((client, pair)) as usize & (SHARDS - 1);
         &self.shards[i]
     }
