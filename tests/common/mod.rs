@@ -4,6 +4,7 @@
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
 pub mod exchange;
+pub mod faults;
 pub mod fuzz;
 pub mod redis;
 pub mod strict;
