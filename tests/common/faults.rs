@@ -1,7 +1,7 @@
 //! Helpers for the fault tests (`tests/faults_*.rs`): a round-robin TCP balancer that fails
 //! over on a refused connection, load loops of the Rust client that sort failures by kind, a
-//! counting upstream that tells complete requests from aborted ones, and a relay log check
-//! (open descriptors: [`super::fuzz::fd_count`], peak memory: [`super::exchange::vm_hwm_kib`]).
+//! counting upstream that tells complete requests from aborted ones, and the resident memory and
+//! log of a relay (open descriptors: [`super::fuzz::fd_count`]).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -20,6 +20,17 @@ use super::exchange::{pattern, sha256_hex};
 /// A request slower than this counts as a failure of kind `timeout` (nothing in these tests
 /// should take more than a fraction of it).
 pub const REQUEST_DEADLINE: Duration = Duration::from_secs(20);
+
+/// The resident set size of `pid` in KiB: resident pages of `/proc/<pid>/statm` (4 KiB each).
+pub fn vm_rss_kib(pid: u32) -> u64 {
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    pages * 4
+}
 
 /// Sends `signal` (`KILL`, `QUIT`, ...) to `pid` with `kill(1)`.
 pub fn send_signal(pid: u32, signal: &str) {
@@ -291,6 +302,8 @@ impl Load {
 /// What the [`Sink`] upstream saw.
 #[derive(Default)]
 pub struct SinkCounts {
+    /// `POST /upload` requests whose head arrived.
+    pub uploads_started: AtomicU64,
     /// `POST /upload` requests whose body arrived whole.
     pub uploads_complete: AtomicU64,
     /// `POST /upload` requests whose body ended early (the relay aborted them).
@@ -356,6 +369,7 @@ async fn sink_handle(
             .insert(hyper::header::CONTENT_LENGTH, n.into());
         return Ok(resp);
     }
+    counts.uploads_started.fetch_add(1, Ordering::SeqCst);
     let mut body = req.into_body();
     let mut size = 0usize;
     let mut hash = sha2::Sha256::new();
@@ -405,25 +419,22 @@ impl Drop for DownloadGuard {
 }
 
 fn download_body(n: usize, counts: Arc<SinkCounts>) -> SinkBody {
-    let data = Bytes::from(pattern(n));
     let guard = DownloadGuard {
         counts,
         done: false,
     };
-    let frames = futures::stream::unfold((0usize, guard), move |(at, mut guard)| {
-        let data = data.clone();
-        async move {
-            if at >= data.len() {
-                return None;
-            }
-            let end = (at + 65536).min(data.len());
-            // Hyper may stop polling once `content-length` bytes were handed over.
-            guard.done = end == data.len();
-            Some((
-                Ok::<_, std::io::Error>(Frame::data(data.slice(at..end))),
-                (end, guard),
-            ))
+    let frames = futures::stream::unfold((0usize, guard), move |(at, mut guard)| async move {
+        if at >= n {
+            return None;
         }
+        let end = (at + 65536).min(n);
+        // Hyper may stop polling once `content-length` bytes were handed over.
+        guard.done = end == n;
+        let data: Vec<u8> = (at..end).map(|i| (i % 251) as u8).collect();
+        Some((
+            Ok::<_, std::io::Error>(Frame::data(Bytes::from(data))),
+            (end, guard),
+        ))
     });
     StreamBody::new(frames).boxed()
 }
