@@ -210,6 +210,9 @@ impl ProxyHttp for Relay {
             },
         };
         if status > 0 && session.response_written().is_none() {
+            // The connection is not reused (below): say so, or a client that reuses it at
+            // once loses its next request.
+            session.set_keepalive(None);
             let kind = ErrorKind::for_status(status);
             if routes::send_error(&self.site(ctx), session, ctx, kind, kind.meaning)
                 .await

@@ -42,6 +42,23 @@ pub fn send_signal(pid: u32, signal: &str) {
     assert!(status.success(), "kill -{signal} {pid}");
 }
 
+/// The demo upstream (`pqrelay demo-upstream`) on a given port, e.g. to bring an upstream
+/// back where the relay expects it.
+pub fn demo_upstream_on(port: u16) -> super::Proc {
+    let log = std::env::temp_dir().join(format!(
+        "pqrelay-test-faults-upstream-{port}-{}.log",
+        std::process::id()
+    ));
+    let child = super::relay_command(&[], &["demo-upstream", "--port", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("cannot start the demo upstream");
+    let mut proc = super::Proc::from_child(child, log);
+    proc.wait_port(port);
+    proc
+}
+
 /// Panics if a relay log shows a panic.
 pub fn assert_no_panic(log: &str) {
     assert!(
