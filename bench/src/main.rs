@@ -9,12 +9,15 @@
 //! - `load`: one closed- or open-loop run against a URL (plain) or a relay (sealed).
 //! - `memory`: only the relay's RSS per stored pair.
 //! - `upstream`: the fast upstream alone.
+//! - `soak [--secs N] [--workers N]`: mixed, verified traffic through a relay with Redis state
+//!   for N seconds, with a Redis restart and a relay upgrade mid-run (`bench/soak.sh`).
 //!
 //! Every child process is stopped on exit, error or Ctrl-C; every load loop stops by itself.
 
 mod load;
 mod procs;
 mod report;
+mod soak;
 mod stream;
 mod suite;
 mod upstream;
@@ -82,6 +85,18 @@ enum Cmd {
         /// Clients of one pair each.
         #[arg(long, default_value_t = 100_000)]
         clients: usize,
+        /// The relay binary (default: $CARGO_TARGET_DIR/release/pqrelay).
+        #[arg(long)]
+        relay_bin: Option<PathBuf>,
+    },
+    /// Mixed, verified traffic with a Redis restart and a relay upgrade mid-run.
+    Soak {
+        /// Length of the run in seconds.
+        #[arg(long, default_value_t = 600)]
+        secs: u64,
+        /// Concurrent workers.
+        #[arg(long, default_value_t = 8)]
+        workers: usize,
         /// The relay binary (default: $CARGO_TARGET_DIR/release/pqrelay).
         #[arg(long)]
         relay_bin: Option<PathBuf>,
@@ -239,6 +254,18 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
                 m.clients
             );
             Ok(())
+        }
+        Cmd::Soak {
+            secs,
+            workers,
+            relay_bin,
+        } => {
+            let opts = soak::Options {
+                duration: Duration::from_secs(secs),
+                workers: workers.max(1),
+                relay_bin: relay_bin.unwrap_or_else(suite::default_relay_bin),
+            };
+            soak::run(&opts).await
         }
         Cmd::Upstream { .. } => unreachable!("handled before the runtime starts"),
     }

@@ -251,7 +251,8 @@ pub(crate) fn plain_client(conns: usize) -> anyhow::Result<HttpClient> {
     Ok(http_client(&o)?)
 }
 
-async fn http_ok(http: &HttpClient, url: &str) -> bool {
+/// Whether `GET url` answers 200 within 2 s.
+pub(crate) async fn http_ok(http: &HttpClient, url: &str) -> bool {
     let Ok(req) = http::Request::get(url).body(pqrelay_client::empty_body()) else {
         return false;
     };
