@@ -21,15 +21,12 @@ use super::exchange::{pattern, sha256_hex};
 /// should take more than a fraction of it).
 pub const REQUEST_DEADLINE: Duration = Duration::from_secs(20);
 
-/// The resident set size of `pid` in KiB: resident pages of `/proc/<pid>/statm` (4 KiB each).
+/// The resident set size (`VmRSS`) of `pid` in KiB.
 pub fn vm_rss_kib(pid: u32) -> u64 {
-    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).unwrap_or_default();
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    pages * 4
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"));
+    let kib = line.and_then(|l| l.split_whitespace().nth(1));
+    kib.and_then(|v| v.parse().ok()).unwrap_or(0)
 }
 
 /// Sends `signal` (`KILL`, `QUIT`, ...) to `pid` with `kill(1)`.
