@@ -7,7 +7,7 @@ use bytes::Bytes;
 use futures_core::Stream;
 use futures_util::TryStreamExt as _;
 use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
-use http::{Method, Request, StatusCode, Uri};
+use http::{Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt as _, Limited};
 use pqrelay_protocol::kem::SEED_SIZE;
 use pqrelay_protocol::{
@@ -25,6 +25,7 @@ use crate::observer::{WireEvent, WireObserver};
 use crate::pool::{Checkout, PairLease, PoolStats, PooledPair, SharedPool};
 use crate::recovery::{retry_on, Recovery, Repair, RetryOn};
 use crate::response::{RelayResponse, ResponseBody};
+use crate::reuse::closed_unanswered;
 use crate::transport::{empty_body, full_body, http_client, HttpClient, HttpOptions, RequestBody};
 
 /// Default number of pairs paired at first use (and per growth step).
@@ -159,6 +160,9 @@ pub struct ClientStats {
     pub discoveries: u64,
     /// Requests sent again after a recoverable relay error.
     pub retries: u64,
+    /// Requests (exchanges, discoveries, pairings) sent again on a new connection because the
+    /// reused keep-alive connection they were written on closed before any answer byte.
+    pub connection_retries: u64,
     /// Times the relay handed back a re-signed token that was stored.
     pub token_updates: u64,
 }
@@ -176,6 +180,7 @@ struct Inner {
     pool: Arc<SharedPool>,
     discoveries: AtomicU64,
     retries: AtomicU64,
+    connection_retries: AtomicU64,
     token_updates: AtomicU64,
 }
 
@@ -307,6 +312,7 @@ impl ClientBuilder {
                 pool: Arc::new(SharedPool::new(max_pairs, pairs)),
                 discoveries: AtomicU64::new(0),
                 retries: AtomicU64::new(0),
+                connection_retries: AtomicU64::new(0),
                 token_updates: AtomicU64::new(0),
             }),
         })
@@ -461,6 +467,7 @@ impl RelayClient {
             pool: self.inner.pool.lock().stats(),
             discoveries: self.inner.discoveries.load(Ordering::Relaxed),
             retries: self.inner.retries.load(Ordering::Relaxed),
+            connection_retries: self.inner.connection_retries.load(Ordering::Relaxed),
             token_updates: self.inner.token_updates.load(Ordering::Relaxed),
         }
     }
@@ -468,6 +475,36 @@ impl RelayClient {
     fn observe(&self, event: WireEvent) {
         if let Some(obs) = &self.inner.observer {
             obs(&event);
+        }
+    }
+
+    /// Counts and reports a request sent again on a new connection ([`crate::reuse`]).
+    fn connection_retry(&self, request: &'static str) {
+        self.inner
+            .connection_retries
+            .fetch_add(1, Ordering::Relaxed);
+        self.observe(WireEvent::ConnectionRetry { request });
+    }
+
+    /// Sends a request that `build` can make again (discovery, pairing: nothing is sealed per
+    /// attempt), once more on a new connection if the reused connection it was written on
+    /// closed before any answer ([`crate::reuse`]). `context` names the request in errors.
+    async fn send_rebuildable(
+        &self,
+        context: &'static str,
+        build: impl Fn() -> Result<Request<RequestBody>, Error>,
+    ) -> Result<Response<hyper::body::Incoming>, Error> {
+        match self.inner.http.request(build()?).await {
+            Ok(resp) => Ok(resp),
+            Err(e) if closed_unanswered(&e) => {
+                self.connection_retry(context);
+                self.inner
+                    .http
+                    .request_fresh(build()?)
+                    .await
+                    .map_err(|e| Error::http(context, e))
+            }
+            Err(e) => Err(Error::http(context, e)),
         }
     }
 
@@ -518,19 +555,18 @@ impl RelayClient {
 
     /// `HEAD /api/mte-relay`, presenting `token` if any.
     async fn discover_once(&self, token: Option<&ClientIdToken>) -> Result<Session, Error> {
-        let mut req = Request::head(self.url("/api/mte-relay")?);
-        if let Some(t) = token {
-            req = req.header(RELAY_HEADER, format!("1.{t}"));
-        }
-        let req = req
-            .body(empty_body())
-            .map_err(|e| Error::http("building the discovery request", e))?;
+        let url = self.url("/api/mte-relay")?;
+        let build = || {
+            let mut req = Request::head(url.clone());
+            if let Some(t) = token {
+                req = req.header(RELAY_HEADER, format!("1.{t}"));
+            }
+            req.body(empty_body())
+                .map_err(|e| Error::http("building the discovery request", e))
+        };
         let resp = self
-            .inner
-            .http
-            .request(req)
-            .await
-            .map_err(|e| Error::http("discovery (HEAD /api/mte-relay)", e))?;
+            .send_rebuildable("discovery (HEAD /api/mte-relay)", build)
+            .await?;
         self.inner.discoveries.fetch_add(1, Ordering::Relaxed);
         let status = resp.status().as_u16();
         let headers = resp.headers();
@@ -658,18 +694,19 @@ impl RelayClient {
                 .collect(),
         }
         .encode();
+        let body = Bytes::from(body);
         let request_len = body.len();
-        let req = Request::post(self.url("/api/mte-pair")?)
-            .header(RELAY_HEADER, format!("1.{}", session.token))
-            .header(CONTENT_TYPE, "application/json")
-            .body(full_body(body))
-            .map_err(|e| Error::http("building the pairing request", e))?;
+        let url = self.url("/api/mte-pair")?;
+        let build = || {
+            Request::post(url.clone())
+                .header(RELAY_HEADER, format!("1.{}", session.token))
+                .header(CONTENT_TYPE, "application/json")
+                .body(full_body(body.clone()))
+                .map_err(|e| Error::http("building the pairing request", e))
+        };
         let resp = self
-            .inner
-            .http
-            .request(req)
-            .await
-            .map_err(|e| Error::http("pairing (POST /api/mte-pair)", e))?;
+            .send_rebuildable("pairing (POST /api/mte-pair)", build)
+            .await?;
         let (parts, incoming) = resp.into_parts();
         let body = read_small(incoming, "reading the pairing answer").await?;
         let status = parts.status.as_u16();
@@ -822,7 +859,9 @@ impl RelayClient {
 
     /// Sends one request, recovering from relay errors as §11 says: a replayable request is
     /// retried once, on the pair that got the error (re-paired when the status asks for it),
-    /// never on another pair of the pool.
+    /// never on another pair of the pool. Independently, a replayable request written on a
+    /// reused connection that closed before any answer byte is sealed again (next counter of
+    /// the same pair) and sent once more on a new connection ([`crate::reuse`]).
     async fn execute(&self, mut req: RequestBuilder) -> Result<RelayResponse, Error> {
         if let Some(e) = req.error.take() {
             return Err(e);
@@ -831,6 +870,8 @@ impl RelayClient {
         let mut body = Some(std::mem::replace(&mut req.body, Body::Empty));
         let mut attempt = 0u32;
         let mut retry: Option<(PairLease, Arc<Session>)> = None;
+        let mut connection_retried = false;
+        let mut fresh_connection = false;
         loop {
             let (mut lease, session) = match retry.take() {
                 Some(x) => x,
@@ -899,12 +940,23 @@ impl RelayClient {
                     has_body: plain.body != BodyKind::None,
                 });
             }
-            let resp = self
-                .inner
-                .http
-                .request(http_req)
-                .await
-                .map_err(|e| Error::http("sending the request", e))?;
+            let sent = if std::mem::take(&mut fresh_connection) {
+                self.inner.http.request_fresh(http_req).await
+            } else {
+                self.inner.http.request(http_req).await
+            };
+            let resp = match sent {
+                Ok(resp) => resp,
+                Err(e) if replayable && !connection_retried && closed_unanswered(&e) => {
+                    // The relay never read it; the lease holds the pair at its next counter.
+                    self.connection_retry("exchange");
+                    connection_retried = true;
+                    fresh_connection = true;
+                    retry = Some((lease, session));
+                    continue;
+                }
+                Err(e) => return Err(Error::http("sending the request", e)),
+            };
             let (parts, incoming) = resp.into_parts();
             let status = parts.status.as_u16();
             if self.inner.observer.is_some() {

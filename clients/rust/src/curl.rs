@@ -186,6 +186,9 @@ pub fn describe(event: &WireEvent) -> String {
             "* relay error {status}: {action}{}",
             if *retried { ", retrying" } else { "" }
         ),
+        WireEvent::ConnectionRetry { request } => format!(
+            "* reused connection closed before any answer: {request} sent again on a new connection"
+        ),
     }
 }
 

@@ -9,8 +9,10 @@
 //! - [`RelayClient`] (built with [`RelayClient::builder`]): discovery (`HEAD /api/mte-relay`),
 //!   the pair pool (`POST /api/mte-pair`, default [`DEFAULT_PAIRS`] pairs growing up to
 //!   [`DEFAULT_MAX_PAIRS`]), recovery from relay errors 559–569 (re-pair, re-discover, retry
-//!   once when the body is replayable, on the pair that was just re-paired), token rotation.
-//!   `Clone + Send + Sync`, cheap to share.
+//!   once when the body is replayable, on the pair that was just re-paired), token rotation,
+//!   and one more try on a new connection, sealed again, for a replayable request written on a
+//!   reused keep-alive connection that closed before any answer byte
+//!   ([`ClientStats::connection_retries`]). `Clone + Send + Sync`, cheap to share.
 //! - [`RequestBuilder`] → [`RelayResponse`] (status, decoded headers, [`ResponseBody`] stream,
 //!   `bytes()` / `text()` / `json()`). Request bodies: [`Body`] — bytes (sized, replayable),
 //!   a stream of known length (sized, constant memory) or of unknown length (chunked).
@@ -56,6 +58,7 @@ pub mod observer;
 pub mod pool;
 pub mod recovery;
 mod response;
+mod reuse;
 mod transport;
 
 #[cfg(feature = "cli")]

@@ -75,6 +75,13 @@ pub enum WireEvent {
         /// Whether the request is sent again.
         retried: bool,
     },
+    /// A reused keep-alive connection closed before any answer byte to a request written on
+    /// it; the request is sent again on a new connection (an exchange sealed again).
+    ConnectionRetry {
+        /// Which request: `"exchange"`, `"discovery (HEAD /api/mte-relay)"` or
+        /// `"pairing (POST /api/mte-pair)"`.
+        request: &'static str,
+    },
 }
 
 /// A wire observer callback; shared by every clone of the client.

@@ -1,26 +1,53 @@
 //! The hyper client both relay traffic and plain traffic go through: HTTP/1.1 with keep-alive
-//! pooling, `https` through rustls with the webpki roots plus an optional extra CA.
+//! pooling, `https` through rustls with the webpki roots plus an optional extra CA, and a
+//! second, unpooled client on the same connector for requests that must go on a new connection
+//! (the one retry of [`crate::reuse`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::Request;
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt as _, Empty, Full};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::{Client, ResponseFuture};
 use hyper_util::rt::TokioExecutor;
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::CertificateDer;
 
 use crate::error::{BoxError, Error};
+use crate::reuse::Connector;
 
 /// The request body type of [`HttpClient`]: any body, boxed.
 pub type RequestBody = UnsyncBoxBody<Bytes, BoxError>;
 
-/// The shared hyper client type (legacy pooled client over an http/https connector).
-pub type HttpClient = Client<HttpsConnector<HttpConnector>, RequestBody>;
+/// The shared hyper client: a legacy pooled client over an http/https connector, plus an
+/// unpooled one on the same connector. Cheap to clone; clones share the pool.
+#[derive(Clone)]
+pub struct HttpClient {
+    pooled: Client<Connector, RequestBody>,
+    fresh: Client<Connector, RequestBody>,
+}
+
+impl core::fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("HttpClient").finish_non_exhaustive()
+    }
+}
+
+impl HttpClient {
+    /// Sends `req`, on an idle keep-alive connection of the pool when there is one.
+    pub fn request(&self, req: Request<RequestBody>) -> ResponseFuture {
+        self.pooled.request(req)
+    }
+
+    /// Sends `req` on a new connection, closed after the response (never from the pool).
+    pub(crate) fn request_fresh(&self, req: Request<RequestBody>) -> ResponseFuture {
+        self.fresh.request(req)
+    }
+}
 
 /// Options of [`http_client`].
 #[derive(Clone, Debug, Default)]
@@ -78,17 +105,22 @@ pub fn http_client(options: &HttpOptions) -> Result<HttpClient, Error> {
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(options.connect_timeout);
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+    let connector: HttpsConnector<HttpConnector> = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
         .wrap_connector(http);
+    let connector = Connector(connector);
     let mut builder = Client::builder(TokioExecutor::new());
     builder.pool_idle_timeout(options.idle_timeout.unwrap_or(Duration::from_secs(90)));
     if let Some(n) = options.max_idle_per_host {
         builder.pool_max_idle_per_host(n);
     }
-    Ok(builder.build(connector))
+    let pooled = builder.build(connector.clone());
+    let fresh = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(0)
+        .build(connector);
+    Ok(HttpClient { pooled, fresh })
 }
 
 /// A [`RequestBody`] holding `bytes` (sized, `content-length` set by hyper).

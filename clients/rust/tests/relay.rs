@@ -4,22 +4,9 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
-
 use bytes::Bytes;
-use common::{sha256_hex, Relay, Tap, Upstream, NEW_SECRET, SECRET};
+use common::{recorder, sha256_hex, Relay, Tap, Upstream, NEW_SECRET, SECRET};
 use pqrelay_client::{Body, Error, Method, RelayClient, StatusCode, WireEvent};
-
-fn recorder() -> (
-    Arc<Mutex<Vec<WireEvent>>>,
-    impl Fn(&WireEvent) + Send + Sync + 'static,
-) {
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let sink = log.clone();
-    (log, move |e: &WireEvent| {
-        sink.lock().unwrap().push(e.clone())
-    })
-}
 
 /// `GET path`, expecting 200, body read to the end.
 async fn get_ok(client: &RelayClient, path: &str) -> Bytes {

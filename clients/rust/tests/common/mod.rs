@@ -243,6 +243,18 @@ async fn pipe(
     let _ = to.shutdown().await;
 }
 
+/// A wire observer that records every event, and the record.
+pub fn recorder() -> (
+    Arc<Mutex<Vec<pqrelay_client::WireEvent>>>,
+    impl Fn(&pqrelay_client::WireEvent) + Send + Sync + 'static,
+) {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let sink = log.clone();
+    (log, move |e: &pqrelay_client::WireEvent| {
+        sink.lock().unwrap().push(e.clone())
+    })
+}
+
 /// Hex SHA-256 (what the demo upstream's `/upload` answers).
 pub fn sha256_hex(data: &[u8]) -> String {
     use sha2::Digest as _;
