@@ -11,10 +11,11 @@
 //! ```
 //!
 //! is sealed by this relay (method, path and query, headers, body), sent to the remote relay,
-//! and the remote's sealed answer is opened and returned plain. One
-//! [`pqrelay_client::RelayClient`] per listed remote relay holds the pair pool, shared by every
-//! request of this process: discovery, pairing, growth, and recovery from 559–569 (re-pair,
-//! re-discover, retry once when the body is replayable).
+//! and the remote's sealed answer is opened and returned plain. One [`client::Remote`] per
+//! listed remote relay does discovery, pairing and recovery from 559–569 (re-pair,
+//! re-discover, retry once when the body is replayable); its client id and pairs live in the
+//! configured store ([`crate::store::outbound`]: memory, or Redis with `REDIS_URL`), so every
+//! relay sharing the store shares them: one relay pairs, the others lease the same pairs.
 //!
 //! # A request's life
 //!
@@ -30,8 +31,9 @@
 //!    through a bounded channel ([`CHANNEL_DEPTH`] pieces) into the client's sealing body:
 //!    sized when the caller sent `content-length`, streaming (chunked) otherwise. Memory stays
 //!    bounded whatever the size; a streamed body cannot be replayed, so a recoverable remote
-//!    error on it is answered 502 `outbound_failed` (the pair is already renewed: the caller
-//!    may retry).
+//!    error on it (the remote relay lost its state, e.g. restarted) is answered 502
+//!    `outbound_failed` saying so; nothing reached the remote upstream, the shared pool was
+//!    reset, and the next request pairs afresh.
 //! 4. The opened response head is written (decoded headers, `content-length` when the remote
 //!    sent a sized body, chunked otherwise) and the body streamed back record by record.
 //!
@@ -46,7 +48,8 @@ use http::{header, HeaderMap, HeaderName, HeaderValue, Method};
 use pingora_error::{Error, ErrorType, Result};
 use pingora_http::ResponseHeader;
 use pingora_proxy::Session;
-use pqrelay_client::{Body, HeaderSelection, HttpOptions, RelayClient};
+use pqrelay_client::exchange::SealOptions;
+use pqrelay_client::{Body, HeaderSelection, HttpOptions};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -55,7 +58,14 @@ use crate::ctx::{RequestCtx, RouteKind};
 use crate::error::ErrorKind;
 use crate::routes::{finish_response, send_error};
 use crate::state::RelayState;
+use crate::store::outbound::{OutboundBackend, OutboundPairs};
+use crate::store::outbound_memory::OutboundMemory;
+use crate::store::outbound_redis::OutboundRedis;
 use crate::upstream::{parse_upstreams, UpstreamSpec, CONNECT_TIMEOUT};
+
+pub mod client;
+
+use client::{Answer, OutRequest, OutboundError, Remote};
 
 /// The header carrying `OUTBOUND_TOKEN`.
 pub const TOKEN_HEADER: &str = "x-mte-outbound-token";
@@ -92,7 +102,7 @@ const HOP_BY_HOP: &[&str] = &[
 /// Outbound mode: the token's digest and one client per allowed remote relay.
 pub struct Outbound {
     token_digest: [u8; 32],
-    remotes: Vec<(UpstreamSpec, RelayClient)>,
+    remotes: Vec<(UpstreamSpec, Remote)>,
 }
 
 impl std::fmt::Debug for Outbound {
@@ -107,7 +117,8 @@ impl std::fmt::Debug for Outbound {
 impl Outbound {
     /// Builds outbound mode from `OUTBOUND_TOKEN` / `OUTBOUND_UPSTREAMS` (`Ok(None)` when the
     /// token is not set). No I/O: remote relays are discovered and paired on first use. An
-    /// `https` remote is verified against the web PKI roots plus `UPSTREAM_CA_FILE`.
+    /// `https` remote is verified against the web PKI roots plus `UPSTREAM_CA_FILE`. Client
+    /// state goes to Redis when `REDIS_URL` is set (sealed with `STATE_SECRET`), else memory.
     pub fn new(config: &Config) -> Result<Option<Outbound>, String> {
         let Some(token) = &config.outbound_token else {
             return Ok(None);
@@ -121,14 +132,23 @@ impl Outbound {
         }
         let http = pqrelay_client::http_client(&options)
             .map_err(|e| format!("outbound HTTP client: {e}"))?;
+        let backend: Arc<dyn OutboundBackend> = match crate::state::store_config(config).redis {
+            Some(redis) => Arc::new(OutboundRedis::new(&redis).map_err(|e| e.to_string())?),
+            None => Arc::new(OutboundMemory::default()),
+        };
+        let secret = config
+            .state_secret
+            .as_ref()
+            .unwrap_or(&config.client_id_secret);
         let mut remotes = Vec::new();
         for spec in &config.outbound_upstreams {
-            let client = RelayClient::builder(spec.to_string())
-                .http_client(http.clone())
-                .max_pairs(config.max_pool_size)
-                .build()
-                .map_err(|e| format!("OUTBOUND_UPSTREAMS {spec}: {e}"))?;
-            remotes.push((spec.clone(), client));
+            let origin = spec.to_string();
+            let base = origin
+                .parse()
+                .map_err(|_| format!("OUTBOUND_UPSTREAMS {spec}: not a URL"))?;
+            let pairs = OutboundPairs::new(backend.clone(), secret.expose().as_bytes(), &origin);
+            let remote = Remote::new(base, http.clone(), pairs, config.max_pool_size);
+            remotes.push((spec.clone(), remote));
         }
         Ok(Some(Outbound {
             token_digest: Sha256::digest(token.expose().as_bytes()).into(),
@@ -146,7 +166,7 @@ impl Outbound {
     }
 
     /// The client of an allowed remote relay.
-    fn client_for(&self, spec: &UpstreamSpec) -> Option<&RelayClient> {
+    fn client_for(&self, spec: &UpstreamSpec) -> Option<&Remote> {
         self.remotes.iter().find(|(s, _)| s == spec).map(|(_, c)| c)
     }
 }
@@ -264,7 +284,7 @@ pub async fn handle(
                 .map(Some);
         }
     };
-    let Some(client) = outbound.client_for(&remote).cloned() else {
+    let Some(client) = outbound.client_for(&remote) else {
         let kind = ErrorKind::OUTBOUND_UPSTREAM_FORBIDDEN;
         let message = "x-mte-upstream is not one of this relay's OUTBOUND_UPSTREAMS";
         return send_error(state, session, ctx, kind, message)
@@ -280,7 +300,7 @@ pub async fn handle(
         }
     };
     ctx.upstream = Some(Arc::new(remote));
-    forward(state, session, ctx, &client, &choice)
+    forward(state, session, ctx, client, &choice)
         .await
         .map(Some)
 }
@@ -314,7 +334,7 @@ async fn forward(
     state: &RelayState,
     session: &mut Session,
     ctx: &mut RequestCtx,
-    client: &RelayClient,
+    client: &Remote,
     choice: &SealChoice,
 ) -> Result<bool> {
     let req = session.req_header();
@@ -344,17 +364,18 @@ async fn forward(
         }
     }
 
-    let request = |body: Body| {
-        let mut b = client
-            .request(method.clone(), target.clone())
-            .headers(headers.clone());
-        if let Some(on) = choice.encode_url {
-            b = b.encode_url(on);
-        }
-        if let Some(sel) = &choice.headers {
-            b = b.seal_headers(sel.clone());
-        }
-        b.body(body)
+    let mut seal = SealOptions::default();
+    if let Some(on) = choice.encode_url {
+        seal = seal.with_encode_url(on);
+    }
+    if let Some(sel) = &choice.headers {
+        seal = seal.with_headers(sel.clone());
+    }
+    let request = OutRequest {
+        method: method.clone(),
+        target,
+        headers,
+        seal,
     };
 
     let sent = if ended {
@@ -368,7 +389,7 @@ async fn forward(
         };
         let mut attempt = 0;
         loop {
-            match request(body(plan.present)).send().await {
+            match client.send(&request, body(plan.present)).await {
                 Err(e) if attempt < TRANSPORT_RETRIES && retryable_transport(&e, &method) => {
                     log::debug!("outbound: retrying after a transport error: {e}");
                     attempt += 1;
@@ -405,7 +426,7 @@ async fn forward(
                 }
             }
         };
-        let (sent, pumped) = tokio::join!(request(body).send(), pump);
+        let (sent, pumped) = tokio::join!(client.send(&request, body), pump);
         pumped?;
         sent
     };
@@ -414,15 +435,15 @@ async fn forward(
         Ok(resp) => resp,
         Err(e) => return refuse(state, session, ctx, &e).await,
     };
-    write_answer(state, session, ctx, &method, resp).await
+    write_answer(state, session, ctx, &method, client, resp).await
 }
 
 /// Whether a transport failure of a replayable request may be retried: the method is
 /// idempotent, or hyper says the request was never sent or the connection closed before an
 /// answer (a keep-alive connection the remote relay closed, e.g. when it restarted; the
 /// remote relay forwards nothing before the whole sealed head arrived).
-fn retryable_transport(e: &pqrelay_client::Error, method: &Method) -> bool {
-    let pqrelay_client::Error::Http { source, .. } = e else {
+fn retryable_transport(e: &OutboundError, method: &Method) -> bool {
+    let OutboundError::Client(pqrelay_client::Error::Http { source, .. }) = e else {
         return false;
     };
     if method.is_idempotent() {
@@ -441,15 +462,34 @@ fn retryable_transport(e: &pqrelay_client::Error, method: &Method) -> bool {
 }
 
 /// Answers a failed outbound request: the remote relay's own ordinary errors (400, 404, 413,
-/// 502, ...) keep their status and code; anything else, including a 559–569 that could not be
-/// retried, is 502 `outbound_failed`.
+/// 502, ...) keep their status and code; the shared store failing is 503
+/// `state_store_unavailable`; anything else, including a 559–569 that could not be retried,
+/// is 502 `outbound_failed`.
 async fn refuse(
     state: &RelayState,
     session: &mut Session,
     ctx: &mut RequestCtx,
-    e: &pqrelay_client::Error,
+    e: &OutboundError,
 ) -> Result<bool> {
+    let e = match e {
+        OutboundError::Client(e) => e,
+        OutboundError::Store(e) => {
+            let kind = ErrorKind::STATE_STORE_UNAVAILABLE;
+            let message = format!("outbound client state: {e}");
+            log::warn!("outbound: {message}");
+            return send_error(state, session, ctx, kind, &message).await;
+        }
+    };
     let (kind, message) = match e {
+        pqrelay_client::Error::NotRetried { status, code } => (
+            ErrorKind::OUTBOUND_FAILED,
+            format!(
+                "the remote relay lost this relay's pair state ({status} {code}) and the request \
+                 body was streamed (over {} KiB) so it cannot be replayed; nothing reached the \
+                 remote upstream and the pairs were renewed: send the request again",
+                REPLAY_BUFFER / 1024
+            ),
+        ),
         pqrelay_client::Error::Relay {
             status,
             code,
@@ -477,17 +517,19 @@ async fn refuse(
     send_error(state, session, ctx, kind, &message).await
 }
 
-/// Writes the opened response: status, decoded headers, framing, then the body as it opens.
+/// Writes the opened response: status, decoded headers, framing, then the body as it opens;
+/// the pair goes back to the shared pool once the body ended.
 async fn write_answer(
     state: &RelayState,
     session: &mut Session,
     ctx: &mut RequestCtx,
     method: &Method,
-    resp: pqrelay_client::RelayResponse,
+    client: &Remote,
+    mut resp: Answer,
 ) -> Result<bool> {
-    let status = resp.status();
-    let mut head = ResponseHeader::build(status, Some(resp.headers().len() + 6))?;
-    for (name, value) in resp.headers() {
+    let status = resp.status;
+    let mut head = ResponseHeader::build(status, Some(resp.headers.len() + 6))?;
+    for (name, value) in &resp.headers {
         if !HOP_BY_HOP.contains(&name.as_str()) {
             head.append_header(name.clone(), value.clone())?;
         }
@@ -496,7 +538,7 @@ async fn write_answer(
         || status.is_informational()
         || status == http::StatusCode::NO_CONTENT
         || status == http::StatusCode::NOT_MODIFIED;
-    match resp.content_length() {
+    match resp.content_length {
         Some(len) if !bodiless => head.insert_header(header::CONTENT_LENGTH, len.to_string())?,
         _ if !bodiless => head.insert_header(header::TRANSFER_ENCODING, "chunked")?,
         _ => {}
@@ -504,11 +546,11 @@ async fn write_answer(
     finish_response(state, ctx, &mut head);
     if bodiless {
         session.write_response_header(Box::new(head), true).await?;
+        give_back(client, resp).await;
         return Ok(true);
     }
     session.write_response_header(Box::new(head), false).await?;
-    let mut body = resp.into_body();
-    while let Some(piece) = body.next().await {
+    while let Some(piece) = resp.body.next().await {
         match piece {
             Ok(b) if b.is_empty() => {}
             Ok(b) => session.write_response_body(Some(b), false).await?,
@@ -522,8 +564,16 @@ async fn write_answer(
             }
         }
     }
+    give_back(client, resp).await;
     session.write_response_body(None, true).await?;
     Ok(true)
+}
+
+/// Returns the answer's pair to the shared pool (a store failure loses the pair only).
+async fn give_back(client: &Remote, resp: Answer) {
+    if let Err(e) = client.finish(resp).await {
+        log::warn!("outbound: a pair could not be returned to the store: {e}");
+    }
 }
 
 #[cfg(test)]

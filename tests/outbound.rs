@@ -5,9 +5,9 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::exchange::{pattern, relay_client, sha256_hex, vm_hwm_kib, Tap};
+use common::exchange::{pattern, sha256_hex, vm_hwm_kib, Redis, Tap};
 use common::{client, expect_error, free_port, Relay, Upstream};
 
 const TOKEN: &str = "outbound-token-0123456789abcdefghij";
@@ -292,6 +292,31 @@ async fn outbound_repairs_on_its_own_after_the_remote_relay_restarts() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     c.b = Relay::start_on(c.b_port, &upstream, &[], &[]);
+    // A streamed body (over the 64 KiB replay buffer) meets a stale pair: it cannot be
+    // replayed, so the app gets a clear 502 saying so, and the pool is renewed for the next.
+    let pieces: Vec<Result<Vec<u8>, std::io::Error>> = pattern(300_000)
+        .chunks(40_000)
+        .map(|c| Ok(c.to_vec()))
+        .collect();
+    let resp = c
+        .out(reqwest::Method::POST, "/upload")
+        .body(reqwest::Body::wrap_stream(futures::stream::iter(pieces)))
+        .send()
+        .await
+        .unwrap();
+    let v = expect_error(resp, 502, "outbound_failed").await;
+    let message = v["message"].as_str().unwrap();
+    assert!(
+        message.contains("lost this relay's pair state")
+            && message.contains("send the request again"),
+        "{message}"
+    );
+    let v = upload_chunked(&c, 300_000).await;
+    assert_eq!(
+        v["sha256"],
+        sha256_hex(&pattern(300_000)),
+        "the next streamed request"
+    );
     for i in 0..12 {
         let resp = c
             .out(reqwest::Method::GET, &format!("/headers?after={i}"))
@@ -307,65 +332,115 @@ async fn outbound_repairs_on_its_own_after_the_remote_relay_restarts() {
     }
 }
 
-/// Added latency of the outbound hop at 1 KiB: app → A → B → upstream (plain in, sealed
-/// between A and B) against app → B → upstream with the Rust client. Run with
-/// `cargo test --test outbound -- --ignored --nocapture`.
+/// The text of B's metrics.
+async fn metrics(port: &str) -> String {
+    client()
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// B's metrics: the value of one series (0 when absent).
+async fn metric(port: &str, series: &str) -> f64 {
+    metrics(port)
+        .await
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// An outbound 1 KiB-ish upload through the relay at `a` (base URL) to `remote`, checked by
+/// SHA-256.
+async fn upload_via(a: String, remote: String, i: usize) {
+    let body = pattern(1000 + i);
+    let want = sha256_hex(&body);
+    let resp = client()
+        .post(format!("{a}/upload?i={i}"))
+        .header("x-mte-outbound-token", TOKEN)
+        .header("x-mte-upstream", &remote)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    assert_eq!(status, 200, "request {i}: {text}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["sha256"], want, "request {i}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore]
-async fn outbound_latency_at_1_kib() {
+async fn outbound_relays_sharing_redis_use_one_client_id_and_pool() {
+    let redis = Redis::start();
     let upstream = Upstream::start();
-    let b = Relay::start(&upstream.url(), &[]);
-    let b_base = b.url("");
-    let a = Relay::start(
-        &upstream.url(),
-        &[("OUTBOUND_TOKEN", TOKEN), ("OUTBOUND_UPSTREAMS", &b_base)],
-    );
-    let body = pattern(1024);
-    let plain = client();
-    let direct = relay_client(&b_base);
-    const N: usize = 200;
-    let mut via_a = Vec::with_capacity(N);
-    let mut via_b = Vec::with_capacity(N);
-    for i in 0..(N + 20) {
-        let t = Instant::now();
-        let resp = plain
-            .post(a.url("/upload"))
-            .header("x-mte-outbound-token", TOKEN)
-            .header("x-mte-upstream", &b_base)
-            .header("content-type", "application/octet-stream")
-            .body(body.clone())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200);
-        resp.bytes().await.unwrap();
-        let d1 = t.elapsed();
-        let t = Instant::now();
-        let resp = direct
-            .post("/upload")
-            .header("content-type", "application/octet-stream")
-            .body(body.clone())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200);
-        resp.bytes().await.unwrap();
-        let d2 = t.elapsed();
-        if i >= 20 {
-            via_a.push(d1);
-            via_b.push(d2);
-        }
+    let metrics_port = free_port().to_string();
+    let b = Relay::start(&upstream.url(), &[("METRICS_PORT", &metrics_port)]);
+    b.proc.wait_log("metrics at");
+    let remote = b.url("").trim_end_matches('/').to_owned();
+    let url = redis.url();
+    let env = [
+        ("OUTBOUND_TOKEN", TOKEN),
+        ("OUTBOUND_UPSTREAMS", remote.as_str()),
+        ("REDIS_URL", url.as_str()),
+    ];
+    let a1 = Relay::start(&upstream.url(), &env);
+    let a2 = Relay::start(&upstream.url(), &env);
+    let base = |a: &Relay| a.url("").trim_end_matches('/').to_owned();
+    let (a1, a2) = (base(&a1), base(&a2));
+    let pairings = "pqrelay_pairings_total";
+
+    // A1 discovers and pairs once; A2 then uses the stored client id and pairs: no pairing.
+    upload_via(a1.clone(), remote.clone(), 0).await;
+    assert_eq!(metric(&metrics_port, pairings).await, 1.0);
+    for i in 1..10 {
+        upload_via(a2.clone(), remote.clone(), i).await;
     }
-    via_a.sort();
-    via_b.sort();
-    let med = |v: &[Duration]| v[v.len() / 2];
-    let p90 = |v: &[Duration]| v[v.len() * 9 / 10];
-    eprintln!(
-        "1 KiB POST /upload, {N} requests: app→A→B→upstream median {:?} (p90 {:?}); app→B→upstream (Rust client) median {:?} (p90 {:?}); added {:?}",
-        med(&via_a),
-        p90(&via_a),
-        med(&via_b),
-        p90(&via_b),
-        med(&via_a).saturating_sub(med(&via_b))
+    assert_eq!(
+        metric(&metrics_port, pairings).await,
+        1.0,
+        "relay A2 paired instead of using the stored pairs"
+    );
+
+    // Alternating, then concurrent through both: every request succeeds, B never sees a
+    // counter used twice (564) nor any other relay error.
+    let via = |i: usize| if i % 2 == 0 { a1.clone() } else { a2.clone() };
+    for i in 0..40 {
+        upload_via(via(i), remote.clone(), 100 + i).await;
+    }
+    let mut tasks = Vec::new();
+    for i in 0..48 {
+        tasks.push(tokio::spawn(upload_via(via(i), remote.clone(), 200 + i)));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let text = metrics(&metrics_port).await;
+    let errors: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("pqrelay_requests_total{") && l.contains("status=\"56"))
+        .collect();
+    assert!(errors.is_empty(), "relay errors at B: {errors:?}");
+    assert!(
+        metric(
+            &metrics_port,
+            r#"pqrelay_requests_total{route="mte",status="200"}"#
+        )
+        .await
+            >= 98.0
+    );
+    // The store holds the shared session and pool.
+    let out = std::process::Command::new("redis-cli")
+        .args(["-u", &url, "--scan", "--pattern", "pqrelay:1:out:*"])
+        .output()
+        .unwrap();
+    let keys = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        keys.contains(":session") && keys.contains(":pairs:"),
+        "{keys}"
     );
 }

@@ -7,6 +7,9 @@
 //! the compare-and-set means another request used the pair concurrently (564).
 
 pub mod memory;
+pub mod outbound;
+pub mod outbound_memory;
+pub mod outbound_redis;
 pub mod redis;
 mod written;
 

@@ -145,7 +145,7 @@ impl RedisConfig {
 
 /// The connection the store's runtime drives.
 #[derive(Clone)]
-enum Conn {
+pub(super) enum Conn {
     Single(ConnectionManager),
     Cluster(ClusterConnection),
 }
@@ -299,7 +299,7 @@ impl RedisStore {
     }
 
     /// Runs `op` on the store's runtime with the timeout.
-    async fn run<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
+    pub(super) async fn run<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
     where
         F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = Result<T, RedisError>> + Send + 'static,
