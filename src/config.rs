@@ -419,6 +419,21 @@ impl Loader<'_> {
         }
     }
 
+    /// [`required`](Self::required), or [`optional`](Self::optional) when `per_site` (a
+    /// `DOMAIN_MAP` gives every site its own value).
+    fn required_unless<T>(
+        &mut self,
+        per_site: bool,
+        f: &Field,
+        parse: impl FnOnce(&mut Self, Raw, &str) -> Option<T>,
+    ) -> Option<Option<T>> {
+        if per_site {
+            self.optional(f, parse)
+        } else {
+            self.required(f, parse).map(Some)
+        }
+    }
+
     fn optional<T>(
         &mut self,
         f: &Field,
@@ -529,7 +544,10 @@ pub fn load(src: &Sources) -> Result<Loaded, ConfigErrors> {
         warnings: Vec::new(),
     };
 
-    let upstream = l.required(&UPSTREAM, |l, raw, source| {
+    // With DOMAIN_MAP every site names its own upstream, CORS origins and client-id secret:
+    // the top-level ones are optional then (unset: no upstream, no origin, a random secret).
+    let per_site = src.get(&DOMAIN_MAP).is_some();
+    let upstream = l.required_unless(per_site, &UPSTREAM, |l, raw, source| {
         let text = l.string(&UPSTREAM, raw, source)?;
         match parse_upstreams(&text) {
             Ok(v) => Some(v),
@@ -540,7 +558,7 @@ pub fn load(src: &Sources) -> Result<Loaded, ConfigErrors> {
         }
     });
 
-    let cors_origins = l.required(&CORS_ORIGINS, |l, raw, source| {
+    let cors_origins = l.required_unless(per_site, &CORS_ORIGINS, |l, raw, source| {
         let items = l.list(&CORS_ORIGINS, raw, source)?;
         if items.is_empty() {
             l.problem(&CORS_ORIGINS, source, "must list at least one origin");
@@ -556,7 +574,7 @@ pub fn load(src: &Sources) -> Result<Loaded, ConfigErrors> {
         Some(out)
     });
 
-    let client_id_secret = l.required(&CLIENT_ID_SECRET, |l, raw, source| {
+    let client_id_secret = l.required_unless(per_site, &CLIENT_ID_SECRET, |l, raw, source| {
         let s = l.string(&CLIENT_ID_SECRET, raw, source)?;
         let n = s.chars().count();
         if n < MIN_SECRET_LEN {
@@ -738,6 +756,15 @@ pub fn load(src: &Sources) -> Result<Loaded, ConfigErrors> {
         Some(Secret(s))
     });
 
+    if matches!(
+        (&client_id_secret, &redis_url, &state_secret),
+        (Some(None), Some(Some(_)), Some(None))
+    ) {
+        let message = "is required with REDIS_URL when DOMAIN_MAP is set and there is no \
+             top-level CLIENT_ID_SECRET: it seals the pair state every relay shares";
+        l.problem(&STATE_SECRET, "", message);
+    }
+
     let demo = l
         .optional(&DEMO, |l, raw, source| l.bool(&DEMO, raw, source))
         .map(|v| v.unwrap_or(false));
@@ -751,9 +778,9 @@ pub fn load(src: &Sources) -> Result<Loaded, ConfigErrors> {
 
     let config = (|| {
         Some(Config {
-            upstream: upstream?,
-            cors_origins: cors_origins?,
-            client_id_secret: client_id_secret?,
+            upstream: upstream?.unwrap_or_default(),
+            cors_origins: cors_origins?.unwrap_or_default(),
+            client_id_secret: client_id_secret?.map_or_else(random_secret, Some)?,
             client_id_previous_secrets: client_id_previous_secrets?,
             aws_region: aws_region?,
             redis_url: redis_url?,
@@ -788,6 +815,14 @@ pub fn load(src: &Sources) -> Result<Loaded, ConfigErrors> {
         }),
         _ => Err(ConfigErrors(l.problems)),
     }
+}
+
+/// A random secret for a top-level `CLIENT_ID_SECRET` left unset beside a `DOMAIN_MAP` (the
+/// top-level signer then serves no request: every host is a site or refused).
+fn random_secret() -> Option<Secret> {
+    let mut bytes = [0u8; 32];
+    getrandom::getrandom(&mut bytes).ok()?;
+    Some(Secret(bytes.iter().map(|b| format!("{b:02x}")).collect()))
 }
 
 /// `OUTBOUND_TOKEN`, `OUTBOUND_UPSTREAMS` (required with the token) and `DOMAIN_MAP` (JSON in

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::exchange::upstream_view;
+use common::exchange::{upstream_view, Redis};
 use common::{client, expect_error, Relay, Upstream};
 use pqrelay_client::RelayClient;
 
@@ -17,6 +17,11 @@ struct Sites {
 }
 
 fn start() -> Sites {
+    start_with(&[])
+}
+
+/// The two sites, with `env` added to the relay's settings.
+fn start_with(env: &[(&str, &str)]) -> Sites {
     let up_a = Upstream::start();
     let up_b = Upstream::start();
     let map = serde_json::json!({
@@ -33,7 +38,10 @@ fn start() -> Sites {
             "headers": {"x-site": "b"},
         },
     });
-    let relay = Relay::start(&up_a.url(), &[("DOMAIN_MAP", &map.to_string())]);
+    let map = map.to_string();
+    let mut all = vec![("DOMAIN_MAP", map.as_str())];
+    all.extend_from_slice(env);
+    let relay = Relay::start(&up_a.url(), &all);
     Sites { up_a, up_b, relay }
 }
 
@@ -56,18 +64,50 @@ async fn token_for(relay: &Relay, host: &str) -> String {
     resp.headers()["x-mte-relay"].to_str().unwrap().to_owned()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn domains_reach_their_own_upstreams_and_keep_clients_apart() {
-    let s = start();
+/// A client per site; each reaches its own upstream (which sees its own address as Host),
+/// query intact.
+async fn each_site_reaches_its_own_upstream(s: &Sites) -> (RelayClient, RelayClient) {
     let a = site_client(&s.relay, "127.0.0.1");
     let b = site_client(&s.relay, "localhost");
-
-    // Each site reaches its own upstream (the upstream sees its own address as Host).
     let va = upstream_view(&a, "/headers?site=a").await;
     assert_eq!(va["headers"]["host"], format!("127.0.0.1:{}", s.up_a.port));
     let vb = upstream_view(&b, "/headers?site=b").await;
     assert_eq!(vb["headers"]["host"], format!("127.0.0.1:{}", s.up_b.port));
     assert_eq!(vb["query"], "site=b");
+    (a, b)
+}
+
+/// Pairs with site A (`127.0.0.1`) and presents the exchange header it used under site B's
+/// Host (`localhost`): refused (566).
+async fn pair_of_a_is_refused_under_b(relay: &Relay) {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let log = seen.clone();
+    let observed = RelayClient::builder(format!("http://127.0.0.1:{}", relay.port))
+        .pairs(1)
+        .observer(move |e| {
+            if let pqrelay_client::WireEvent::Request { relay_header, .. } = e {
+                log.lock().unwrap().push(relay_header.clone());
+            }
+        })
+        .build()
+        .unwrap();
+    upstream_view(&observed, "/headers").await;
+    let used = seen.lock().unwrap()[0].clone();
+    let resp = client()
+        .get(relay.url("/x"))
+        .header("host", "localhost")
+        .header("x-mte-relay", &used)
+        .header("x-mte-relay-eh", "AAAA")
+        .send()
+        .await
+        .unwrap();
+    expect_error(resp, 566, "invalid_client_id").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn domains_reach_their_own_upstreams_and_keep_clients_apart() {
+    let s = start();
+    each_site_reaches_its_own_upstream(&s).await;
 
     // Per-site settings: B passes /echo through and adds its header; A does neither.
     let resp = client()
@@ -118,28 +158,7 @@ async fn domains_reach_their_own_upstreams_and_keep_clients_apart() {
     assert_ne!(again.headers()["x-mte-relay"].to_str().unwrap(), ta);
 
     // A's pairs, presented under B's Host: the exchange header is refused (566).
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let log = seen.clone();
-    let observed = RelayClient::builder(format!("http://127.0.0.1:{}", s.relay.port))
-        .pairs(1)
-        .observer(move |e| {
-            if let pqrelay_client::WireEvent::Request { relay_header, .. } = e {
-                log.lock().unwrap().push(relay_header.clone());
-            }
-        })
-        .build()
-        .unwrap();
-    upstream_view(&observed, "/headers").await;
-    let used = seen.lock().unwrap()[0].clone();
-    let resp = client()
-        .get(s.relay.url("/x"))
-        .header("host", "localhost")
-        .header("x-mte-relay", &used)
-        .header("x-mte-relay-eh", "AAAA")
-        .send()
-        .await
-        .unwrap();
-    expect_error(resp, 566, "invalid_client_id").await;
+    pair_of_a_is_refused_under_b(&s.relay).await;
 
     // Unknown hosts: 421 with a JSON reason, including for the relay's own routes.
     for host in ["unknown.example", "127.0.0.2", "localhost.evil"] {
@@ -188,4 +207,81 @@ fn domain_map_errors_name_the_domain_and_field() {
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("DOMAIN_MAP"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn domains_with_redis_state_keep_keys_and_pairs_apart() {
+    let redis = Redis::start();
+    let url = redis.url();
+    // No top-level UPSTREAM, CORS_ORIGINS or CLIENT_ID_SECRET: every site has its own.
+    let s = start_with(&[
+        ("UPSTREAM", ""),
+        ("CORS_ORIGINS", ""),
+        ("CLIENT_ID_SECRET", ""),
+        ("REDIS_URL", &url),
+        ("STATE_SECRET", "state-secret-0123456789abcdefghijklmn"),
+    ]);
+    let (a, b) = each_site_reaches_its_own_upstream(&s).await;
+
+    // The pairs are in Redis under one key space per site, none under a raw client id.
+    let keys = std::process::Command::new("redis-cli")
+        .args(["-u", &url, "--scan", "--pattern", "pqrelay:1:*"])
+        .output()
+        .unwrap();
+    let keys = String::from_utf8_lossy(&keys.stdout).into_owned();
+    let tags: std::collections::BTreeSet<&str> = keys
+        .lines()
+        .filter_map(|k| k.split_once('{')?.1.split_once('}').map(|(t, _)| t))
+        .collect();
+    assert_eq!(keys.lines().count(), 4, "two pairs per site: {keys}");
+    assert_eq!(tags.len(), 2, "one key space per site: {keys}");
+    for c in [&a, &b] {
+        let token = c.token().unwrap();
+        let id = pqrelay_client::pqrelay_protocol::ClientIdToken::parse(&token)
+            .unwrap()
+            .id()
+            .to_b64();
+        assert!(!keys.contains(&id), "a raw client id in a Redis key");
+    }
+
+    // A pair of site A presented under site B's Host is refused.
+    pair_of_a_is_refused_under_b(&s.relay).await;
+    // Both sites still work after the refusal.
+    upstream_view(&a, "/headers").await;
+    upstream_view(&b, "/headers").await;
+}
+
+#[test]
+fn domain_map_makes_the_top_level_site_settings_optional() {
+    let map = serde_json::json!({
+        "a.example": {"upstream": "http://127.0.0.1:9", "corsOrigins": ["https://a.example"], "clientIdSecret": SECRET_A},
+    })
+    .to_string();
+    let out = common::run(&[("DOMAIN_MAP", &map)], &["check-config"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    // With Redis the state secret must be named: a random one would not be shared.
+    let redis = [
+        ("DOMAIN_MAP", map.as_str()),
+        ("REDIS_URL", "redis://127.0.0.1:9"),
+    ];
+    let out = common::run(&redis, &["check-config"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("STATE_SECRET") && err.contains("DOMAIN_MAP"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("UPSTREAM ") && !err.contains("CORS_ORIGINS"),
+        "{err}"
+    );
+    // Without DOMAIN_MAP they stay required.
+    let out = common::run(&[("CLIENT_ID_SECRET", common::SECRET)], &["check-config"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        err.contains("UPSTREAM") && err.contains("CORS_ORIGINS"),
+        "{err}"
+    );
 }
