@@ -9,12 +9,15 @@
 //! - `load`: one closed- or open-loop run against a URL (plain) or a relay (sealed).
 //! - `memory`: only the relay's RSS per stored pair.
 //! - `upstream`: the fast upstream alone.
+//! - `outbound [--requests N]`: the latency the outbound hop adds at 1 KiB (app → relay A →
+//!   relay B → upstream against app → relay B with the Rust client, and the plain upstream).
 //! - `soak [--secs N] [--workers N]`: mixed, verified traffic through a relay with Redis state
 //!   for N seconds, with a Redis restart and a relay upgrade mid-run (`bench/soak.sh`).
 //!
 //! Every child process is stopped on exit, error or Ctrl-C; every load loop stops by itself.
 
 mod load;
+mod outbound;
 mod procs;
 mod report;
 mod soak;
@@ -97,6 +100,15 @@ enum Cmd {
         /// Concurrent workers.
         #[arg(long, default_value_t = 8)]
         workers: usize,
+        /// The relay binary (default: $CARGO_TARGET_DIR/release/pqrelay).
+        #[arg(long)]
+        relay_bin: Option<PathBuf>,
+    },
+    /// The latency the outbound hop adds at 1 KiB (median and p99).
+    Outbound {
+        /// Timed sequential requests per path.
+        #[arg(long, default_value_t = 2000)]
+        requests: usize,
         /// The relay binary (default: $CARGO_TARGET_DIR/release/pqrelay).
         #[arg(long)]
         relay_bin: Option<PathBuf>,
@@ -241,6 +253,13 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
                 o.mean_ms()
             );
             Ok(())
+        }
+        Cmd::Outbound {
+            requests,
+            relay_bin,
+        } => {
+            let bin = relay_bin.unwrap_or_else(suite::default_relay_bin);
+            outbound::run(bin, requests.max(1)).await
         }
         Cmd::Memory { clients, relay_bin } => {
             let bin = relay_bin.unwrap_or_else(suite::default_relay_bin);
