@@ -32,8 +32,8 @@
 //!    sized when the caller sent `content-length`, streaming (chunked) otherwise. Memory stays
 //!    bounded whatever the size; a streamed body cannot be replayed, so a recoverable remote
 //!    error on it (the remote relay lost its state, e.g. restarted) is answered 502
-//!    `outbound_failed` saying so; nothing reached the remote upstream, the shared pool was
-//!    reset, and the next request pairs afresh.
+//!    `outbound_failed` saying so, as is a connection cut mid-body (the remote relay refusing
+//!    and closing); the shared pool is reset, and the next request pairs afresh.
 //! 4. The opened response head is written (decoded headers, `content-length` when the remote
 //!    sent a sized body, chunked otherwise) and the body streamed back record by record.
 //!
@@ -472,6 +472,18 @@ async fn refuse(
     e: &OutboundError,
 ) -> Result<bool> {
     let e = match e {
+        OutboundError::StreamCut(e) => {
+            let kind = ErrorKind::OUTBOUND_FAILED;
+            let message = format!(
+                "the connection to the remote relay failed while the streamed request body \
+                 (over {} KiB) was being sent ({e}); the remote relay may have refused the \
+                 exchange (e.g. it lost this relay's pair state). The body cannot be replayed; \
+                 the pairs were renewed: send the request again",
+                REPLAY_BUFFER / 1024
+            );
+            log::warn!("outbound: {message}");
+            return send_error(state, session, ctx, kind, &message).await;
+        }
         OutboundError::Client(e) => e,
         OutboundError::Store(e) => {
             let kind = ErrorKind::STATE_STORE_UNAVAILABLE;

@@ -292,8 +292,17 @@ async fn outbound_repairs_on_its_own_after_the_remote_relay_restarts() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     c.b = Relay::start_on(c.b_port, &upstream, &[], &[]);
-    // A streamed body (over the 64 KiB replay buffer) meets a stale pair: it cannot be
-    // replayed, so the app gets a clear 502 saying so, and the pool is renewed for the next.
+    // A first replayable request goes through (re-pairing its pair; A's kept-alive connection
+    // to the old B fails and is retried). Then a streamed body (over the 64 KiB replay buffer)
+    // meets another stale pair: B refuses it (A reads the refusal, or B closes the connection
+    // mid-body first); it cannot be replayed, so the app gets a clear 502 saying so, and the
+    // pool is renewed: the next streamed request pairs afresh and succeeds.
+    let resp = c
+        .out(reqwest::Method::GET, "/headers?first=1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
     let pieces: Vec<Result<Vec<u8>, std::io::Error>> = pattern(300_000)
         .chunks(40_000)
         .map(|c| Ok(c.to_vec()))
@@ -307,7 +316,8 @@ async fn outbound_repairs_on_its_own_after_the_remote_relay_restarts() {
     let v = expect_error(resp, 502, "outbound_failed").await;
     let message = v["message"].as_str().unwrap();
     assert!(
-        message.contains("lost this relay's pair state")
+        message.contains("pair state")
+            && message.contains("cannot be replayed")
             && message.contains("send the request again"),
         "{message}"
     );
@@ -419,20 +429,22 @@ async fn outbound_relays_sharing_redis_use_one_client_id_and_pool() {
     for t in tasks {
         t.await.unwrap();
     }
+    // B counts a request after answering it: wait until all 98 exchanges show.
+    let ok = r#"pqrelay_requests_total{route="mte",status="200"}"#;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while metric(&metrics_port, ok).await < 98.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "B counted fewer than 98 exchanges"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let text = metrics(&metrics_port).await;
     let errors: Vec<&str> = text
         .lines()
         .filter(|l| l.starts_with("pqrelay_requests_total{") && l.contains("status=\"56"))
         .collect();
     assert!(errors.is_empty(), "relay errors at B: {errors:?}");
-    assert!(
-        metric(
-            &metrics_port,
-            r#"pqrelay_requests_total{route="mte",status="200"}"#
-        )
-        .await
-            >= 98.0
-    );
     // The store holds the shared session and pool.
     let out = std::process::Command::new("redis-cli")
         .args(["-u", &url, "--scan", "--pattern", "pqrelay:1:out:*"])

@@ -20,8 +20,8 @@ use http::header::CONTENT_TYPE;
 use http::{HeaderMap, Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt as _, Limited};
 use pqrelay_client::exchange::{
-    is_relay_error, open_response_head, relay_error, seal_body, seal_head, BodyKind, PlainHead,
-    SealOptions, SealingBody, RELAY_HEADER, RELAY_INFO_HEADER,
+    is_relay_error, open_response_head, relay_error, seal_body, seal_head, BodyKind, ByteStream,
+    PlainHead, SealOptions, SealingBody, RELAY_HEADER, RELAY_INFO_HEADER,
 };
 use pqrelay_client::recovery::{retry_on, Recovery, Repair, RetryOn};
 use pqrelay_client::{empty_body, full_body, Body, Error, HttpClient, RequestBody, ResponseBody};
@@ -47,12 +47,15 @@ pub enum OutboundError {
     Client(Error),
     /// The shared store failed.
     Store(StoreError),
+    /// The connection failed while a streamed request body was being sent, too far in to send
+    /// it again; the pool was renewed.
+    StreamCut(Error),
 }
 
 impl std::fmt::Display for OutboundError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            OutboundError::Client(e) => e.fmt(f),
+            OutboundError::Client(e) | OutboundError::StreamCut(e) => e.fmt(f),
             OutboundError::Store(e) => e.fmt(f),
         }
     }
@@ -423,6 +426,7 @@ impl Remote {
             .map_err(|_| StoreError::Unavailable("outbound client closed".into()))?;
         let mut body = Some(body);
         let mut attempt = 0u32;
+        let mut unsent_retries = 0usize;
         let mut retry = None;
         loop {
             let (pair, session) = match retry.take() {
@@ -446,10 +450,13 @@ impl Remote {
                 body: kind(&this_body),
             };
             let head = seal_head(&session.token, next.pair_id(), &keys, &plain, &req.seal)?;
+            let mut unread = None;
             let wire: RequestBody = match this_body {
                 Body::Empty => empty_body(),
                 Body::Bytes(b) => full_body(seal_body(&keys, &head, &b)?),
-                Body::Stream { stream, .. } => {
+                Body::Stream { stream, len } => {
+                    let (stream, kept) = Replayable::wrap(stream);
+                    unread = Some((kept, len));
                     SealingBody::new(&keys, &head, stream).boxed_unsync()
                 }
             };
@@ -467,7 +474,27 @@ impl Remote {
                 Err(e) => {
                     // The remote relay accepts a counter ahead of its own: the pair stays good.
                     let _ = self.pairs.give_back(&session, vec![next]).await;
-                    return Err(http_error("sending the request")(e).into());
+                    // A stream that failed early and unfinished (e.g. on a kept-alive connection
+                    // the remote relay closed) is sent again on a fresh connection.
+                    let streamed = unread.is_some();
+                    if let Some((kept, len)) = unread.filter(|_| unsent_retries < UNSENT_RETRIES) {
+                        if let Some(stream) = Replayable::take_back(&kept) {
+                            unsent_retries += 1;
+                            body = Some(Body::Stream { stream, len });
+                            continue;
+                        }
+                    }
+                    let e = http_error("sending the request")(e);
+                    if !streamed {
+                        return Err(e.into());
+                    }
+                    // A streamed body cut off: often the remote relay refused the exchange
+                    // (e.g. it lost its pair state) and closed the connection mid-body. Renew
+                    // the pairs so that the next request cannot meet another stale pair.
+                    (self.pairs)
+                        .install(session.token.clone(), Some(&session), Install::Reset)
+                        .await?;
+                    return Err(OutboundError::StreamCut(e));
                 }
             };
             let (parts, incoming) = resp.into_parts();
@@ -512,6 +539,82 @@ impl Remote {
     pub async fn finish(&self, answer: Answer) -> Result<(), StoreError> {
         let Lease { pair, session, .. } = answer.lease;
         self.pairs.give_back(&session, vec![pair]).await
+    }
+}
+
+/// Attempts of a streamed request whose connection failed before its body was complete.
+const UNSENT_RETRIES: usize = 3;
+/// Bytes of a streamed request body kept so that the request can be sent again when the
+/// connection fails early (a kept-alive connection the remote relay closed, e.g. restarted).
+pub const UNSENT_REPLAY: usize = 256 * 1024;
+
+/// A streamed request body that keeps what it yielded, up to [`UNSENT_REPLAY`] bytes: until
+/// then, and as long as it has not ended, it can be [taken back](Self::take_back) and sent
+/// again on another connection. A body that ended may have completed at the upstream: never.
+struct Replayable {
+    shared: Arc<parking_lot::Mutex<Yielded>>,
+}
+
+#[derive(Default)]
+struct Yielded {
+    stream: Option<ByteStream>,
+    pieces: Vec<Bytes>,
+    len: usize,
+    spilled: bool,
+    ended: bool,
+}
+
+impl Replayable {
+    fn wrap(stream: ByteStream) -> (ByteStream, Arc<parking_lot::Mutex<Yielded>>) {
+        let shared = Arc::new(parking_lot::Mutex::new(Yielded {
+            stream: Some(stream),
+            ..Yielded::default()
+        }));
+        let wrapped = Replayable {
+            shared: shared.clone(),
+        };
+        (Box::pin(wrapped), shared)
+    }
+
+    /// The whole body again (kept pieces, then the rest), if it can still be replayed.
+    fn take_back(shared: &parking_lot::Mutex<Yielded>) -> Option<ByteStream> {
+        let mut y = shared.lock();
+        if y.spilled || y.ended {
+            return None;
+        }
+        let rest = y.stream.take()?;
+        let kept = futures::stream::iter(std::mem::take(&mut y.pieces).into_iter().map(Ok));
+        Some(Box::pin(futures::StreamExt::chain(kept, rest)))
+    }
+}
+
+impl futures::Stream for Replayable {
+    type Item = Result<Bytes, pqrelay_client::BoxError>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        let mut y = self.shared.lock();
+        let Some(stream) = y.stream.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let polled = stream.as_mut().poll_next(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(piece))) if !y.spilled => {
+                if y.len + piece.len() <= UNSENT_REPLAY {
+                    y.len += piece.len();
+                    y.pieces.push(piece.clone());
+                } else {
+                    y.spilled = true;
+                    y.pieces = Vec::new();
+                }
+            }
+            Poll::Ready(None) => y.ended = true,
+            _ => {}
+        }
+        polled
     }
 }
 
