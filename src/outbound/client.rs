@@ -643,3 +643,42 @@ fn replay(body: &Body) -> Option<Body> {
         Body::Stream { .. } => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use futures::StreamExt as _;
+
+    use super::*;
+
+    fn pieces(n: usize, size: usize) -> ByteStream {
+        let items = (0..n).map(move |i| Ok(Bytes::from(vec![i as u8; size])));
+        Box::pin(futures::stream::iter(items.collect::<Vec<_>>()))
+    }
+
+    #[tokio::test]
+    async fn a_stream_cut_early_is_taken_back_whole() {
+        let (mut wire, kept) = Replayable::wrap(pieces(3, 10));
+        assert_eq!(wire.next().await.unwrap().unwrap(), vec![0u8; 10]);
+        drop(wire);
+        let again: Vec<Bytes> = Replayable::take_back(&kept)
+            .unwrap()
+            .map(|p| p.unwrap())
+            .collect()
+            .await;
+        assert_eq!(again, [0u8, 1, 2].map(|i| Bytes::from(vec![i; 10])));
+    }
+
+    #[tokio::test]
+    async fn an_ended_or_spilled_stream_is_never_replayed() {
+        let (wire, kept) = Replayable::wrap(pieces(2, 10));
+        assert_eq!(wire.collect::<Vec<_>>().await.len(), 2);
+        assert!(
+            Replayable::take_back(&kept).is_none(),
+            "ended: may have completed"
+        );
+        let (mut wire, kept) = Replayable::wrap(pieces(3, UNSENT_REPLAY / 2 + 1));
+        wire.next().await;
+        wire.next().await;
+        assert!(Replayable::take_back(&kept).is_none(), "over UNSENT_REPLAY");
+    }
+}
