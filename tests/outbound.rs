@@ -456,3 +456,29 @@ async fn outbound_relays_sharing_redis_use_one_client_id_and_pool() {
         "{keys}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_with_its_redis_down_answers_503_with_a_reason() {
+    let upstream = Upstream::start();
+    let b = Relay::start(&upstream.url(), &[]);
+    let remote = b.url("").trim_end_matches('/').to_owned();
+    // Nothing listens on this port: the shared outbound state cannot be read.
+    let redis = format!("redis://127.0.0.1:{}", free_port());
+    let a = Relay::start(
+        &upstream.url(),
+        &[
+            ("OUTBOUND_TOKEN", TOKEN),
+            ("OUTBOUND_UPSTREAMS", remote.as_str()),
+            ("REDIS_URL", redis.as_str()),
+        ],
+    );
+    let resp = client()
+        .get(a.url("/headers"))
+        .header("x-mte-outbound-token", TOKEN)
+        .header("x-mte-upstream", &remote)
+        .send()
+        .await
+        .unwrap();
+    let v = expect_error(resp, 503, "state_store_unavailable").await;
+    assert!(v["message"].as_str().unwrap().contains("outbound"), "{v}");
+}
