@@ -288,3 +288,30 @@ async fn upstream_down_is_502_and_slow_is_504_with_reasons() {
         Err(e) => assert!(e.to_string().contains("upstream_timeout"), "{e}"),
     }
 }
+
+#[tokio::test]
+async fn heads_past_pingoras_own_limits_are_refused_and_never_reach_the_upstream() {
+    let up = Strict::start(Duration::ZERO).await;
+    let relay = Relay::start(&up.url(), &[("PASS_THROUGH_ROUTES", "/pt/*")]);
+    // More than 256 fields (small enough in bytes to pass MAX_HEADER_BYTES), then a head
+    // over 1 MiB: Pingora refuses both before the relay's own checks run.
+    let mut many = String::from("GET /pt/many HTTP/1.1\r\nhost: x\r\n");
+    for i in 0..300 {
+        many.push_str(&format!("x-{i}: v\r\n"));
+    }
+    many.push_str("\r\n");
+    let huge = format!(
+        "GET /pt/huge HTTP/1.1\r\nhost: x\r\nx-big: {}\r\n\r\n",
+        "b".repeat(1100 * 1024)
+    );
+    for head in [many, huge] {
+        let got = exchange_raw(relay.port, head.as_bytes(), IDLE).await;
+        let codes = statuses(&got);
+        assert!(
+            codes.iter().all(|c| (400..500).contains(c)),
+            "only a 4xx or a closed connection: {codes:?}"
+        );
+    }
+    assert!(up.well_formed("heads past the limits").is_empty());
+    assert_eq!(common::get(&relay, "/pt/after").await.status(), 200);
+}
