@@ -1,6 +1,7 @@
 # Sourced by bench/profile.sh and bench/cost.sh: starts the fast upstream, redis-server (MODE
 # redis) and the release relay on free ports of 127.0.0.1, stops them all on exit.
-# In: MODE (pt|mte|redis), B (release dir), RELAY_BIN (optional), D (a scratch directory).
+# In: MODE (pt|mte|redis), B (release dir), RELAY_BIN (optional), D (a scratch directory),
+# RELAY_YAML (optional extra lines for the relay's YAML, e.g. 'work_stealing: false').
 # Out: R (relay pid), RP (relay port), ARGS (`pqrelay-bench load` target for MODE and SIZE).
 for bin in "$B/pqrelay-bench" "${RELAY_BIN:-$B/pqrelay}"; do
     [ -x "$bin" ] || { echo "$bin not built (cargo build --release -p pqrelay -p pqrelay-bench)" >&2; exit 1; }
@@ -22,7 +23,7 @@ if [ "$MODE" = redis ]; then
     redis-server --port "$RDP" --bind 127.0.0.1 --save "" --appendonly no >"$D/redis.log" 2>&1 & PIDS+=($!)
     EXTRA=("REDIS_URL=redis://127.0.0.1:$RDP")
 fi
-printf 'pid_file: %s/r.pid\nupgrade_sock: %s/r.sock\nupstream_keepalive_pool_size: 1024\n' "$D" "$D" >"$D/r.yaml"
+printf 'pid_file: %s/r.pid\nupgrade_sock: %s/r.sock\nupstream_keepalive_pool_size: 1024\n%s\n' "$D" "$D" "${RELAY_YAML:-}" >"$D/r.yaml"
 env -i PATH="$PATH" UPSTREAM="http://127.0.0.1:$UPP" CLIENT_ID_SECRET=pqrelay-bench-client-id-secret-0123456789 \
     CORS_ORIGINS=http://localhost HOST=127.0.0.1 PORT="$RP" PASS_THROUGH_ROUTES='/pt/*' PAIR_RATE_PER_IP=0 PAIR_RATE_PER_CLIENT=0 THREADS="$(nproc)" \
     "${EXTRA[@]}" "${RELAY_BIN:-$B/pqrelay}" run --config "$D/r.yaml" >"$D/relay.log" 2>&1 & R=$!
