@@ -127,7 +127,8 @@ pub use msgs::pairing::{PairingRequest, PairingResponse};
 pub use msgs::relay_header::{ExchangeHeader, Flags, RelayHeader, RelayInfo};
 pub use msgs::target::validate_origin_form;
 pub use ratchet::{
-    AeadKey, ChainKey, ClientPair, ExchangeKeys, PendingPair, ServerPair, MAX_COUNTER, MAX_SKIP,
+    AeadKey, ChainKey, ClientPair, ClientPairing, ExchangeKeys, PendingPair, ServerPair,
+    MAX_COUNTER, MAX_SKIP,
 };
 pub use seal::{
     open_headers, open_url, seal_headers, seal_headers_json, seal_url, Direction, MessageContext,

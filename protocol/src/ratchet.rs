@@ -14,6 +14,7 @@ use crate::codec::Reader;
 use crate::error::{CounterError, PairingError, StateError};
 use crate::ids::{ClientId, PairId};
 use crate::kem::{DecapsulationSeed, EncapsulationKey, KemCiphertext, SharedSecret, ESEED_SIZE};
+use crate::msgs::pairing::{PairingRequest, PairingResponse};
 
 /// Forward window of counters a relay accepts (`max-skip`, §6).
 pub const MAX_SKIP: u64 = 16;
@@ -148,6 +149,56 @@ impl PendingPair {
             counter: 0,
             ck: ChainKey::initial(&ss, id, &self.pid),
         })
+    }
+}
+
+/// The client side of one `POST /api/mte-pair` (§5): the pending pairs, the request body,
+/// and the pairs derived from the relay's answer.
+#[derive(Debug)]
+pub struct ClientPairing {
+    pending: Vec<PendingPair>,
+}
+
+impl ClientPairing {
+    /// One pending pair per `(pair id, random X-Wing seed)`, in request order.
+    pub fn new(pairs: impl IntoIterator<Item = (PairId, DecapsulationSeed)>) -> Self {
+        let pending = pairs
+            .into_iter()
+            .map(|(pid, seed)| PendingPair::new(pid, seed))
+            .collect();
+        Self { pending }
+    }
+
+    /// The pair ids, in request order.
+    pub fn pair_ids(&self) -> Vec<PairId> {
+        self.pending.iter().map(PendingPair::pair_id).collect()
+    }
+
+    /// The pairing request body.
+    pub fn request_body(&self) -> Vec<u8> {
+        PairingRequest {
+            pairs: self
+                .pending
+                .iter()
+                .map(|p| (p.pair_id(), p.encapsulation_key()))
+                .collect(),
+        }
+        .encode()
+    }
+
+    /// Checks that `response_body` answers exactly this request, in order, and derives every
+    /// pair's `ck_0` for the client `id`.
+    pub fn complete(
+        self,
+        id: &ClientId,
+        response_body: &[u8],
+    ) -> Result<Vec<ClientPair>, PairingError> {
+        let response = PairingResponse::parse(response_body, &self.pair_ids())?;
+        self.pending
+            .into_iter()
+            .zip(response.pairs)
+            .map(|(p, (_, ct))| p.complete(id, &ct))
+            .collect()
     }
 }
 

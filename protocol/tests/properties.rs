@@ -347,3 +347,50 @@ mod fuzz_smoke {
         }
     }
 }
+
+/// `ClientPairing` (what both Rust clients use): the relay's answer to its request body gives
+/// the client the relay's keys for every pair; an answer out of order or for other pair ids is
+/// refused.
+#[test]
+fn client_pairing_completes_only_its_own_answer() {
+    use pqrelay_protocol::kem::{ESEED_SIZE, SEED_SIZE};
+    let pids = [PairId([1; 16]), PairId([2; 16]), PairId([3; 16])];
+    let seeded = |i: u8| DecapsulationSeed::from_bytes([i; SEED_SIZE]);
+    let pairing =
+        || ClientPairing::new(pids.iter().enumerate().map(|(i, p)| (*p, seeded(i as u8))));
+    let request = PairingRequest::parse(&pairing().request_body(), 25).unwrap();
+    assert_eq!(
+        request.pairs.iter().map(|(p, _)| *p).collect::<Vec<_>>(),
+        pids
+    );
+    let mut servers = Vec::new();
+    let mut answer = Vec::new();
+    for (pid, ek) in &request.pairs {
+        let (ct, server) = ServerPair::pair(&ID, pid, ek, &[9; ESEED_SIZE]);
+        servers.push(server);
+        answer.push((*pid, ct));
+    }
+    let body = PairingResponse {
+        pairs: answer.clone(),
+    }
+    .encode();
+    let clients = pairing().complete(&ID, &body).unwrap();
+    assert_eq!(clients.len(), 3);
+    for (client, server) in clients.into_iter().zip(servers) {
+        let (ck, _) = client.next_exchange().unwrap();
+        let (sk, _) = server.accept(0, MAX_SKIP).unwrap();
+        assert_eq!(ck, sk);
+    }
+    answer.swap(0, 1);
+    let swapped = PairingResponse {
+        pairs: answer.clone(),
+    }
+    .encode();
+    assert_eq!(
+        pairing().complete(&ID, &swapped).unwrap_err(),
+        PairingError::ResponseMismatch
+    );
+    answer.pop();
+    let short = PairingResponse { pairs: answer }.encode();
+    assert!(pairing().complete(&ID, &short).is_err());
+}

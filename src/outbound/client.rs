@@ -27,8 +27,8 @@ use pqrelay_client::recovery::{retry_on, Recovery, Repair, RetryOn};
 use pqrelay_client::{empty_body, full_body, Body, Error, HttpClient, RequestBody, ResponseBody};
 use pqrelay_protocol::kem::SEED_SIZE;
 use pqrelay_protocol::{
-    ClientIdToken, ClientPair, CounterError, DecapsulationSeed, PairId, PairingRequest,
-    PairingResponse, PendingPair, RelayHeader, RelayInfo,
+    ClientIdToken, ClientPair, ClientPairing, CounterError, DecapsulationSeed, PairId, RelayHeader,
+    RelayInfo,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -255,18 +255,12 @@ impl Remote {
         session: &Arc<OutboundSession>,
         ids: Vec<PairId>,
     ) -> Result<(Vec<ClientPair>, Arc<OutboundSession>), OutboundError> {
-        let mut pending = Vec::with_capacity(ids.len());
+        let mut seeded = Vec::with_capacity(ids.len());
         for &pid in &ids {
-            let seed = DecapsulationSeed::from_bytes(random::<SEED_SIZE>()?);
-            pending.push(PendingPair::new(pid, seed));
+            seeded.push((pid, DecapsulationSeed::from_bytes(random::<SEED_SIZE>()?)));
         }
-        let body = PairingRequest {
-            pairs: pending
-                .iter()
-                .map(|p| (p.pair_id(), p.encapsulation_key()))
-                .collect(),
-        }
-        .encode();
+        let pairing = ClientPairing::new(seeded);
+        let body = pairing.request_body();
         let req = Request::post(self.url("/api/mte-pair")?)
             .header(RELAY_HEADER, format!("1.{}", session.token))
             .header(CONTENT_TYPE, "application/json")
@@ -283,14 +277,7 @@ impl Remote {
         if status != 200 {
             return Err(relay_error(status, &parts.headers, &body).into());
         }
-        let id = session.token.id();
-        let response =
-            PairingResponse::parse(&body, &ids).map_err(pqrelay_protocol::Error::from)?;
-        let pairs = pending
-            .into_iter()
-            .zip(response.pairs)
-            .map(|(p, (_, ct))| p.complete(&id, &ct))
-            .collect::<Result<Vec<_>, _>>()
+        let pairs = (pairing.complete(&session.token.id(), &body))
             .map_err(pqrelay_protocol::Error::from)?;
         let session = self.adopt_token(session, &parts.headers).await;
         Ok((pairs, session))

@@ -11,8 +11,7 @@ use http::{Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt as _, Limited};
 use pqrelay_protocol::kem::SEED_SIZE;
 use pqrelay_protocol::{
-    ClientIdToken, CounterError, DecapsulationSeed, PairId, PairingRequest, PairingResponse,
-    PendingPair, RelayHeader, RelayInfo,
+    ClientIdToken, ClientPairing, CounterError, DecapsulationSeed, PairId, RelayHeader, RelayInfo,
 };
 
 use crate::error::{BoxError, Error};
@@ -682,18 +681,12 @@ impl RelayClient {
         generation: u64,
     ) -> Result<Vec<PooledPair>, Error> {
         let count = ids.len();
-        let mut pending = Vec::with_capacity(count);
+        let mut seeded = Vec::with_capacity(count);
         for &pid in &ids {
-            let seed = DecapsulationSeed::from_bytes(random::<SEED_SIZE>()?);
-            pending.push(PendingPair::new(pid, seed));
+            seeded.push((pid, DecapsulationSeed::from_bytes(random::<SEED_SIZE>()?)));
         }
-        let body = PairingRequest {
-            pairs: pending
-                .iter()
-                .map(|p| (p.pair_id(), p.encapsulation_key()))
-                .collect(),
-        }
-        .encode();
+        let pairing = ClientPairing::new(seeded);
+        let body = pairing.request_body();
         let body = Bytes::from(body);
         let request_len = body.len();
         let url = self.url("/api/mte-pair")?;
@@ -722,19 +715,16 @@ impl RelayClient {
         if let Some(t) = Self::answered_token(&parts.headers) {
             self.update_token(t);
         }
-        let response = PairingResponse::parse(&body, &ids)?;
         let id = session.token.id();
-        pending
+        let pairs = pairing.complete(&id, &body)?;
+        Ok(pairs
             .into_iter()
-            .zip(response.pairs)
-            .map(|(p, (_, ct))| {
-                Ok(PooledPair {
-                    pair: p.complete(&id, &ct)?,
-                    client_id: id,
-                    generation,
-                })
+            .map(|pair| PooledPair {
+                pair,
+                client_id: id,
+                generation,
             })
-            .collect()
+            .collect())
     }
 
     /// Checks a pair out of the pool, pairing (and re-discovering once) as needed.
