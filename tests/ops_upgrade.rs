@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::exchange::{pattern, sha256_hex, Redis};
+use common::faults::small_upload;
 use common::{free_port, relay_command, Proc, Upstream, ORIGIN, SECRET};
 use futures::StreamExt as _;
 use pqrelay_client::{Body, RelayClient};
@@ -118,26 +119,9 @@ struct Tally {
     errors: Mutex<Vec<String>>,
 }
 
-/// One sealed POST of a small body to `/upload`; checks status, size and digest.
+/// One sealed POST of a small body to `/upload` (status, size and digest checked).
 async fn one_request(c: &RelayClient, n: u64) -> Result<(), String> {
-    let body = pattern(1024 + (n as usize % 512));
-    let want = sha256_hex(&body);
-    let len = body.len();
-    let resp = c
-        .post("/upload")
-        .header("content-type", "application/octet-stream")
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| format!("send: {e}"))?;
-    if resp.status() != 200 {
-        return Err(format!("status {}", resp.status()));
-    }
-    let v: serde_json::Value = resp.json().await.map_err(|e| format!("body: {e}"))?;
-    if v["size"] != len || v["sha256"] != want.as_str() {
-        return Err(format!("upstream saw {v}"));
-    }
-    Ok(())
+    (small_upload(c, n).await).map_err(|f| format!("{}: {}", f.kind, f.detail))
 }
 
 /// Sends requests without pause until `stop`.
