@@ -9,7 +9,7 @@
 //! - `load`: one closed- or open-loop run against a URL (plain) or a relay (sealed).
 //! - `memory`: only the relay's RSS per stored pair.
 //! - `upstream`: the fast upstream alone.
-//! - `outbound [--requests N]`: the latency the outbound hop adds at 1 KiB (app → relay A →
+//! - `outbound [--requests N] [--redis]`: the latency the outbound hop adds at 1 KiB (app → relay A →
 //!   relay B → upstream against app → relay B with the Rust client, and the plain upstream).
 //! - `soak [--secs N] [--workers N]`: mixed, verified traffic through a relay with Redis state
 //!   for N seconds, with a Redis restart and a relay upgrade mid-run (`bench/soak.sh`).
@@ -109,6 +109,9 @@ enum Cmd {
         /// Timed sequential requests per path.
         #[arg(long, default_value_t = 2000)]
         requests: usize,
+        /// Both relays keep their state in one redis-server (default: memory).
+        #[arg(long)]
+        redis: bool,
         /// The relay binary (default: $CARGO_TARGET_DIR/release/pqrelay).
         #[arg(long)]
         relay_bin: Option<PathBuf>,
@@ -256,10 +259,11 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
         }
         Cmd::Outbound {
             requests,
+            redis,
             relay_bin,
         } => {
             let bin = relay_bin.unwrap_or_else(suite::default_relay_bin);
-            outbound::run(bin, requests.max(1)).await
+            outbound::run(bin, requests.max(1), redis).await
         }
         Cmd::Memory { clients, relay_bin } => {
             let bin = relay_bin.unwrap_or_else(suite::default_relay_bin);

@@ -22,6 +22,7 @@ use nix::sys::signal::Signal;
 use pqrelay_client::{full_body, HttpClient, Method, RelayClient};
 
 use crate::procs::{free_port, Proc, TempDir};
+use crate::soak::start_redis;
 use crate::suite::{http_ok, plain_client};
 
 const TOKEN: &str = "pqrelay-bench-outbound-token-0123456789";
@@ -57,7 +58,7 @@ async fn start(dir: &TempDir, name: &str, cmd: &mut Command, port: u16) -> anyho
 }
 
 /// A relay on `port` in front of `upstream` (pass-through `/health` for readiness).
-fn relay(relay_bin: &PathBuf, port: u16, upstream: &str, env: &[(&str, &str)]) -> Command {
+fn relay(relay_bin: &PathBuf, port: u16, upstream: &str, env: &[(&str, String)]) -> Command {
     let mut cmd = Command::new(relay_bin);
     cmd.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -68,7 +69,7 @@ fn relay(relay_bin: &PathBuf, port: u16, upstream: &str, env: &[(&str, &str)]) -
         .env("PORT", port.to_string())
         .env("PASS_THROUGH_ROUTES", "/health")
         .env("THREADS", "1")
-        .envs(env.iter().copied())
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .arg("run");
     cmd
 }
@@ -94,9 +95,18 @@ async fn plain(
 }
 
 /// Runs the measurement and prints the table.
-pub(crate) async fn run(relay_bin: PathBuf, requests: usize) -> anyhow::Result<()> {
+/// With `redis`, relays A and B keep their state (B's pairs, A's outbound pool) in one
+/// redis-server.
+pub(crate) async fn run(relay_bin: PathBuf, requests: usize, redis: bool) -> anyhow::Result<()> {
     let dir = TempDir::new()?;
     let (up_port, b_port, a_port) = (free_port()?, free_port()?, free_port()?);
+    let mut _redis = None;
+    let mut store: Vec<(&str, String)> = Vec::new();
+    if redis {
+        let port = free_port()?;
+        _redis = Some(start_redis(&dir, port, 0).await?);
+        store.push(("REDIS_URL", format!("redis://127.0.0.1:{port}")));
+    }
     let upstream = format!("http://127.0.0.1:{up_port}");
     let b_base = format!("http://127.0.0.1:{b_port}");
     let mut up_cmd = Command::new(std::env::current_exe()?);
@@ -105,14 +115,15 @@ pub(crate) async fn run(relay_bin: PathBuf, requests: usize) -> anyhow::Result<(
     let _b = start(
         &dir,
         "relay-b",
-        &mut relay(&relay_bin, b_port, &upstream, &[]),
+        &mut relay(&relay_bin, b_port, &upstream, &store),
         b_port,
     )
     .await?;
-    let outbound = [
-        ("OUTBOUND_TOKEN", TOKEN),
-        ("OUTBOUND_UPSTREAMS", b_base.as_str()),
+    let mut outbound = vec![
+        ("OUTBOUND_TOKEN", TOKEN.to_owned()),
+        ("OUTBOUND_UPSTREAMS", b_base.clone()),
     ];
+    outbound.extend(store.iter().cloned());
     let _a = start(
         &dir,
         "relay-a",
@@ -164,7 +175,10 @@ pub(crate) async fn run(relay_bin: PathBuf, requests: usize) -> anyhow::Result<(
     }
     let [direct, via_b, via_a] = times.map(summary);
     let us = |d: Duration| format!("{:.0} µs", d.as_secs_f64() * 1e6);
-    println!("POST /json/{SIZE}, {SIZE} B body, {requests} sequential requests per path:");
+    let state = if redis { "Redis" } else { "memory" };
+    println!(
+        "POST /json/{SIZE}, {SIZE} B body, {requests} sequential requests per path, {state} state:"
+    );
     println!("| path | median | p99 |");
     println!("|---|---|---|");
     for (name, s) in [

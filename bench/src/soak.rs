@@ -390,7 +390,9 @@ impl Lab {
     }
 }
 
-async fn start_redis(dir: &TempDir, port: u16, n: u32) -> anyhow::Result<Proc> {
+/// A redis-server without persistence on `port` (log `redis-<n>.log` in `dir`), once it accepts
+/// connections.
+pub(crate) async fn start_redis(dir: &TempDir, port: u16, n: u32) -> anyhow::Result<Proc> {
     let mut cmd = Command::new("redis-server");
     cmd.current_dir(dir.path()).args([
         "--port",
