@@ -555,7 +555,42 @@ pub async fn send_error_with(
         (header::CACHE_CONTROL.as_str(), "no-store"),
     ];
     headers.extend_from_slice(extra);
-    send(state, session, ctx, kind.status, JSON, &headers, body).await
+    let sent = send(state, session, ctx, kind.status, JSON, &headers, body).await;
+    discard_request_body(session).await;
+    sent
+}
+
+/// How much of a refused request's body is read and dropped after the error reply.
+const LINGER_BYTES: usize = 16 * 1024 * 1024;
+/// How long reading a refused request's body may take after the error reply.
+const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// After an error reply sent before the request body was read: reads and drops what the client
+/// is still sending (at most [`LINGER_BYTES`] within [`LINGER_TIME`], like nginx's lingering
+/// close). Closing a connection with unread bytes resets it, and a client that writes its whole
+/// body before reading would lose the reply.
+async fn discard_request_body(session: &mut Session) {
+    let expects_continue = session
+        .req_header()
+        .headers
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    // A client waiting for `100 Continue` sends no body after a final reply.
+    if expects_continue || session.is_body_done() {
+        return;
+    }
+    let drain = async {
+        let mut seen = 0usize;
+        while let Ok(Some(piece)) = session.read_request_body().await {
+            seen += piece.len();
+            if seen > LINGER_BYTES {
+                break;
+            }
+        }
+    };
+    if tokio::time::timeout(LINGER_TIME, drain).await.is_err() {
+        log::debug!("gave up reading a refused request's body");
+    }
 }
 
 /// Writes a complete response: status, content type, extra headers, CORS and `HEADERS`.

@@ -315,3 +315,49 @@ async fn heads_past_pingoras_own_limits_are_refused_and_never_reach_the_upstream
     assert!(up.well_formed("heads past the limits").is_empty());
     assert_eq!(common::get(&relay, "/pt/after").await.status(), 200);
 }
+
+/// Writes a whole `POST` of 8 MiB before reading anything (as simple clients do) and returns
+/// what came back, or the transport error.
+fn post_then_read(port: u16, path: &str, extra: &str) -> Result<String, std::io::Error> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let body = vec![b'x'; 8 << 20];
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n{extra}\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes())?;
+    s.write_all(&body)?;
+    let mut got = vec![0u8; 65536];
+    let n = s.read(&mut got)?;
+    Ok(String::from_utf8_lossy(&got[..n]).into_owned())
+}
+
+#[tokio::test]
+async fn an_error_before_the_body_was_read_reaches_a_client_still_writing_it() {
+    // Upstream down (502, connection closed after it) and a forged client id on an MTE route
+    // (566): both answered before the 8 MiB body was read; the relay reads and drops the rest
+    // instead of resetting the connection under the client.
+    let dead = common::free_port();
+    let relay = Relay::start(
+        &format!("http://127.0.0.1:{dead}"),
+        &[("PASS_THROUGH_ROUTES", "/pt/*")],
+    );
+    let port = relay.port;
+    for (path, extra, status) in [
+        ("/pt/upload", "", "502"),
+        ("/upload", "x-mte-relay: 1.forged.AAAA\r\n", "56"),
+    ] {
+        for round in 0..3 {
+            let got = tokio::task::spawn_blocking(move || post_then_read(port, path, extra))
+                .await
+                .unwrap();
+            let got = got.unwrap_or_else(|e| panic!("{path} round {round}: {e}"));
+            assert!(
+                got.starts_with(&format!("HTTP/1.1 {status}")),
+                "{path}: {got}"
+            );
+        }
+    }
+}
