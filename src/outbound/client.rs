@@ -24,12 +24,11 @@ use pqrelay_client::exchange::{
     PlainHead, SealOptions, SealingBody, RELAY_HEADER, RELAY_INFO_HEADER,
 };
 use pqrelay_client::recovery::{retry_on, Recovery, Repair, RetryOn};
-use pqrelay_client::{empty_body, full_body, Body, Error, HttpClient, RequestBody, ResponseBody};
-use pqrelay_protocol::kem::SEED_SIZE;
-use pqrelay_protocol::{
-    ClientIdToken, ClientPair, ClientPairing, CounterError, DecapsulationSeed, PairId, RelayHeader,
-    RelayInfo,
+use pqrelay_client::{
+    empty_body, full_body, random_pair_ids, seeded_pairing, Body, Error, HttpClient, RequestBody,
+    ResponseBody,
 };
+use pqrelay_protocol::{ClientIdToken, ClientPair, CounterError, PairId, RelayHeader, RelayInfo};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::store::outbound::{Install, OutboundPairs, OutboundSession};
@@ -135,15 +134,6 @@ impl std::fmt::Debug for Remote {
             .field("base", &self.base)
             .finish_non_exhaustive()
     }
-}
-
-fn random<const N: usize>() -> Result<[u8; N], Error> {
-    let mut b = [0u8; N];
-    getrandom::getrandom(&mut b).map_err(|e| Error::Http {
-        context: "reading OS randomness",
-        source: e.to_string().into(),
-    })?;
-    Ok(b)
 }
 
 fn http_error<E: Into<pqrelay_client::BoxError>>(context: &'static str) -> impl FnOnce(E) -> Error {
@@ -255,11 +245,7 @@ impl Remote {
         session: &Arc<OutboundSession>,
         ids: Vec<PairId>,
     ) -> Result<(Vec<ClientPair>, Arc<OutboundSession>), OutboundError> {
-        let mut seeded = Vec::with_capacity(ids.len());
-        for &pid in &ids {
-            seeded.push((pid, DecapsulationSeed::from_bytes(random::<SEED_SIZE>()?)));
-        }
-        let pairing = ClientPairing::new(seeded);
+        let pairing = seeded_pairing(&ids)?;
         let body = pairing.request_body();
         let req = Request::post(self.url("/api/mte-pair")?)
             .header(RELAY_HEADER, format!("1.{}", session.token))
@@ -331,10 +317,10 @@ impl Remote {
             if let Some(pair) = self.pairs.take(&session).await? {
                 return Ok((pair, session));
             }
-            let ids = (0..PAIRS_PER_PAIRING)
-                .map(|_| random::<16>().map(PairId))
-                .collect::<Result<Vec<_>, _>>()?;
-            match self.pair_ids(&session, ids).await {
+            match self
+                .pair_ids(&session, random_pair_ids(PAIRS_PER_PAIRING)?)
+                .await
+            {
                 Ok((mut pairs, session)) => {
                     let mine = pairs.remove(0);
                     self.pairs.give_back(&session, pairs).await?;

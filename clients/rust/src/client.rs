@@ -361,6 +361,20 @@ pub fn split_url(url: &str) -> Result<(String, String), Error> {
     Ok((format!("{scheme}://{authority}"), path.to_owned()))
 }
 
+/// `count` random pair ids (OS randomness).
+pub fn random_pair_ids(count: usize) -> Result<Vec<PairId>, Error> {
+    (0..count).map(|_| random::<16>().map(PairId)).collect()
+}
+
+/// The client side of a pairing request for `ids`, each with a fresh random X-Wing seed.
+pub fn seeded_pairing(ids: &[PairId]) -> Result<ClientPairing, Error> {
+    let mut seeded = Vec::with_capacity(ids.len());
+    for &pid in ids {
+        seeded.push((pid, DecapsulationSeed::from_bytes(random::<SEED_SIZE>()?)));
+    }
+    Ok(ClientPairing::new(seeded))
+}
+
 fn random<const N: usize>() -> Result<[u8; N], Error> {
     let mut b = [0u8; N];
     getrandom::getrandom(&mut b)
@@ -666,10 +680,8 @@ impl RelayClient {
         count: usize,
         generation: u64,
     ) -> Result<Vec<PooledPair>, Error> {
-        let ids = (0..count)
-            .map(|_| random::<16>().map(PairId))
-            .collect::<Result<Vec<_>, _>>()?;
-        self.pair_ids(session, ids, generation).await
+        self.pair_ids(session, random_pair_ids(count)?, generation)
+            .await
     }
 
     /// `POST /api/mte-pair` for the pair ids `ids` (fresh X-Wing keys; the relay replaces the
@@ -681,13 +693,8 @@ impl RelayClient {
         generation: u64,
     ) -> Result<Vec<PooledPair>, Error> {
         let count = ids.len();
-        let mut seeded = Vec::with_capacity(count);
-        for &pid in &ids {
-            seeded.push((pid, DecapsulationSeed::from_bytes(random::<SEED_SIZE>()?)));
-        }
-        let pairing = ClientPairing::new(seeded);
-        let body = pairing.request_body();
-        let body = Bytes::from(body);
+        let pairing = seeded_pairing(&ids)?;
+        let body = Bytes::from(pairing.request_body());
         let request_len = body.len();
         let url = self.url("/api/mte-pair")?;
         let build = || {

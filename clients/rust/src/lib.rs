@@ -65,8 +65,8 @@ mod transport;
 pub mod curl;
 
 pub use crate::client::{
-    split_url, Body, ClientBuilder, ClientStats, RelayClient, RequestBuilder, DEFAULT_MAX_PAIRS,
-    DEFAULT_PAIRS,
+    random_pair_ids, seeded_pairing, split_url, Body, ClientBuilder, ClientStats, RelayClient,
+    RequestBuilder, DEFAULT_MAX_PAIRS, DEFAULT_PAIRS,
 };
 pub use crate::error::{BoxError, Error};
 pub use crate::exchange::HeaderSelection;
