@@ -21,8 +21,7 @@ use http_body_util::BodyExt as _;
 use nix::sys::signal::Signal;
 use pqrelay_client::{full_body, HttpClient, Method, RelayClient};
 
-use crate::procs::{free_port, Proc, TempDir};
-use crate::soak::start_redis;
+use crate::procs::{free_port, start_redis, Proc, TempDir};
 use crate::suite::{http_ok, plain_client};
 
 const TOKEN: &str = "pqrelay-bench-outbound-token-0123456789";
@@ -100,13 +99,16 @@ async fn plain(
 pub(crate) async fn run(relay_bin: PathBuf, requests: usize, redis: bool) -> anyhow::Result<()> {
     let dir = TempDir::new()?;
     let (up_port, b_port, a_port) = (free_port()?, free_port()?, free_port()?);
-    let mut _redis = None;
-    let mut store: Vec<(&str, String)> = Vec::new();
-    if redis {
+    let (_redis, store) = if redis {
         let port = free_port()?;
-        _redis = Some(start_redis(&dir, port, 0).await?);
-        store.push(("REDIS_URL", format!("redis://127.0.0.1:{port}")));
-    }
+        let proc = start_redis(&dir, port, "redis.log", Signal::SIGTERM).await?;
+        (
+            Some(proc),
+            vec![("REDIS_URL", format!("redis://127.0.0.1:{port}"))],
+        )
+    } else {
+        (None, Vec::new())
+    };
     let upstream = format!("http://127.0.0.1:{up_port}");
     let b_base = format!("http://127.0.0.1:{b_port}");
     let mut up_cmd = Command::new(std::env::current_exe()?);

@@ -176,6 +176,33 @@ impl Drop for Proc {
     }
 }
 
+/// A redis-server without persistence on 127.0.0.1:`port`, logging to `log` in `dir` and
+/// stopped with `stop` when dropped, once it accepts connections.
+pub(crate) async fn start_redis(
+    dir: &TempDir,
+    port: u16,
+    log: &str,
+    stop: Signal,
+) -> anyhow::Result<Proc> {
+    let mut cmd = Command::new("redis-server");
+    cmd.current_dir(dir.path()).args([
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--daemonize",
+        "no",
+    ]);
+    let mut p = Proc::spawn("redis", &mut cmd, dir.path().join(log), stop)?;
+    let addr = ([127, 0, 0, 1], port).into();
+    p.wait_ready(|| tcp_open(addr)).await?;
+    Ok(p)
+}
+
 /// A `/proc/<pid>/status` field in KiB.
 pub(crate) fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

@@ -27,7 +27,7 @@ use nix::unistd::Pid;
 use pqrelay_client::{HttpClient, RelayClient};
 use sha2::Digest as _;
 
-use crate::procs::{free_port, proc_status_kib, tcp_open, Proc, TempDir};
+use crate::procs::{free_port, proc_status_kib, start_redis, tcp_open, Proc, TempDir};
 use crate::suite::{http_ok, plain_client};
 
 /// The client id secret of the soak relay.
@@ -288,7 +288,8 @@ impl Lab {
     async fn start(o: &Options) -> anyhow::Result<Lab> {
         let dir = TempDir::new()?;
         let redis_port = free_port()?;
-        let redis = start_redis(&dir, redis_port, 0).await?;
+        // SIGKILL when dropped: stopping it is a crash, not a shutdown.
+        let redis = start_redis(&dir, redis_port, "redis-0.log", Signal::SIGKILL).await?;
         let upstream_port = free_port()?;
         let mut upstream = Proc::spawn(
             "demo-upstream",
@@ -353,7 +354,8 @@ impl Lab {
             r.stop();
         }
         tokio::time::sleep(OUTAGE).await;
-        self.redis = Some(start_redis(&self.dir, self.redis_port, 1).await?);
+        self.redis =
+            Some(start_redis(&self.dir, self.redis_port, "redis-1.log", Signal::SIGKILL).await?);
         self.wait_relay_ready().await?;
         Ok(started.elapsed())
     }
@@ -388,28 +390,6 @@ impl Lab {
         self.relay.check_alive()?;
         Ok(started.elapsed())
     }
-}
-
-/// A redis-server without persistence on `port` (log `redis-<n>.log` in `dir`), once it accepts
-/// connections.
-pub(crate) async fn start_redis(dir: &TempDir, port: u16, n: u32) -> anyhow::Result<Proc> {
-    let mut cmd = Command::new("redis-server");
-    cmd.current_dir(dir.path()).args([
-        "--port",
-        &port.to_string(),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-    ]);
-    let log = dir.path().join(format!("redis-{n}.log"));
-    // SIGKILL: stopping it is a crash, not a shutdown.
-    let mut p = Proc::spawn("redis", &mut cmd, log, Signal::SIGKILL)?;
-    let addr = ([127, 0, 0, 1], port).into();
-    p.wait_ready(|| tcp_open(addr)).await?;
-    Ok(p)
 }
 
 fn spawn_relay(

@@ -14,7 +14,7 @@ use nix::sys::signal::Signal;
 use pqrelay_client::{http_client, HttpClient, HttpOptions, RelayClient};
 
 use crate::load::{self, KeyPool, Outcome, Spec, Target};
-use crate::procs::{free_port, nginx_conf, tcp_open, Proc, TempDir};
+use crate::procs::{free_port, nginx_conf, start_redis, Proc, TempDir};
 use crate::report::{
     self, MatrixPoint, Memory, Point, Results, RunInfo, StreamRow, DIRECT, MTE_MEM, MTE_REDIS,
     NGINX, PASS, TARGETS,
@@ -168,27 +168,7 @@ impl Lab {
 
     async fn start_redis(&mut self) -> anyhow::Result<u16> {
         let port = free_port()?;
-        let mut cmd = Command::new("redis-server");
-        cmd.current_dir(self.dir.path()).args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--daemonize",
-            "no",
-        ]);
-        let mut p = Proc::spawn(
-            "redis",
-            &mut cmd,
-            self.dir.path().join("redis.log"),
-            Signal::SIGTERM,
-        )?;
-        let addr = ([127, 0, 0, 1], port).into();
-        p.wait_ready(|| tcp_open(addr)).await?;
+        let p = start_redis(&self.dir, port, "redis.log", Signal::SIGTERM).await?;
         self.procs.push((p, format!("redis://127.0.0.1:{port}")));
         Ok(port)
     }
