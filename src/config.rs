@@ -1139,8 +1139,8 @@ fn check_unknown_keys(l: &mut Loader<'_>) {
     }
 }
 
-/// Pingora's `ServerConf`: our defaults (work stealing off), then the file's snake_case keys, then PID_FILE,
-/// UPGRADE_SOCK and THREADS from the environment.
+/// Pingora's `ServerConf`: our defaults (work stealing off), then the file's snake_case keys,
+/// then PID_FILE, UPGRADE_SOCK and THREADS from the environment.
 fn server_conf(l: &mut Loader<'_>, ca_file: Option<&PathBuf>) -> Option<ServerConf> {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())

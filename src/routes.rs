@@ -9,6 +9,7 @@
 
 use std::fmt;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{header, Method};
@@ -563,7 +564,7 @@ pub async fn send_error_with(
 /// How much of a refused request's body is read and dropped after the error reply.
 const LINGER_BYTES: usize = 16 * 1024 * 1024;
 /// How long reading a refused request's body may take after the error reply.
-const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+const LINGER_TIME: Duration = Duration::from_secs(5);
 
 /// After an error reply sent before the request body was read: reads and drops what the client
 /// is still sending (at most [`LINGER_BYTES`] within [`LINGER_TIME`], like nginx's lingering
