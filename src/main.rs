@@ -254,7 +254,9 @@ fn serve(cli: Cli, loaded: Loaded, demo: Option<DemoUpstream>) -> anyhow::Result
         println!("  discovery:  curl -I http://localhost:{port}/api/mte-relay");
         println!("  upstream:   http://{addr} (echo, login, upload, events, headers)");
     }
-    server.run(RunArgs::default());
+    server.run(RunArgs {
+        shutdown_signal: Box::new(pqrelay::lifecycle::Signals),
+    });
     // Buffered access lines go out before the process ends.
     log::logger().flush();
     std::process::exit(0)
