@@ -9,6 +9,7 @@
 
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -193,8 +194,26 @@ impl Upstreams {
         let mut peer = HttpPeer::new(backend.addr.clone(), spec.tls, spec.host.clone());
         peer.options.connection_timeout = Some(CONNECT_TIMEOUT);
         peer.options.idle_timeout = Some(Duration::from_secs(60));
+        peer.group_key = thread_pool_group();
         Some((Box::new(peer), spec))
     }
+}
+
+/// The connection-pool group of the calling thread, so that an upstream connection is only
+/// reused by the thread that opened it.
+///
+/// Pingora keeps one pool for the whole process, but a connection's socket stays registered
+/// with the reactor of the runtime that opened it. With one runtime per thread (work stealing
+/// off, the default) a connection reused from another thread makes every read and write wake
+/// a task across threads (an `eventfd` write and a context switch each). Peers with different
+/// `group_key`s never share connections, so keying by thread keeps each connection's I/O on one
+/// runtime; connections are still reused across requests and clients of that thread.
+fn thread_pool_group() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    thread_local! {
+        static GROUP: u64 = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    GROUP.with(|group| *group)
 }
 
 /// Rewrites the upstream request: `Host` names the chosen upstream, `X-Forwarded-For`,
