@@ -1151,8 +1151,9 @@ fn server_conf(l: &mut Loader<'_>, ca_file: Option<&PathBuf>) -> Option<ServerCo
     };
     set("version", Value::from(1));
     set("threads", Value::from(threads as u64));
-    // One single-threaded runtime per thread: a request stays on the thread that accepted it,
-    // which costs ~12% less CPU per request than work stealing (docs/PERFORMANCE.md).
+    // One single-threaded runtime per thread: a connection's task never moves between threads,
+    // which costs ~12% less CPU per request than work stealing (docs/PERFORMANCE.md). SIGINT
+    // is handled by `lifecycle::Signals` because Pingora's fast shutdown is unsafe with it.
     set("work_stealing", Value::from(false));
     set("pid_file", Value::from("/tmp/pqrelay.pid"));
     set("upgrade_sock", Value::from("/tmp/pqrelay_upgrade.sock"));
