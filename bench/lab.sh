@@ -10,10 +10,17 @@ port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));pri
 UPP=$(port); RP=$(port); RDP=$(port)
 PIDS=()
 # Background jobs of a script ignore SIGINT: the relay handles it (a fast stop, unlike SIGTERM's
-# grace period), the others get SIGTERM.
+# grace period), the others get SIGTERM. Whatever is still running 5 s later is killed, so a
+# relay that does not stop (RELAY_BIN of an older build could spin logging after SIGINT) cannot
+# keep the script waiting while it fills the disk.
 cleanup() {
     if [ -n "${R:-}" ]; then kill -INT "$R" 2>/dev/null || true; fi
     for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    for _ in $(seq 50); do
+        [ -z "$(jobs -pr)" ] && break
+        sleep 0.1
+    done
+    for p in $(jobs -pr); do kill -KILL "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
 }
 trap cleanup EXIT INT TERM
