@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by bench/profile.sh and bench/cost.sh: starts the fast upstream, redis-server (MODE
 # redis) and the release relay on free ports of 127.0.0.1, stops them all on exit.
 # In: MODE (pt|mte|redis), B (release dir), RELAY_BIN (optional), D (a scratch directory),
@@ -35,6 +36,7 @@ env -i PATH="$PATH" UPSTREAM="http://127.0.0.1:$UPP" CLIENT_ID_SECRET=pqrelay-be
     CORS_ORIGINS=http://localhost HOST=127.0.0.1 PORT="$RP" PASS_THROUGH_ROUTES='/pt/*' PAIR_RATE_PER_IP=0 PAIR_RATE_PER_CLIENT=0 THREADS="$(nproc)" \
     "${EXTRA[@]}" "${RELAY_BIN:-$B/pqrelay}" run --config "$D/r.yaml" >"$D/relay.log" 2>&1 & R=$!
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$RP/pt/health" >/dev/null 2>&1 && break; sleep 0.1; done
+# shellcheck disable=SC2034 # ARGS is read by the sourcing script
 if [ "$MODE" = pt ]; then
     ARGS=("http://127.0.0.1:$RP/pt/json/${SIZE:-1024}")
 else
