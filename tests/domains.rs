@@ -3,7 +3,8 @@
 
 mod common;
 
-use common::exchange::{upstream_view, Redis};
+use common::exchange::upstream_view;
+use common::redis::RedisServer;
 use common::{client, expect_error, Relay, Upstream};
 use pqrelay_client::RelayClient;
 
@@ -211,7 +212,7 @@ fn domain_map_errors_name_the_domain_and_field() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn domains_with_redis_state_keep_keys_and_pairs_apart() {
-    let redis = Redis::start();
+    let redis = RedisServer::start();
     let url = redis.url();
     // No top-level UPSTREAM, CORS_ORIGINS or CLIENT_ID_SECRET: every site has its own.
     let s = start_with(&[

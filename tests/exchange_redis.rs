@@ -7,13 +7,14 @@ mod common;
 use std::time::Duration;
 
 use common::exchange::*;
+use common::redis::RedisServer;
 use common::suite::{self, Env};
 use common::{expect_error, Relay, Upstream};
 use pqrelay_client::RelayClient;
 
 const STATE_SECRET: &str = "state-secret-0123456789abcdefghij";
 
-fn redis_env(redis: &Redis) -> Vec<(&'static str, String)> {
+fn redis_env(redis: &RedisServer) -> Vec<(&'static str, String)> {
     vec![
         ("REDIS_URL", redis.url()),
         ("STATE_SECRET", STATE_SECRET.into()),
@@ -21,13 +22,13 @@ fn redis_env(redis: &Redis) -> Vec<(&'static str, String)> {
     ]
 }
 
-fn start(upstream: &str, redis: &Redis) -> Relay {
+fn start(upstream: &str, redis: &RedisServer) -> Relay {
     let env = redis_env(redis);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     Relay::start(upstream, &env)
 }
 
-fn env_with(redis: &Redis) -> Env {
+fn env_with(redis: &RedisServer) -> Env {
     let upstream = Upstream::start();
     let relay = start(&upstream.url(), redis);
     Env { upstream, relay }
@@ -43,7 +44,7 @@ fn one_pair_client(relay: &Relay) -> RelayClient {
 
 #[tokio::test]
 async fn redis_round_trips_sizes_cookies_and_sse() {
-    let redis = Redis::start();
+    let redis = RedisServer::start();
     let env = env_with(&redis);
     let resp = common::get(&env.relay, "/api/mte-ready").await;
     assert_eq!(resp.status(), 200);
@@ -60,7 +61,7 @@ async fn redis_round_trips_sizes_cookies_and_sse() {
 
 #[tokio::test]
 async fn redis_rejections_reach_no_upstream() {
-    let redis = Redis::start();
+    let redis = RedisServer::start();
     let recorder = Recorder::start().await;
     let relay = start(&recorder.url(), &redis);
     suite::rejections(&relay).await;
@@ -70,7 +71,7 @@ async fn redis_rejections_reach_no_upstream() {
 
 #[tokio::test]
 async fn two_relays_share_one_redis() {
-    let redis = Redis::start();
+    let redis = RedisServer::start();
     let upstream = Upstream::start();
     let a = start(&upstream.url(), &redis);
     let b = start(&upstream.url(), &redis);
@@ -99,7 +100,7 @@ async fn two_relays_share_one_redis() {
 
 #[tokio::test]
 async fn a_restarted_relay_with_redis_keeps_every_pair() {
-    let redis = Redis::start();
+    let redis = RedisServer::start();
     let upstream = Upstream::start();
     let port = common::free_port();
     let env = redis_env(&redis);
@@ -124,7 +125,7 @@ async fn a_restarted_relay_with_redis_keeps_every_pair() {
 #[tokio::test]
 async fn redis_down_is_503_on_mte_routes_only_and_recovers() {
     let redis_port = common::free_port();
-    let redis = Redis::start_on(redis_port);
+    let redis = RedisServer::start_with(redis_port, &[]);
     let upstream = Upstream::start();
     let mut vars = redis_env(&redis);
     vars.push(("PASS_THROUGH_ROUTES", "/echo".into()));
@@ -157,7 +158,7 @@ async fn redis_down_is_503_on_mte_routes_only_and_recovers() {
     );
 
     // Redis back (empty: no persistence): the client re-pairs on its own.
-    let _redis = Redis::start_on(redis_port);
+    let _redis = RedisServer::start_with(redis_port, &[]);
     let mut ok = false;
     for _ in 0..20 {
         if let Ok(resp) = c.get("/headers?back").send().await {

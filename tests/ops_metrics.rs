@@ -8,7 +8,8 @@ mod common;
 
 use std::process::Command;
 
-use common::exchange::{relay_client, Redis};
+use common::exchange::relay_client;
+use common::redis::RedisServer;
 use common::{client, free_port, Relay, Upstream, ORIGIN};
 
 /// `GET url` the way an operator would: `curl -s`, or reqwest where curl is missing.
@@ -204,7 +205,7 @@ async fn no_metrics_listener_without_metrics_port() {
 
 #[tokio::test]
 async fn metrics_with_redis_state_time_the_store_and_count_no_pairs() {
-    let redis = Redis::start();
+    let redis = RedisServer::start();
     let upstream = Upstream::start();
     let metrics_port = free_port().to_string();
     let url = redis.url();

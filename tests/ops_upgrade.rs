@@ -18,8 +18,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::exchange::{pattern, sha256_hex, Redis};
+use common::exchange::{pattern, sha256_hex};
 use common::faults::small_upload;
+use common::redis::RedisServer;
 use common::{free_port, relay_command, Proc, Upstream, ORIGIN, SECRET};
 use futures::StreamExt as _;
 use pqrelay_client::{Body, RelayClient};
@@ -121,7 +122,9 @@ struct Tally {
 
 /// One sealed POST of a small body to `/upload` (status, size and digest checked).
 async fn one_request(c: &RelayClient, n: u64) -> Result<(), String> {
-    (small_upload(c, n).await).map_err(|f| format!("{}: {}", f.kind, f.detail))
+    small_upload(c, n)
+        .await
+        .map_err(|f| format!("{}: {}", f.kind, f.detail))
 }
 
 /// Sends requests without pause until `stop`.
@@ -275,7 +278,7 @@ async fn upgrade_under_load_with_memory_state() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn upgrade_under_load_with_redis_state() {
-    let redis = Redis::start();
+    let redis = RedisServer::start();
     upgrade_under_load(
         &[
             ("REDIS_URL", redis.url()),

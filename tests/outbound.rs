@@ -7,7 +7,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::exchange::{pattern, sha256_hex, vm_hwm_kib, Redis, Tap};
+use common::exchange::{pattern, sha256_hex, vm_hwm_kib, Tap};
+use common::redis::RedisServer;
 use common::{client, expect_error, free_port, Relay, Upstream};
 
 const TOKEN: &str = "outbound-token-0123456789abcdefghij";
@@ -386,7 +387,7 @@ async fn upload_via(a: String, remote: String, i: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outbound_relays_sharing_redis_use_one_client_id_and_pool() {
-    let redis = Redis::start();
+    let redis = RedisServer::start();
     let upstream = Upstream::start();
     let metrics_port = free_port().to_string();
     let b = Relay::start(&upstream.url(), &[("METRICS_PORT", &metrics_port)]);

@@ -1,9 +1,8 @@
 //! Helpers for the exchange tests: the Rust client against a real relay, hand-made exchanges
 //! with the protocol crate (for tampering), a recording TCP forwarder and a recording upstream
-//! that never answers, redis-server processes, and relay memory readings.
+//! that never answers, and relay memory readings (redis-server processes: `common::redis`).
 
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,7 +15,7 @@ use pqrelay_protocol::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::{client, discover, free_port, Proc, Relay};
+use super::{client, discover, Relay};
 
 /// A client with a small pool against `relay` (or any base URL).
 pub fn relay_client(base: &str) -> RelayClient {
@@ -287,44 +286,6 @@ impl Recorder {
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
-    }
-}
-
-/// A redis-server on a free port, without persistence; killed on drop.
-pub struct Redis {
-    pub proc: Proc,
-    pub port: u16,
-}
-
-impl Redis {
-    pub fn start() -> Redis {
-        Self::start_on(free_port())
-    }
-
-    pub fn start_on(port: u16) -> Redis {
-        let log = std::env::temp_dir().join(format!("pqrelay-test-redis-{port}.log"));
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("redis-server");
-        let mut proc = super::Proc::from_child(child, log);
-        proc.wait_port(port);
-        Redis { proc, port }
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
     }
 }
 
