@@ -17,7 +17,8 @@
 //! `tests/ops_upgrade.rs` and docs/OPERATIONS.md.
 //!
 //! [`Signals`] is the signal handling the server runs with: Pingora's, except that SIGINT ends
-//! the process at once instead of through Pingora's fast shutdown (see its docs for why).
+//! the process at once instead of through Pingora's fast shutdown (see its docs for why);
+//! [`exit`] is how the process ends, after a stop or on SIGINT.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -96,24 +97,33 @@ impl ShutdownSignalWatch for Signals {
     async fn recv(&self) -> ShutdownSignal {
         use tokio::signal::unix::{signal, SignalKind};
         let installed = (|| {
-            let upgrade = signal(SignalKind::quit())?;
-            let terminate = signal(SignalKind::terminate())?;
-            let interrupt = signal(SignalKind::interrupt())?;
-            Ok::<_, std::io::Error>((upgrade, terminate, interrupt))
+            Ok::<_, std::io::Error>((
+                signal(SignalKind::quit())?,
+                signal(SignalKind::terminate())?,
+                signal(SignalKind::interrupt())?,
+            ))
         })();
-        let Ok((mut upgrade, mut terminate, mut interrupt)) = installed.inspect_err(|e| {
-            log::error!("cannot handle signals ({e}): they stop the process without draining");
-        }) else {
-            return std::future::pending().await;
+        let (mut upgrade, mut terminate, mut interrupt) = match installed {
+            Ok(signals) => signals,
+            Err(e) => {
+                log::error!("cannot handle signals ({e}): they stop the process without draining");
+                return std::future::pending().await;
+            }
         };
         tokio::select! {
             _ = upgrade.recv() => ShutdownSignal::GracefulUpgrade,
             _ = terminate.recv() => ShutdownSignal::GracefulTerminate,
             _ = interrupt.recv() => {
                 log::info!("SIGINT received, exiting now");
-                log::logger().flush();
-                std::process::exit(0)
+                exit()
             }
         }
     }
+}
+
+/// Ends the process with status 0 once the buffered log lines (access lines included) are out:
+/// after the server stopped, or at once on SIGINT.
+pub fn exit() -> ! {
+    log::logger().flush();
+    std::process::exit(0)
 }

@@ -257,9 +257,7 @@ fn serve(cli: Cli, loaded: Loaded, demo: Option<DemoUpstream>) -> anyhow::Result
     server.run(RunArgs {
         shutdown_signal: Box::new(pqrelay::lifecycle::Signals),
     });
-    // Buffered access lines go out before the process ends.
-    log::logger().flush();
-    std::process::exit(0)
+    pqrelay::lifecycle::exit()
 }
 
 /// `[ip]:port`, as the vendor relay prints its address (IPv4 in brackets too).

@@ -263,7 +263,8 @@ impl Remote {
         if status != 200 {
             return Err(relay_error(status, &parts.headers, &body).into());
         }
-        let pairs = (pairing.complete(&session.token.id(), &body))
+        let pairs = pairing
+            .complete(&session.token.id(), &body)
             .map_err(pqrelay_protocol::Error::from)?;
         let session = self.adopt_token(session, &parts.headers).await;
         Ok((pairs, session))
