@@ -213,7 +213,6 @@ pub(crate) fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
 
 /// CPU seconds (user + system) used by `pid` and its live children (nginx's workers).
 pub(crate) fn cpu_secs_with_children(pid: u32) -> Option<f64> {
-    let ticks = clock_ticks();
     let mut total = 0u64;
     let mut found = false;
     for entry in std::fs::read_dir("/proc").ok()?.flatten() {
@@ -221,25 +220,33 @@ pub(crate) fn cpu_secs_with_children(pid: u32) -> Option<f64> {
         let Some(p) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
             continue;
         };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+        let Some((ppid, ticks)) = stat_ticks(p) else {
             continue;
         };
-        // Fields after the command name: state ppid … utime(12th) stime(13th).
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let ppid = f.get(1).and_then(|v| v.parse::<u32>().ok());
-        if p == pid || ppid == Some(pid) {
-            let t = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-            total += t(11) + t(12);
+        if p == pid || ppid == pid {
+            total += ticks;
             found |= p == pid;
         }
     }
-    found.then(|| total as f64 / ticks)
+    found.then(|| total as f64 / clock_ticks())
 }
 
-/// Clock ticks per second (`getconf CLK_TCK`, 100 when unknown).
+/// CPU seconds (user + system) used by this process (the load generator) alone.
+pub(crate) fn own_cpu_secs() -> Option<f64> {
+    stat_ticks(std::process::id()).map(|(_, ticks)| ticks as f64 / clock_ticks())
+}
+
+/// `pid`'s parent and its user + system clock ticks, from `/proc/<pid>/stat`.
+fn stat_ticks(pid: u32) -> Option<(u32, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name: state ppid … utime(12th) stime(13th).
+    let (_, rest) = stat.rsplit_once(')')?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ppid = f.get(1)?.parse().ok()?;
+    let t = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    Some((ppid, t(11) + t(12)))
+}
+
 fn clock_ticks() -> f64 {
     static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
     *TICKS.get_or_init(|| {

@@ -35,8 +35,51 @@ pub(crate) struct Point {
     pub(crate) p99: f64,
     pub(crate) p999: f64,
     pub(crate) max: f64,
-    /// CPU time of the process in the middle per request, µs.
-    pub(crate) cpu_us: Option<f64>,
+    /// CPU time per request of the processes taking part.
+    pub(crate) cpu: Cpu,
+}
+
+/// CPU time per request (user + system, warm-up included), µs, of each process of a load point.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Cpu {
+    /// The proxy: nginx's master and workers, or the relay (plus redis-server for Redis);
+    /// `None` for "direct", which has none.
+    pub(crate) proxy: Option<f64>,
+    /// The load generator (this process).
+    pub(crate) generator: Option<f64>,
+    /// The fast upstream.
+    pub(crate) upstream: Option<f64>,
+}
+
+impl Cpu {
+    /// The field-by-field mean of `cpus` (the rounds of an open-loop point).
+    pub(crate) fn mean(cpus: &[Cpu]) -> Cpu {
+        let mean = |f: fn(&Cpu) -> Option<f64>| {
+            let v: Vec<f64> = cpus.iter().filter_map(f).collect();
+            (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+        };
+        Cpu {
+            proxy: mean(|c| c.proxy),
+            generator: mean(|c| c.generator),
+            upstream: mean(|c| c.upstream),
+        }
+    }
+
+    /// The whole machine's CPU per request: generator + upstream + proxy.
+    fn total(&self) -> Option<f64> {
+        Some(self.generator? + self.upstream? + self.proxy.unwrap_or(0.0))
+    }
+
+    /// The table cell `proxy / generator / upstream`.
+    pub(crate) fn cell(&self) -> String {
+        let f = |v: Option<f64>| v.map_or("—".into(), |c| format!("{c:.0}"));
+        format!(
+            "{} / {} / {}",
+            f(self.proxy),
+            f(self.generator),
+            f(self.upstream)
+        )
+    }
 }
 
 impl Point {
@@ -66,7 +109,7 @@ impl From<&Outcome> for Point {
             p99: o.ms(0.99),
             p999: o.ms(0.999),
             max: o.hist.max() as f64 / 1000.0,
-            cpu_us: None,
+            cpu: Cpu::default(),
         }
     }
 }
@@ -142,6 +185,23 @@ pub(crate) struct Results {
     pub(crate) memory: Option<Memory>,
     /// Peak RSS of the load relays after all load points (up to 1000 connections), KiB.
     pub(crate) load_hwm_kib: Vec<(&'static str, u64)>,
+}
+
+/// The ratio a zero-cost relay would reach ([`Results::zero_cost_ceiling`]).
+pub(crate) struct Ceiling {
+    /// The generator's extra µs per request for sealing and opening.
+    pub(crate) sealing: f64,
+    /// nginx's whole µs per request: generator + upstream + nginx.
+    pub(crate) budget: f64,
+    /// A sealed request's µs outside the relay.
+    pub(crate) outside: f64,
+}
+
+impl Ceiling {
+    /// `budget / outside`.
+    pub(crate) fn ratio(&self) -> f64 {
+        self.budget / self.outside
+    }
 }
 
 /// One goal's verdict.
@@ -273,6 +333,25 @@ impl Results {
         goals
     }
 
+    /// What bounds the first goal on a machine shared by every process: the req/s ratio to
+    /// nginx (300 connections, 1 KiB) that a relay using no CPU at all would reach, with
+    /// nginx's whole budget per request and a sealed request's cost outside the relay (µs).
+    /// That cost is nginx's generator and upstream costs plus the generator's extra for
+    /// sealing and opening (its cost on the MTE route minus the pass-through route).
+    pub(crate) fn zero_cost_ceiling(&self) -> Option<Ceiling> {
+        let nginx = self.at(300, 1024, NGINX)?.cpu;
+        let mte = self.at(300, 1024, MTE_MEM)?.cpu;
+        let pass = self.at(300, 1024, PASS)?.cpu;
+        let sealing = mte.generator? - pass.generator?;
+        let budget = nginx.total()?;
+        let outside = nginx.generator? + sealing + nginx.upstream?;
+        (outside > 0.0).then_some(Ceiling {
+            sealing,
+            budget,
+            outside,
+        })
+    }
+
     /// The headline ratio (relay MTE memory, else pass-through) and what it is of.
     pub(crate) fn headline(&self) -> (Option<f64>, &'static str) {
         match self.ratio(300, 1024, MTE_MEM) {
@@ -318,6 +397,21 @@ impl Results {
         for g in self.goals() {
             let _ = writeln!(s, "| {} | {} | {} |", g.goal, g.measured, verdict(g.met));
         }
+        if let Some(c) = self.zero_cost_ceiling() {
+            let _ = writeln!(
+                s,
+                "\nWhat bounds the first goal here (300 connections, 1 KiB, CPU columns below): \
+                 nginx's whole budget is {:.0} µs per request (load generator + upstream + \
+                 nginx). A sealed request costs the load generator {:.0} µs more than a plain \
+                 one (MTE route minus pass-through: the client's sealing and opening), so it \
+                 costs {:.0} µs outside the relay at nginx's rate. A relay that used no CPU at \
+                 all would reach at most **{:.2}×** nginx's req/s on this machine.",
+                c.budget,
+                c.sealing,
+                c.outside,
+                c.ratio()
+            );
+        }
         let _ = writeln!(s);
 
         let _ = writeln!(s, "## Throughput and latency (closed loop)\n");
@@ -326,11 +420,11 @@ impl Results {
             "Each connection sends a JSON `POST` of the given size and gets a JSON answer of the \
              same size, one request at a time, as fast as it can. Latency in ms; \"vs nginx\" is \
              req/s relative to nginx at the same point; \"CPU µs/req\" is the CPU time (user + \
-             system, warm-up included) of the process in the middle per request: the upstream \
-             for \"direct\", nginx's master and workers, the relay (plus redis-server for \
-             Redis). On this machine every process shares two cores, so CPU per request is what \
-             bounds req/s. The \"direct\" row is the ceiling of the \
-             load generator on this machine.\n"
+             system, warm-up included) per request of the proxy (nginx's master and workers, \
+             or the relay plus redis-server for Redis), of the load generator and of the \
+             upstream. On this machine every process shares two cores, so the sum of the three \
+             is what bounds req/s. The \"direct\" row is the ceiling of the load generator on \
+             this machine.\n"
         );
         let mut levels: Vec<(usize, usize)> =
             self.matrix.iter().map(|m| (m.conns, m.size)).collect();
@@ -343,7 +437,7 @@ impl Results {
             );
             let _ = writeln!(
                 s,
-                "| target | requests | req/s | p50 | p90 | p99 | p99.9 | max | errors | CPU µs/req | vs nginx |"
+                "| target | requests | req/s | p50 | p90 | p99 | p99.9 | max | errors | CPU µs/req: proxy / gen / upstream | vs nginx |"
             );
             let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
             for m in self
@@ -366,7 +460,7 @@ impl Results {
         );
         let _ = writeln!(
             s,
-            "| target | requests | req/s | p50 | p90 | p99 | p99.9 | max | errors | CPU µs/req | added p50 / p99 |"
+            "| target | requests | req/s | p50 | p90 | p99 | p99.9 | max | errors | CPU µs/req: proxy / gen / upstream | added p50 / p99 |"
         );
         let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         let nginx = self.open_at(NGINX).cloned();
@@ -552,7 +646,7 @@ fn point_row(target: &str, p: &Point, last: &str) -> String {
         p.p999,
         p.max,
         errors_cell(p),
-        p.cpu_us.map_or("—".into(), |c| format!("{c:.0}"))
+        p.cpu.cell()
     )
 }
 

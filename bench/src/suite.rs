@@ -16,7 +16,7 @@ use pqrelay_client::{http_client, HttpClient, HttpOptions, RelayClient};
 use crate::load::{self, KeyPool, Outcome, Spec, Target};
 use crate::procs::{free_port, nginx_conf, start_redis, Proc, TempDir};
 use crate::report::{
-    self, MatrixPoint, Memory, Point, Results, RunInfo, StreamRow, DIRECT, MTE_MEM, MTE_REDIS,
+    self, Cpu, MatrixPoint, Memory, Point, Results, RunInfo, StreamRow, DIRECT, MTE_MEM, MTE_REDIS,
     NGINX, PASS, TARGETS,
 };
 use crate::stream::{self, Via};
@@ -487,11 +487,10 @@ async fn target(
     Ok((t, http))
 }
 
-/// The processes whose CPU time a target's requests cost in the middle: the upstream for
-/// "direct", else the proxy (nginx with its workers; the relay, plus redis-server for Redis).
-fn middle_procs(name: &str) -> &'static [&'static str] {
+/// The proxy processes of a target: none for "direct", nginx with its workers, the relay (plus
+/// redis-server for Redis).
+fn proxy_procs(name: &str) -> &'static [&'static str] {
     match name {
-        DIRECT => &["upstream"],
         NGINX => &["nginx"],
         PASS | MTE_MEM => &["relay-memory"],
         MTE_REDIS => &["relay-redis", "redis"],
@@ -499,22 +498,44 @@ fn middle_procs(name: &str) -> &'static [&'static str] {
     }
 }
 
-/// CPU seconds used so far by the middle processes of `name`.
-fn middle_cpu(lab: &Lab, name: &str) -> Option<f64> {
-    middle_procs(name)
-        .iter()
-        .map(|p| lab.pid(p).and_then(crate::procs::cpu_secs_with_children))
-        .sum()
+/// CPU seconds used so far by the proxy, this process (the load generator) and the upstream.
+fn cpu_now(lab: &Lab, name: &str) -> [Option<f64>; 3] {
+    let procs = proxy_procs(name);
+    let proxy = (!procs.is_empty())
+        .then(|| {
+            procs
+                .iter()
+                .map(|p| lab.pid(p).and_then(crate::procs::cpu_secs_with_children))
+                .sum::<Option<f64>>()
+        })
+        .flatten();
+    let upstream = lab
+        .pid("upstream")
+        .and_then(crate::procs::cpu_secs_with_children);
+    [proxy, crate::procs::own_cpu_secs(), upstream]
 }
 
-/// One load run of `name`: the outcome and the middle's CPU µs per request.
+/// CPU µs per request between two [`cpu_now`] samples over `sent` requests.
+fn cpu_per_request(before: [Option<f64>; 3], after: [Option<f64>; 3], sent: u64) -> Cpu {
+    let per = |i: usize| match (before[i], after[i]) {
+        (Some(a), Some(b)) if sent > 0 => Some((b - a) * 1e6 / sent as f64),
+        _ => None,
+    };
+    Cpu {
+        proxy: per(0),
+        generator: per(1),
+        upstream: per(2),
+    }
+}
+
+/// One load run of `name`: the outcome and its CPU µs per request.
 async fn measure(
     lab: &mut Lab,
     results: &Results,
     name: &'static str,
     size: usize,
     spec: &Spec,
-) -> Result<(Outcome, Option<f64>), String> {
+) -> Result<(Outcome, Cpu), String> {
     if matches!(name, MTE_MEM | MTE_REDIS) {
         if let Some(e) = &results.mte_error {
             return Err(format!("skipped: {e}"));
@@ -522,20 +543,17 @@ async fn measure(
     }
     let run = async {
         let (t, _http) = target(lab, name, size, spec.conns).await?;
-        let cpu0 = middle_cpu(lab, name);
+        let before = cpu_now(lab, name);
         let o = load::run(Arc::new(t), spec).await?;
-        let cpu = match (cpu0, middle_cpu(lab, name)) {
-            (Some(a), Some(b)) if o.sent > 0 => Some((b - a) * 1e6 / o.sent as f64),
-            _ => None,
-        };
+        let cpu = cpu_per_request(before, cpu_now(lab, name), o.sent);
         anyhow::Ok((o, cpu))
     };
     let r = run.await.map_err(|e| format!("{e:#}"));
     match &r {
         Ok((o, cpu)) => eprintln!(
-            "  {name:<22} {}{}",
+            "  {name:<22} {}  cpu µs/req proxy / gen / upstream: {}",
             o.summary(),
-            cpu.map_or(String::new(), |c| format!("  cpu {c:.0} µs/req"))
+            cpu.cell()
         ),
         Err(e) => eprintln!("  {name:<22} FAILED: {e}"),
     }
@@ -545,11 +563,11 @@ async fn measure(
     r
 }
 
-fn to_point(r: Result<(Outcome, Option<f64>), String>) -> Point {
+fn to_point(r: Result<(Outcome, Cpu), String>) -> Point {
     match r {
         Ok((o, cpu)) => {
             let mut p = Point::from(&o);
-            p.cpu_us = cpu;
+            p.cpu = cpu;
             p
         }
         Err(e) => Point::failed(e),
@@ -602,7 +620,7 @@ async fn open_loop(lab: &mut Lab, plan: &Plan, results: &mut Results) -> anyhow:
     };
     // Rounds interleave the targets so that a passing disturbance on this shared machine
     // does not land on one target only; each target's rounds are pooled.
-    let mut pooled: Vec<Result<(Outcome, Vec<f64>), String>> =
+    let mut pooled: Vec<Result<(Outcome, Vec<Cpu>), String>> =
         TARGETS.iter().map(|_| Err(String::new())).collect();
     for round in 0..plan.open_rounds {
         eprintln!("  round {} of {}", round + 1, plan.open_rounds);
@@ -611,19 +629,16 @@ async fn open_loop(lab: &mut Lab, plan: &Plan, results: &mut Results) -> anyhow:
             pooled[i] = match (std::mem::replace(&mut pooled[i], Err(String::new())), r) {
                 (Ok((mut all, mut cpus)), Ok((o, cpu))) => {
                     all.merge(&o);
-                    cpus.extend(cpu);
+                    cpus.push(cpu);
                     Ok((all, cpus))
                 }
-                (Err(_), Ok((o, cpu))) if round == 0 => Ok((o, cpu.into_iter().collect())),
+                (Err(_), Ok((o, cpu))) if round == 0 => Ok((o, vec![cpu])),
                 (_, Err(e)) | (Err(e), _) => Err(e),
             };
         }
     }
     for (name, r) in TARGETS.into_iter().zip(pooled) {
-        let r = r.map(|(o, cpus)| {
-            let cpu = (!cpus.is_empty()).then(|| cpus.iter().sum::<f64>() / cpus.len() as f64);
-            (o, cpu)
-        });
+        let r = r.map(|(o, cpus)| (o, Cpu::mean(&cpus)));
         if let Ok((o, _)) = &r {
             eprintln!("  {name:<22} pooled: {}", o.summary());
         }
