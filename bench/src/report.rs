@@ -65,9 +65,9 @@ impl Cpu {
         }
     }
 
-    /// The whole machine's CPU per request: generator + upstream + proxy.
+    /// The whole machine's CPU per request through a proxy: generator + upstream + proxy.
     fn total(&self) -> Option<f64> {
-        Some(self.generator? + self.upstream? + self.proxy.unwrap_or(0.0))
+        Some(self.generator? + self.upstream? + self.proxy?)
     }
 
     /// The table cell `proxy / generator / upstream`.
