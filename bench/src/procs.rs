@@ -247,6 +247,7 @@ fn stat_ticks(pid: u32) -> Option<(u32, u64)> {
     Some((ppid, t(11) + t(12)))
 }
 
+/// Clock ticks per second (`getconf CLK_TCK`, 100 when unknown).
 fn clock_ticks() -> f64 {
     static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
     *TICKS.get_or_init(|| {
