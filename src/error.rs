@@ -1,9 +1,13 @@
-//! The relay's error statuses: one table, served by `GET /api/mte-errors` and used for every
-//! error reply.
+//! The relay's error statuses and the one refusal type.
 //!
-//! Every error reply has the JSON body `{"status":N,"error":"<code>","message":"<reason>"}` and
-//! the header `x-mte-relay-error: <code>`. Statuses 559–569 are MTE errors (the client reacts by
+//! [`ERROR_TABLE`] is served by `GET /api/mte-errors`; every error reply the relay writes is a
+//! [`Refusal`]: a row of the table, a message safe to send in the clear, and the few reply
+//! headers a refusal may need (`Retry-After`, `Allow`). Every error reply has the JSON body
+//! `{"status":N,"error":"<code>","message":"<reason>"}` and the header
+//! `x-mte-relay-error: <code>`. Statuses 559–569 are MTE errors (the client reacts by
 //! re-pairing or re-discovering); the others are ordinary HTTP errors with the same body shape.
+
+use std::borrow::Cow;
 
 use serde::Serialize;
 
@@ -174,15 +178,6 @@ impl ErrorKind {
         ErrorKind::for_code(e.code()).unwrap_or_else(|| ErrorKind::for_status(e.status()))
     }
 
-    /// The table row for a state store failure: unreachable or full → 503, unreadable state
-    /// → 569.
-    pub fn for_store(e: &crate::store::StoreError) -> ErrorKind {
-        match e {
-            crate::store::StoreError::Unreadable => ErrorKind::REPAIR_REQUIRED,
-            _ => ErrorKind::STATE_STORE_UNAVAILABLE,
-        }
-    }
-
     /// The JSON body of an error reply: `{"status":N,"error":"<code>","message":"<reason>"}`.
     pub fn body(&self, message: &str) -> Vec<u8> {
         serde_json::json!({
@@ -192,6 +187,50 @@ impl ErrorKind {
         })
         .to_string()
         .into_bytes()
+    }
+}
+
+/// Why the relay refuses a request: the error row, what to tell the client, and the reply
+/// headers that go with it. Built where the refusal is decided; written by the HTTP layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The error row (status and code).
+    pub kind: ErrorKind,
+    /// What went wrong, in words safe to send in the clear (never sealed content or secrets).
+    pub message: Cow<'static, str>,
+    /// `Retry-After` seconds (429 and busy 503s).
+    pub retry_after: Option<u32>,
+    /// `Allow` (405): the methods the route answers.
+    pub allow: Option<&'static str>,
+}
+
+impl Refusal {
+    /// A refusal with this row and message.
+    pub fn new(kind: ErrorKind, message: impl Into<Cow<'static, str>>) -> Refusal {
+        Refusal {
+            kind,
+            message: message.into(),
+            retry_after: None,
+            allow: None,
+        }
+    }
+
+    /// The refusal of a protocol failure: its §11 row, and its description as the message
+    /// (the protocol crate's messages never hold key material or sealed content).
+    pub fn protocol(e: &pqrelay_protocol::Error) -> Refusal {
+        Refusal::new(ErrorKind::for_protocol(e), e.to_string())
+    }
+
+    /// With `Retry-After: seconds`.
+    pub fn retry_after(mut self, seconds: u32) -> Refusal {
+        self.retry_after = Some(seconds);
+        self
+    }
+
+    /// With `Allow: methods`.
+    pub fn allow(mut self, methods: &'static str) -> Refusal {
+        self.allow = Some(methods);
+        self
     }
 }
 

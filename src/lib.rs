@@ -1,33 +1,36 @@
 //! pqrelay: an open, post-quantum end-to-end encrypting HTTP relay on Pingora.
 //!
-//! Brief overview: [`config`] loads the vendor-compatible configuration, [`proxy::Relay`] is
-//! the Pingora `ProxyHttp` (thin: each filter delegates), [`routes`] decides what a request is
-//! and answers the relay's own routes, [`client_id`] issues and verifies signed client ids,
-//! [`cors`] answers browsers, [`upstream`] balances upstreams, [`error`] holds the one table of
-//! error statuses, [`demo`] is the built-in demo upstream, [`pairing`] answers
-//! `POST /api/mte-pair`, [`exchange`] opens MTE requests and seals their responses, [`store`]
-//! keeps pair state, [`outbound`] relays plain requests to another relay sealed (outbound mode),
-//! [`domains`] serves several sites by `Host` (`DOMAIN_MAP`).
+//! Brief overview, in layers from the bottom up (a module imports only from layers below it):
+//!
+//! 1. [`config`]: the settings as plain data — one field table ([`config::fields`]) drives the
+//!    environment, YAML, `domainMap` entries and the docs; [`error`]: the error table and the
+//!    one refusal type; leaf recorders anyone may call: `metrics`, `logging`, `lifecycle`.
+//! 2. [`store`]: pair state behind one trait (memory, Redis), plus outbound client state.
+//! 3. `site` / `state`: the sites of a relay (one per `DOMAIN_MAP` host) and the shared state.
+//! 4. `http`: everything that touches a Pingora `Session` — context, replies, edge guards,
+//!    CORS, routing, the relay's own routes and pairing.
+//! 5. `exchange` (open an MTE request, seal its response) and `outbound` (this relay as a
+//!    client of a remote relay).
+//! 6. `proxy` (the thin `ProxyHttp`) and [`serve`] (the Pingora server around it).
+//!
+//! The binary (`src/main.rs`) parses the command line and maps errors to exit codes.
 
 #![forbid(unsafe_code)]
 
-pub mod client_id;
 pub mod config;
-pub mod cors;
-pub mod ctx;
 pub mod demo;
-pub mod domains;
 pub mod error;
-pub mod exchange;
-pub mod head_deadline;
-pub mod lifecycle;
-pub mod limits;
-pub mod logging;
-pub mod metrics;
-pub mod outbound;
-pub mod pairing;
-pub mod proxy;
-pub mod routes;
-pub mod state;
+mod exchange;
+mod http;
+mod lifecycle;
+mod logging;
+mod metrics;
+mod outbound;
+mod proxy;
+mod server;
+mod site;
+mod state;
 pub mod store;
-pub mod upstream;
+mod upstream;
+
+pub use server::{serve, ServerFlags};

@@ -27,21 +27,19 @@ use pingora_core::server::{ExecutionPhase, ShutdownSignal, ShutdownSignalWatch};
 use pingora_proxy::Session;
 use tokio::sync::broadcast::{self, error::RecvError};
 
-use crate::store::PairStore;
-
 /// Set once the process started to shut down or to hand its sockets over.
 static DRAINING: AtomicBool = AtomicBool::new(false);
 
 /// Whether this process is shutting down or handing over to a new one (never cleared).
-pub fn is_draining() -> bool {
+pub(crate) fn is_draining() -> bool {
     DRAINING.load(Ordering::Relaxed)
 }
 
 /// Turns keep-alive off for this request's connection while draining, when pair state is
-/// shared (`request_filter`): its response says `Connection: close` and the connection ends
-/// after it. Memory state keeps connections alive (see the module docs).
-pub fn close_when_draining(session: &mut Session, store: &dyn PairStore) {
-    if is_draining() && store.pairs().is_none() {
+/// shared with other relays (`request_filter`): its response says `Connection: close` and the
+/// connection ends after it. Memory state keeps connections alive (see the module docs).
+pub(crate) fn close_when_draining(session: &mut Session, shared_state: bool) {
+    if is_draining() && shared_state {
         session.set_keepalive(None);
     }
 }
@@ -60,7 +58,7 @@ fn leaving(phase: &ExecutionPhase) -> bool {
 /// Follows the server's execution phases (subscribe before `run_forever`) on a thread of its
 /// own, setting [`is_draining`] at the first phase past `Running`: SIGQUIT (sockets handed
 /// over), SIGTERM, or any shutdown.
-pub fn watch(mut phases: broadcast::Receiver<ExecutionPhase>) {
+pub(crate) fn watch(mut phases: broadcast::Receiver<ExecutionPhase>) {
     let spawned = std::thread::Builder::new()
         .name("pqrelay-lifecycle".into())
         .spawn(move || loop {
@@ -90,7 +88,7 @@ pub fn watch(mut phases: broadcast::Receiver<ExecutionPhase>) {
 /// yielding, logging "Accept() failed … being shutdown" millions of times a second until the
 /// disk is full (seen after about one SIGINT in ten under load). Exiting ends every connection
 /// the same way a fast shutdown does, without that window.
-pub struct Signals;
+pub(crate) struct Signals;
 
 #[async_trait]
 impl ShutdownSignalWatch for Signals {
@@ -123,7 +121,7 @@ impl ShutdownSignalWatch for Signals {
 
 /// Ends the process with status 0 once the buffered log lines (access lines included) are out:
 /// after the server stopped, or at once on SIGINT.
-pub fn exit() -> ! {
+pub(crate) fn exit() -> ! {
     log::logger().flush();
     std::process::exit(0)
 }

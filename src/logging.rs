@@ -23,11 +23,11 @@ use parking_lot::Mutex;
 use crate::config::LogFormat;
 
 /// Target of access-log lines.
-pub const ACCESS_TARGET: &str = "pqrelay::access";
+pub(crate) const ACCESS_TARGET: &str = "pqrelay::access";
 /// Buffered access lines are written out once they reach this many bytes.
-pub const FLUSH_BYTES: usize = 32 * 1024;
+pub(crate) const FLUSH_BYTES: usize = 32 * 1024;
 /// Buffered access lines are written out at least this often.
-pub const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
+pub(crate) const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 
 struct Logger {
     format: LogFormat,
@@ -164,7 +164,7 @@ impl Log for Logger {
 static LOGGER: std::sync::OnceLock<Logger> = std::sync::OnceLock::new();
 
 /// Installs the global logger. Call once; later calls are ignored.
-pub fn init(format: LogFormat, debug: bool) {
+pub(crate) fn init(format: LogFormat, debug: bool) {
     let mut installed = false;
     let logger = LOGGER.get_or_init(|| {
         installed = true;

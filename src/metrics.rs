@@ -1,6 +1,6 @@
-//! Prometheus metrics: one global registry (the `prometheus` crate's default one, which
-//! `pingora-prometheus` serves), a few recording functions called from the proxy's filters and
-//! the store, and the `/metrics` listener on `METRICS_PORT`.
+//! Prometheus metrics, a leaf every layer may call: one global registry (the `prometheus`
+//! crate's default one, which `pingora-prometheus` serves), recording functions that take plain
+//! values (labels, durations), and the `/metrics` listener on `METRICS_PORT`.
 //!
 //! Recording is off until [`init`] runs (the binary calls it when `METRICS_PORT` is set): until
 //! then every recording function returns after one relaxed atomic load.
@@ -21,7 +21,7 @@
 //! | `pqrelay_store_errors_total` | counter | `op` |
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -29,7 +29,6 @@ use http::Response;
 use pingora_core::apps::http_app::{HttpServer, ServeHttp};
 use pingora_core::protocols::http::ServerSession;
 use pingora_core::services::listening::Service;
-use pingora_error::{Error, ErrorType};
 use pingora_prometheus::prometheus::core::{Collector, Desc};
 use pingora_prometheus::prometheus::proto::MetricFamily;
 use pingora_prometheus::prometheus::{
@@ -37,14 +36,11 @@ use pingora_prometheus::prometheus::{
     IntCounter, IntCounterVec, IntGauge,
 };
 use pingora_prometheus::PrometheusHttpApp;
-use pqrelay_protocol::{ClientId, PairId, ServerPair};
 
-use crate::ctx::{RequestCtx, RouteKind};
-use crate::error::ErrorKind;
-use crate::store::{PairStore, StoreError, Stored, Version};
+use crate::error::ERROR_TABLE;
 
 /// The path the metrics listener answers; every other path is a 404.
-pub const METRICS_PATH: &str = "/metrics";
+pub(crate) const METRICS_PATH: &str = "/metrics";
 
 /// Whether [`init`] ran (recording is on).
 static ENABLED: AtomicBool = AtomicBool::new(false);
@@ -128,90 +124,79 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     }
 });
 
+/// Counts the pairs a store holds now, when it can tell cheaply (the memory store).
+pub(crate) type PairCounter = Box<dyn Fn() -> Option<usize> + Send + Sync>;
+
 /// Turns recording on and registers every metric, plus `pqrelay_active_pairs` when the store
-/// can count its pairs cheaply ([`PairStore::pairs`]: the memory store; Redis reports none).
-/// Call once, before serving.
-pub fn init(store: Arc<dyn PairStore>) {
+/// can count its pairs (`active_pairs`). Call once, before serving.
+pub(crate) fn init(active_pairs: Option<PairCounter>) {
     LazyLock::force(&METRICS);
-    if !ENABLED.swap(true, Ordering::Relaxed) && store.pairs().is_some() {
-        let gauge = IntGauge::new(
-            "pqrelay_active_pairs",
-            "Pairs held by the in-memory state store (expired ones not yet swept included).",
-        )
-        .expect("a valid metric name");
-        let collector = ActivePairs { gauge, store };
-        if let Err(e) = prometheus::register(Box::new(collector)) {
-            log::warn!("metrics: pqrelay_active_pairs not registered: {e}");
-        }
+    if ENABLED.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    let Some(count) = active_pairs else { return };
+    let gauge = IntGauge::new(
+        "pqrelay_active_pairs",
+        "Pairs held by the in-memory state store (expired ones not yet swept included).",
+    )
+    .expect("a valid metric name");
+    if let Err(e) = prometheus::register(Box::new(ActivePairs { gauge, count })) {
+        log::warn!("metrics: pqrelay_active_pairs not registered: {e}");
     }
 }
 
-fn enabled() -> bool {
+/// Whether recording is on.
+pub(crate) fn enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
 }
 
-/// The `route` label of a request: a bounded set of route kinds.
-fn route_label(route: &RouteKind) -> &'static str {
-    match route {
-        RouteKind::Mte(_) => "mte",
-        RouteKind::PassThrough => "pass_through",
-        RouteKind::Own(_) => "own",
-        RouteKind::Preflight => "preflight",
-        RouteKind::Rejected => "rejected",
-        RouteKind::Unrouted => "unrouted",
-    }
+/// Now, when recording is on (the start of a measured span).
+pub(crate) fn start() -> Option<Instant> {
+    enabled().then(Instant::now)
 }
 
-/// Records a finished request (called from the proxy's `logging` callback): its count by route
-/// kind and status, its duration, and a decode failure when it was refused with a 559–569 code.
-/// `status` is 0 when no response was sent.
-pub fn request_done(ctx: &RequestCtx, status: u16, error: Option<&Error>) {
+/// Records a finished request: its count by route label (a bounded set) and status (0 when
+/// no response was sent), its duration, and, when it was refused with a 559–569 code, that code.
+pub(crate) fn request_done(
+    route: &'static str,
+    status: u16,
+    elapsed: Duration,
+    error_code: Option<&str>,
+) {
     if !enabled() {
         return;
     }
     let m = &*METRICS;
-    let route = route_label(&ctx.route);
     let status = status.to_string();
     m.requests
         .with_label_values(&[route, status.as_str()])
         .inc();
     m.request_seconds
         .with_label_values(&[route])
-        .observe(ctx.started.elapsed().as_secs_f64());
-    let reason = ctx.error_code.or_else(|| match error.map(|e| e.etype()) {
-        Some(ErrorType::HTTPStatus(s)) => Some(ErrorKind::for_status(*s).code),
-        _ => None,
-    });
-    if let Some(reason) = reason {
-        let is_mte_error = crate::error::ERROR_TABLE
+        .observe(elapsed.as_secs_f64());
+    let mte_error = error_code.and_then(|code| {
+        ERROR_TABLE
             .iter()
-            .any(|k| k.code == reason && (559..=569).contains(&k.status));
-        if is_mte_error {
-            m.decode_failures.with_label_values(&[reason]).inc();
-        }
+            .find(|k| k.code == code && (559..=569).contains(&k.status))
+    });
+    if let Some(kind) = mte_error {
+        m.decode_failures.with_label_values(&[kind.code]).inc();
     }
 }
 
-/// Marks the moment the request's upstream was chosen (`upstream_peer`).
-pub fn upstream_chosen(ctx: &mut RequestCtx) {
+/// Records the time from choosing an upstream to its response header.
+pub(crate) fn upstream_answered(route: &'static str, waited: Duration) {
     if enabled() {
-        ctx.upstream_started = Some(Instant::now());
-    }
-}
-
-/// Records the time to the upstream's response header (`response_filter`, final responses).
-pub fn upstream_answered(ctx: &mut RequestCtx) {
-    if let Some(started) = ctx.upstream_started.take() {
         METRICS
             .upstream_seconds
-            .with_label_values(&[route_label(&ctx.route)])
-            .observe(started.elapsed().as_secs_f64());
+            .with_label_values(&[route])
+            .observe(waited.as_secs_f64());
     }
 }
 
 /// Records one store operation: its duration, and whether it failed because the store is
-/// unavailable or full (a pair that does not open is the client's problem: not counted).
-fn store_operation(op: &'static str, elapsed: Duration, result: Result<(), &StoreError>) {
+/// unavailable or full (`failed`; a pair that does not open is the client's problem).
+pub(crate) fn store_operation(op: &'static str, elapsed: Duration, failed: bool) {
     if !enabled() {
         return;
     }
@@ -219,90 +204,23 @@ fn store_operation(op: &'static str, elapsed: Duration, result: Result<(), &Stor
     m.store_seconds
         .with_label_values(&[op])
         .observe(elapsed.as_secs_f64());
-    if matches!(result, Err(StoreError::Unavailable(_) | StoreError::Full)) {
+    if failed {
         m.store_errors.with_label_values(&[op]).inc();
     }
 }
 
-/// A [`PairStore`] that measures the one it wraps: operation durations and errors, pairings
-/// and pairs created (every successful [`PairStore::insert`] is one pairing request).
-pub struct MeasuredStore<S: ?Sized> {
-    inner: Arc<S>,
-}
-
-impl<S: PairStore + ?Sized> MeasuredStore<S> {
-    /// Wraps `inner`.
-    pub fn new(inner: Arc<S>) -> MeasuredStore<S> {
-        MeasuredStore { inner }
-    }
-}
-
-/// Runs one store operation and records it.
-async fn measure<T>(
-    op: &'static str,
-    work: impl std::future::Future<Output = Result<T, StoreError>>,
-) -> Result<T, StoreError> {
-    let started = Instant::now();
-    let result = work.await;
-    store_operation(op, started.elapsed(), result.as_ref().map(|_| ()));
-    result
-}
-
-#[async_trait]
-impl<S: PairStore + ?Sized> PairStore for MeasuredStore<S> {
-    async fn insert(
-        &self,
-        client: &ClientId,
-        pairs: &[(PairId, ServerPair)],
-    ) -> Result<(), StoreError> {
-        measure("insert", self.inner.insert(client, pairs)).await?;
-        if enabled() && !pairs.is_empty() {
-            METRICS.pairings.inc();
-            METRICS.pairs_created.inc_by(pairs.len() as u64);
-        }
-        Ok(())
-    }
-
-    async fn load(&self, client: &ClientId, pair: &PairId) -> Result<Option<Stored>, StoreError> {
-        measure("load", self.inner.load(client, pair)).await
-    }
-
-    async fn load_recent(
-        &self,
-        client: &ClientId,
-        pair: &PairId,
-    ) -> Result<Option<Stored>, StoreError> {
-        measure("load", self.inner.load_recent(client, pair)).await
-    }
-
-    async fn compare_and_set(
-        &self,
-        client: &ClientId,
-        pair: &PairId,
-        expected: &Version,
-        next: &ServerPair,
-    ) -> Result<bool, StoreError> {
-        let work = self.inner.compare_and_set(client, pair, expected, next);
-        measure("compare_and_set", work).await
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        measure("ping", self.inner.ping()).await
-    }
-
-    fn kind(&self) -> &'static str {
-        self.inner.kind()
-    }
-
-    fn pairs(&self) -> Option<usize> {
-        self.inner.pairs()
+/// Records a pairing request whose `pairs` pairs were stored.
+pub(crate) fn paired(pairs: usize) {
+    if enabled() && pairs > 0 {
+        METRICS.pairings.inc();
+        METRICS.pairs_created.inc_by(pairs as u64);
     }
 }
 
 /// `pqrelay_active_pairs`, read from the store at each scrape.
 struct ActivePairs {
     gauge: IntGauge,
-    store: Arc<dyn PairStore>,
+    count: PairCounter,
 }
 
 impl Collector for ActivePairs {
@@ -311,7 +229,7 @@ impl Collector for ActivePairs {
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
-        if let Some(n) = self.store.pairs() {
+        if let Some(n) = (self.count)() {
             self.gauge.set(i64::try_from(n).unwrap_or(i64::MAX));
         }
         self.gauge.collect()
@@ -319,7 +237,7 @@ impl Collector for ActivePairs {
 }
 
 /// The metrics listener's app: [`PrometheusHttpApp`] at [`METRICS_PATH`], 404 elsewhere.
-pub struct MetricsApp;
+pub(crate) struct MetricsApp;
 
 #[async_trait]
 impl ServeHttp for MetricsApp {
@@ -338,7 +256,7 @@ impl ServeHttp for MetricsApp {
 }
 
 /// The Pingora service serving [`METRICS_PATH`] on `addr` (`host:port`).
-pub fn service(addr: &str) -> Service<HttpServer<MetricsApp>> {
+pub(crate) fn service(addr: &str) -> Service<HttpServer<MetricsApp>> {
     let mut service = Service::new(
         "pqrelay metrics".to_string(),
         HttpServer::new_app(MetricsApp),
@@ -347,36 +265,13 @@ pub fn service(addr: &str) -> Service<HttpServer<MetricsApp>> {
     service
 }
 
-/// The `route` label values, for documentation and tests.
-pub const ROUTE_LABELS: &[&str] = &[
-    "mte",
-    "pass_through",
-    "own",
-    "preflight",
-    "rejected",
-    "unrouted",
-];
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn route_labels_cover_every_route_kind() {
-        for kind in [
-            RouteKind::Unrouted,
-            RouteKind::Preflight,
-            RouteKind::Own("echo"),
-            RouteKind::PassThrough,
-            RouteKind::Rejected,
-        ] {
-            assert!(ROUTE_LABELS.contains(&route_label(&kind)));
-        }
-    }
-
-    #[test]
     fn decode_failure_codes_are_the_mte_statuses() {
-        let codes: Vec<_> = crate::error::ERROR_TABLE
+        let codes: Vec<_> = ERROR_TABLE
             .iter()
             .filter(|k| (559..=569).contains(&k.status))
             .map(|k| k.code)

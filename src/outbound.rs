@@ -53,37 +53,38 @@ use pqrelay_client::{Body, HeaderSelection, HttpOptions};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::config::Config;
-use crate::ctx::{RequestCtx, RouteKind};
-use crate::error::ErrorKind;
-use crate::routes::{finish_response, send_error};
-use crate::state::RelayState;
+use crate::config::values::parse_upstreams;
+use crate::config::{Config, UpstreamSpec};
+use crate::error::{ErrorKind, Refusal};
+use crate::http::ctx::{RequestCtx, RouteKind};
+use crate::http::reply::finish_response;
 use crate::store::outbound::{OutboundBackend, OutboundPairs};
 use crate::store::outbound_memory::OutboundMemory;
 use crate::store::outbound_redis::OutboundRedis;
-use crate::upstream::{parse_upstreams, UpstreamSpec, CONNECT_TIMEOUT};
+use crate::store::StoreConfig;
+use crate::upstream::CONNECT_TIMEOUT;
 
-pub mod client;
+pub(crate) mod client;
 
 use client::{Answer, OutRequest, OutboundError, Remote};
 
 /// The header carrying `OUTBOUND_TOKEN`.
-pub const TOKEN_HEADER: &str = "x-mte-outbound-token";
+pub(crate) const TOKEN_HEADER: &str = "x-mte-outbound-token";
 /// The header naming the remote relay (an origin).
-pub const UPSTREAM_HEADER: &str = "x-mte-upstream";
+pub(crate) const UPSTREAM_HEADER: &str = "x-mte-upstream";
 /// Which request headers are sealed: `true` (all, the default), `false` (none but
 /// `content-type`) or a comma-separated list of names.
-pub const ENCODE_HEADERS_HEADER: &str = "x-mte-encode-headers";
+pub(crate) const ENCODE_HEADERS_HEADER: &str = "x-mte-encode-headers";
 /// Whether the path and query are sealed: `true` (the default) or `false`.
-pub const ENCODE_URL_HEADER: &str = "x-mte-encode-url";
+pub(crate) const ENCODE_URL_HEADER: &str = "x-mte-encode-url";
 /// Request bodies up to this size are read whole and sent replayable.
-pub const REPLAY_BUFFER: usize = 64 * 1024;
+pub(crate) const REPLAY_BUFFER: usize = 64 * 1024;
 /// Pieces of a streamed request body in flight between the downstream reader and the sealer.
-pub const CHANNEL_DEPTH: usize = 4;
+pub(crate) const CHANNEL_DEPTH: usize = 4;
 
 /// Extra attempts of a replayable request after a transport error (each stale keep-alive
 /// connection to a restarted remote relay costs one).
-pub const TRANSPORT_RETRIES: usize = 3;
+pub(crate) const TRANSPORT_RETRIES: usize = 3;
 
 /// Request headers never forwarded: the client sets framing and `host` itself.
 const HOP_BY_HOP: &[&str] = &[
@@ -100,7 +101,7 @@ const HOP_BY_HOP: &[&str] = &[
 ];
 
 /// Outbound mode: the token's digest and one client per allowed remote relay.
-pub struct Outbound {
+pub(crate) struct Outbound {
     token_digest: [u8; 32],
     remotes: Vec<(UpstreamSpec, Remote)>,
 }
@@ -119,7 +120,7 @@ impl Outbound {
     /// token is not set). No I/O: remote relays are discovered and paired on first use. An
     /// `https` remote is verified against the web PKI roots plus `UPSTREAM_CA_FILE`. Client
     /// state goes to Redis when `REDIS_URL` is set (sealed with `STATE_SECRET`), else memory.
-    pub fn new(config: &Config) -> Result<Option<Outbound>, String> {
+    pub(crate) fn new(config: &Config) -> Result<Option<Outbound>, String> {
         let Some(token) = &config.outbound_token else {
             return Ok(None);
         };
@@ -132,14 +133,11 @@ impl Outbound {
         }
         let http = pqrelay_client::http_client(&options)
             .map_err(|e| format!("outbound HTTP client: {e}"))?;
-        let backend: Arc<dyn OutboundBackend> = match crate::state::store_config(config).redis {
+        let backend: Arc<dyn OutboundBackend> = match StoreConfig::from_config(config).redis {
             Some(redis) => Arc::new(OutboundRedis::new(&redis).map_err(|e| e.to_string())?),
             None => Arc::new(OutboundMemory::default()),
         };
-        let secret = config
-            .state_secret
-            .as_ref()
-            .unwrap_or(&config.client_id_secret);
+        let secret = config.state_secret();
         let mut remotes = Vec::new();
         for spec in &config.outbound_upstreams {
             let origin = spec.to_string();
@@ -247,25 +245,23 @@ fn forwarded_headers(headers: &HeaderMap) -> HeaderMap {
 
 /// The first step of `request_filter`: `Ok(None)` when this is not an outbound request (or
 /// outbound mode is off); otherwise the request is answered here (`Ok(Some(true))`).
-pub async fn handle(
-    state: &RelayState,
+pub(crate) async fn handle(
+    outbound: Option<&Outbound>,
     session: &mut Session,
     ctx: &mut RequestCtx,
 ) -> Result<Option<bool>> {
-    let Some(outbound) = &state.outbound else {
+    let Some(outbound) = outbound else {
         return Ok(None);
     };
     let req = session.req_header();
     if !req.headers.contains_key(TOKEN_HEADER) && !req.headers.contains_key(UPSTREAM_HEADER) {
         return Ok(None);
     }
-    ctx.route = RouteKind::Own("outbound");
+    ctx.route = RouteKind::Outbound;
     if !outbound.token_ok(req.headers.get(TOKEN_HEADER)) {
         let kind = ErrorKind::OUTBOUND_UNAUTHORIZED;
         let message = "x-mte-outbound-token is missing or wrong";
-        return send_error(state, session, ctx, kind, message)
-            .await
-            .map(Some);
+        return answer_error(session, ctx, kind, message).await.map(Some);
     }
     let remote = match req.headers.get(UPSTREAM_HEADER).map(|v| v.to_str()) {
         None => Err("an outbound request needs x-mte-upstream: <origin of the remote relay>"),
@@ -279,30 +275,35 @@ pub async fn handle(
         Ok(r) => r,
         Err(message) => {
             let kind = ErrorKind::OUTBOUND_UPSTREAM_MISSING;
-            return send_error(state, session, ctx, kind, message)
-                .await
-                .map(Some);
+            return answer_error(session, ctx, kind, message).await.map(Some);
         }
     };
     let Some(client) = outbound.client_for(&remote) else {
         let kind = ErrorKind::OUTBOUND_UPSTREAM_FORBIDDEN;
         let message = "x-mte-upstream is not one of this relay's OUTBOUND_UPSTREAMS";
-        return send_error(state, session, ctx, kind, message)
-            .await
-            .map(Some);
+        return answer_error(session, ctx, kind, message).await.map(Some);
     };
     let choice = match seal_choice(&req.headers) {
         Ok(c) => c,
         Err(message) => {
-            return send_error(state, session, ctx, ErrorKind::BAD_REQUEST, message)
+            return answer_error(session, ctx, ErrorKind::BAD_REQUEST, message)
                 .await
                 .map(Some);
         }
     };
     ctx.upstream = Some(Arc::new(remote));
-    forward(state, session, ctx, client, &choice)
-        .await
-        .map(Some)
+    forward(session, ctx, client, &choice).await.map(Some)
+}
+
+/// Answers with an error reply of this row and message.
+async fn answer_error(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    kind: ErrorKind,
+    message: &str,
+) -> Result<bool> {
+    let refusal = Refusal::new(kind, message.to_owned());
+    crate::http::reply::refuse(session, ctx, &refusal).await
 }
 
 /// What the caller's request body looks like.
@@ -331,7 +332,6 @@ fn body_plan(session: &Session) -> BodyPlan {
 
 /// Seals and sends the request, then writes the opened answer.
 async fn forward(
-    state: &RelayState,
     session: &mut Session,
     ctx: &mut RequestCtx,
     client: &Remote,
@@ -433,9 +433,9 @@ async fn forward(
 
     let resp = match sent {
         Ok(resp) => resp,
-        Err(e) => return refuse(state, session, ctx, &e).await,
+        Err(e) => return refuse(session, ctx, &e).await,
     };
-    write_answer(state, session, ctx, &method, client, resp).await
+    write_answer(session, ctx, &method, client, resp).await
 }
 
 /// Whether a transport failure of a replayable request may be retried: the method is
@@ -465,12 +465,7 @@ fn retryable_transport(e: &OutboundError, method: &Method) -> bool {
 /// 502, ...) keep their status and code; the shared store failing is 503
 /// `state_store_unavailable`; anything else, including a 559–569 that could not be retried,
 /// is 502 `outbound_failed`.
-async fn refuse(
-    state: &RelayState,
-    session: &mut Session,
-    ctx: &mut RequestCtx,
-    e: &OutboundError,
-) -> Result<bool> {
+async fn refuse(session: &mut Session, ctx: &mut RequestCtx, e: &OutboundError) -> Result<bool> {
     let e = match e {
         OutboundError::StreamCut(e) => {
             let kind = ErrorKind::OUTBOUND_FAILED;
@@ -482,14 +477,14 @@ async fn refuse(
                 REPLAY_BUFFER / 1024
             );
             log::warn!("outbound: {message}");
-            return send_error(state, session, ctx, kind, &message).await;
+            return answer_error(session, ctx, kind, &message).await;
         }
         OutboundError::Client(e) => e,
         OutboundError::Store(e) => {
             let kind = ErrorKind::STATE_STORE_UNAVAILABLE;
             let message = format!("outbound client state: {e}");
             log::warn!("outbound: {message}");
-            return send_error(state, session, ctx, kind, &message).await;
+            return answer_error(session, ctx, kind, &message).await;
         }
     };
     let (kind, message) = match e {
@@ -526,13 +521,12 @@ async fn refuse(
         ),
     };
     log::warn!("outbound: {message}");
-    send_error(state, session, ctx, kind, &message).await
+    answer_error(session, ctx, kind, &message).await
 }
 
 /// Writes the opened response: status, decoded headers, framing, then the body as it opens;
 /// the pair goes back to the shared pool once the body ended.
 async fn write_answer(
-    state: &RelayState,
     session: &mut Session,
     ctx: &mut RequestCtx,
     method: &Method,
@@ -555,7 +549,7 @@ async fn write_answer(
         _ if !bodiless => head.insert_header(header::TRANSFER_ENCODING, "chunked")?,
         _ => {}
     }
-    finish_response(state, ctx, &mut head);
+    finish_response(ctx, &mut head);
     if bodiless {
         session.write_response_header(Box::new(head), true).await?;
         give_back(client, resp).await;

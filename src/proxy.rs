@@ -1,29 +1,25 @@
-//! The relay as a Pingora `ProxyHttp`. Each filter is a few lines delegating to the modules
-//! that own the logic.
+//! The relay as a Pingora `ProxyHttp`. Each filter is a few lines delegating to the layer that
+//! owns the logic.
 //!
 //! A request's life:
-//! 1. `request_filter` → [`routes::route_request`]: CORS preflight, the relay's own routes,
-//!    pass-through, then MTE routes. It either answers (`Ok(true)`, via [`routes::send`] or
-//!    [`routes::send_error`], which add CORS and `HEADERS`) or sets [`RequestCtx::route`].
-//! 2. `upstream_peer` → [`crate::upstream::Upstreams::select`] (round robin, healthy first)
-//!    with the configured timeouts ([`crate::limits::apply_upstream_timeouts`]);
+//! 1. `request_filter`: outbound mode ([`outbound::handle`]) answers requests for a remote
+//!    relay; otherwise [`routes::route`] picks the site, guards the edge, answers preflights
+//!    and the relay's own routes, and decides pass-through or MTE; an MTE request then opens
+//!    ([`exchange::request::begin`]: sealed URL and headers opened, the pair's next state
+//!    committed), else it is refused.
+//! 2. `upstream_peer` → [`upstream::peer`] (round robin, healthy first, configured timeouts);
 //!    `fail_to_connect` retries the next backend.
-//! 3. `upstream_request_filter` → [`crate::upstream::prepare_request`] (Host, X-Forwarded-*,
-//!    `HEADERS`).
-//!    For MTE requests [`exchange::request::rewrite_upstream_request`] first puts the decoded
-//!    target and headers in place.
-//! 4. `request_body_filter` → [`exchange::request::decode_body`] (MTE: STREAM records opened as
+//! 3. `upstream_request_filter` → [`exchange::request::rewrite_upstream_request`] for an MTE
+//!    request, then [`upstream::prepare_request`] (Host, X-Forwarded-*, `HEADERS`).
+//! 4. `request_body_filter` → [`exchange::request::decode_body`] (STREAM records opened as
 //!    they arrive).
-//! 5. `response_filter` → [`exchange::response::seal_head`] (MTE), then
-//!    [`routes::finish_response`] (CORS, `HEADERS`); `response_body_filter` →
-//!    [`exchange::response::seal_body`].
+//! 5. `response_filter` → [`exchange::response::seal_head`], then [`reply::finish_response`]
+//!    (CORS, `HEADERS`); `response_body_filter` → [`exchange::response::seal_body`].
 //! 6. `fail_to_proxy` answers errors in the JSON error shape; `logging` writes the access line
-//!    and records the request's metrics ([`crate::metrics::request_done`]).
+//!    and records the request's metrics.
 //!
-//! An MTE request reaches the proxy phases only after [`exchange::request::begin`] opened its
-//! sealed items and committed the pair's next state; its [`crate::exchange::Exchange`] lives in
-//! [`RequestCtx::exchange`]. Once a body byte went through the decoder no retry is allowed
-//! (Pingora would replay the buffered body into a decoder that already consumed it).
+//! Once a body byte went through the decoder no retry is allowed (Pingora would replay the
+//! buffered body into a decoder that already consumed it).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,78 +31,88 @@ use pingora_error::{Error, ErrorSource, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 
-use crate::ctx::RequestCtx;
-use crate::error::ErrorKind;
-use crate::exchange;
+use crate::error::{ErrorKind, Refusal};
+use crate::exchange::{self, Exchange};
+use crate::http::ctx::RequestCtx;
+use crate::http::routes::{self, Routed};
+use crate::http::{reply, upstream};
 use crate::logging::ACCESS_TARGET;
-use crate::routes;
+use crate::outbound::{self, Outbound};
 use crate::state::RelayState;
 
 /// The relay service.
-pub struct Relay {
+pub(crate) struct Relay {
     /// Shared state.
     pub state: Arc<RelayState>,
+    /// Outbound mode (`OUTBOUND_TOKEN`); `None` when off.
+    pub outbound: Option<Outbound>,
 }
 
-impl Relay {
-    /// The state serving this request: its `DOMAIN_MAP` site, else the relay's own.
-    fn site(&self, ctx: &RequestCtx) -> Arc<RelayState> {
-        ctx.site
-            .as_ref()
-            .map_or_else(|| self.state.clone(), |s| s.state.clone())
+/// The per-request context: the HTTP layer's, and the exchange of an MTE request.
+#[derive(Debug)]
+pub(crate) struct Ctx {
+    /// Routing, site, upstream and logging state.
+    pub http: RequestCtx,
+    /// The exchange of an MTE request once its header block opened (keys, decoder, encoder).
+    pub exchange: Option<Box<Exchange>>,
+}
+
+impl Ctx {
+    fn body_started(&self) -> bool {
+        self.exchange.as_ref().is_some_and(|x| x.body_started)
     }
 }
 
 #[async_trait]
 impl ProxyHttp for Relay {
-    type CTX = RequestCtx;
+    type CTX = Ctx;
 
-    fn new_ctx(&self) -> RequestCtx {
-        RequestCtx::default()
+    fn new_ctx(&self) -> Ctx {
+        Ctx {
+            http: RequestCtx::new(self.state.sites.top.clone()),
+            exchange: None,
+        }
     }
 
-    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        crate::lifecycle::close_when_draining(session, self.state.store.as_ref());
-        if let Some(answered) = crate::outbound::handle(&self.state, session, ctx).await? {
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        crate::lifecycle::close_when_draining(session, self.state.shares_state());
+        if let Some(answered) =
+            outbound::handle(self.outbound.as_ref(), session, &mut ctx.http).await?
+        {
             return Ok(answered);
         }
-        match crate::domains::select(&self.state, session.req_header()) {
-            crate::domains::Selection::Default => {}
-            crate::domains::Selection::Site(site) => ctx.site = Some(site),
-            crate::domains::Selection::Unknown => {
-                return crate::domains::misdirected(&self.state, session, ctx).await
+        match routes::route(&self.state, session, &mut ctx.http).await? {
+            Routed::Answered => Ok(true),
+            Routed::PassThrough => Ok(false),
+            Routed::Mte(relay) => {
+                let site = ctx.http.site.clone();
+                match exchange::request::begin(&site, session.req_header(), &relay).await {
+                    Ok(x) => {
+                        ctx.exchange = Some(Box::new(x));
+                        Ok(false)
+                    }
+                    Err(refusal) => reply::refuse(session, &mut ctx.http, &refusal).await,
+                }
             }
         }
-        routes::route_request(&self.site(ctx), session, ctx).await
     }
 
-    async fn upstream_peer(
-        &self,
-        _session: &mut Session,
-        ctx: &mut RequestCtx,
-    ) -> Result<Box<HttpPeer>> {
-        ctx.tries += 1;
-        let (mut peer, spec) =
-            self.site(ctx).upstreams.select().ok_or_else(|| {
-                Error::explain(ErrorType::ConnectNoRoute, "no upstream available")
-            })?;
-        crate::limits::apply_upstream_timeouts(&self.state.config.limits, &mut peer);
-        ctx.upstream = Some(spec);
-        crate::metrics::upstream_chosen(ctx);
-        Ok(peer)
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        upstream::peer(&self.state.config.limits, &mut ctx.http)
+            .ok_or_else(|| Error::explain(ErrorType::ConnectNoRoute, "no upstream available"))
     }
 
     fn fail_to_connect(
         &self,
         _session: &mut Session,
         _peer: &HttpPeer,
-        ctx: &mut RequestCtx,
+        ctx: &mut Ctx,
         mut e: Box<Error>,
     ) -> Box<Error> {
         // Nothing reached the upstream: try the next backend, once each (an MTE request only
         // while its body decoder has seen nothing).
-        let body_started = ctx.exchange.as_ref().is_some_and(|x| x.body_started);
-        e.set_retry(ctx.tries < self.site(ctx).upstreams.len && !body_started);
+        let backends = ctx.http.site.upstreams.len;
+        e.set_retry(ctx.http.tries < backends && !ctx.body_started());
         e
     }
 
@@ -115,12 +121,11 @@ impl ProxyHttp for Relay {
         peer: &HttpPeer,
         session: &mut Session,
         e: Box<Error>,
-        ctx: &mut RequestCtx,
+        ctx: &mut Ctx,
         client_reused: bool,
     ) -> Box<Error> {
         let mut e = e.more_context(format!("Peer: {peer}"));
-        let replay_unsafe = ctx.exchange.as_ref().is_some_and(|x| x.body_started);
-        if replay_unsafe
+        if ctx.body_started()
             || !session.req_header().method.is_idempotent()
             || session.as_ref().retry_buffer_truncated()
         {
@@ -135,12 +140,12 @@ impl ProxyHttp for Relay {
         &self,
         session: &mut Session,
         req: &mut RequestHeader,
-        ctx: &mut RequestCtx,
+        ctx: &mut Ctx,
     ) -> Result<()> {
         if let Some(x) = &ctx.exchange {
             exchange::request::rewrite_upstream_request(x, req)?;
         }
-        crate::upstream::prepare_request(&self.site(ctx).config, session, req, ctx)
+        upstream::prepare_request(session, req, &ctx.http)
     }
 
     async fn request_body_filter(
@@ -148,7 +153,7 @@ impl ProxyHttp for Relay {
         _session: &mut Session,
         body: &mut Option<Bytes>,
         end_of_stream: bool,
-        ctx: &mut RequestCtx,
+        ctx: &mut Ctx,
     ) -> Result<()> {
         match ctx.exchange.as_mut() {
             Some(x) => exchange::request::decode_body(x, body, end_of_stream),
@@ -160,17 +165,20 @@ impl ProxyHttp for Relay {
         &self,
         session: &mut Session,
         resp: &mut ResponseHeader,
-        ctx: &mut RequestCtx,
+        ctx: &mut Ctx,
     ) -> Result<()> {
         if resp.status.is_informational() {
             return Ok(());
         }
-        crate::metrics::upstream_answered(ctx);
+        if let Some(started) = ctx.http.upstream_started.take() {
+            let route = ctx.http.route.metric_label();
+            crate::metrics::upstream_answered(route, started.elapsed());
+        }
         if let Some(x) = ctx.exchange.as_mut() {
             let is_head = session.req_header().method == http::Method::HEAD;
             exchange::response::seal_head(x, is_head, resp)?;
         }
-        routes::finish_response(&self.site(ctx), ctx, resp);
+        reply::finish_response(&ctx.http, resp);
         Ok(())
     }
 
@@ -179,7 +187,7 @@ impl ProxyHttp for Relay {
         _session: &mut Session,
         body: &mut Option<Bytes>,
         end_of_stream: bool,
-        ctx: &mut RequestCtx,
+        ctx: &mut Ctx,
     ) -> Result<Option<Duration>> {
         if let Some(x) = ctx.exchange.as_mut() {
             exchange::response::seal_body(x, body, end_of_stream)?;
@@ -187,34 +195,15 @@ impl ProxyHttp for Relay {
         Ok(None)
     }
 
-    async fn fail_to_proxy(
-        &self,
-        session: &mut Session,
-        e: &Error,
-        ctx: &mut RequestCtx,
-    ) -> FailToProxy {
-        let status = match e.etype() {
-            ErrorType::HTTPStatus(code) => *code,
-            ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout
-                if e.esource() == &ErrorSource::Upstream =>
-            {
-                504
-            }
-            _ => match e.esource() {
-                ErrorSource::Upstream => 502,
-                ErrorSource::Downstream => match e.etype() {
-                    ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => 0,
-                    _ => 400,
-                },
-                ErrorSource::Internal | ErrorSource::Unset => 500,
-            },
-        };
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        let status = failure_status(e);
         if status > 0 && session.response_written().is_none() {
             // The connection is not reused (below): say so, or a client that reuses it at
             // once loses its next request.
             session.set_keepalive(None);
             let kind = ErrorKind::for_status(status);
-            if routes::send_error(&self.site(ctx), session, ctx, kind, kind.meaning)
+            let refusal = Refusal::new(kind, kind.meaning);
+            if reply::refuse(session, &mut ctx.http, &refusal)
                 .await
                 .is_err()
             {
@@ -227,32 +216,58 @@ impl ProxyHttp for Relay {
         }
     }
 
-    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
         let req = session.req_header();
         let status = session
             .response_written()
             .map(|r| r.status.as_u16())
             .unwrap_or(0);
-        crate::metrics::request_done(ctx, status, e);
+        let http = &ctx.http;
+        let error_code = http.error_code.or_else(|| match e.map(|e| e.etype()) {
+            Some(ErrorType::HTTPStatus(s)) => Some(ErrorKind::for_status(*s).code),
+            _ => None,
+        });
+        let elapsed = http.started.elapsed();
+        crate::metrics::request_done(http.route.metric_label(), status, elapsed, error_code);
         log::info!(
             target: ACCESS_TARGET,
             "{} \"{} {}\" {status} {}ms route={} upstream={} error={}",
             OrEmpty(session.client_addr()),
             req.method,
             req.uri.path(),
-            ctx.started.elapsed().as_millis(),
-            ctx.route.name(),
-            OrDash(ctx.upstream.as_deref()),
-            ctx.error_code
+            elapsed.as_millis(),
+            http.route.name(),
+            OrDash(http.upstream.as_deref()),
+            http.error_code
                 .or_else(|| e.map(|e| e.etype().as_str()))
                 .unwrap_or("-"),
         );
     }
 
-    fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, _error: &Error) -> bool {
+    fn suppress_error_log(&self, _session: &Session, _ctx: &Ctx, _error: &Error) -> bool {
         // The access line already names the error; Pingora's own line would repeat it with
         // the peer's details at error level.
         !log::log_enabled!(target: "pqrelay", log::Level::Debug)
+    }
+}
+
+/// The status answered for a proxying failure (0: none, the client is gone).
+fn failure_status(e: &Error) -> u16 {
+    match e.etype() {
+        ErrorType::HTTPStatus(code) => *code,
+        ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout
+            if e.esource() == &ErrorSource::Upstream =>
+        {
+            504
+        }
+        _ => match e.esource() {
+            ErrorSource::Upstream => 502,
+            ErrorSource::Downstream => match e.etype() {
+                ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => 0,
+                _ => 400,
+            },
+            ErrorSource::Internal | ErrorSource::Unset => 500,
+        },
     }
 }
 

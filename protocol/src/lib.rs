@@ -103,6 +103,7 @@ pub mod error;
 pub mod ids;
 pub mod kem;
 pub mod msgs;
+pub mod names;
 pub mod ratchet;
 pub mod seal;
 pub mod state;

@@ -17,37 +17,18 @@
 //! `accept-encoding` is dropped from upstream requests so that the upstream answers identity:
 //! a sealed body does not compress, and the client sees the upstream's representation as is.
 
-pub mod request;
-pub mod response;
+pub(crate) mod request;
+pub(crate) mod response;
 
 use http::Uri;
-use pqrelay_protocol::{
-    AeadKey, ClientId, Flags, MessageContext, PairId, StreamDecoder, StreamEncoder,
-};
-
-/// A refused exchange: the error row and a message for the client (never sealed content).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rejection {
-    /// The error row.
-    pub kind: crate::error::ErrorKind,
-    /// What went wrong, in words safe to send in the clear.
-    pub message: &'static str,
-}
-
-impl Rejection {
-    fn new(kind: crate::error::ErrorKind, message: &'static str) -> Rejection {
-        Rejection { kind, message }
-    }
-}
+use pqrelay_protocol::{AeadKey, Flags, MessageContext, PairId, StreamDecoder, StreamEncoder};
 
 /// The state of one exchange, kept in the request context from `request_filter` to `logging`.
 ///
 /// Holds the response key, so its `Debug` shows only non-secret fields.
-pub struct Exchange {
-    /// The client id.
-    pub client_id: ClientId,
+pub(crate) struct Exchange {
     /// The client id token to echo (re-signed under the current secret).
-    pub token: String,
+    pub token: pqrelay_protocol::ClientIdToken,
     /// The pair.
     pub pair_id: PairId,
     /// The exchange counter.

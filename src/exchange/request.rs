@@ -5,20 +5,19 @@ use http::{header, HeaderName, Uri};
 use pingora_error::{Error, ErrorType, Result};
 use pingora_http::RequestHeader;
 use pqrelay_protocol::msgs::headers::is_forbidden_request_header;
+use pqrelay_protocol::names::SEALED_HEADERS;
 use pqrelay_protocol::{
     open_headers, open_url, plain_len, validate_origin_form, ClientId, ExchangeHeader,
     ExchangeKeys, Flags, MessageContext, RelayHeader, StreamDecoder, MAX_SKIP,
 };
 
-use super::{Exchange, Rejection};
-use crate::ctx::MteRequest;
-use crate::error::ErrorKind;
-use crate::routes::{matches_any, RELAY_HEADER};
-use crate::state::RelayState;
+use super::Exchange;
+use crate::config::values::matches_any;
+use crate::error::{ErrorKind, Refusal};
+use crate::http::ctx::RelayRequest;
+use crate::http::guard::path_problem;
+use crate::site::Site;
 use crate::store::Stored;
-
-/// The sealed request headers' wire header.
-pub const SEALED_HEADERS: &str = "x-mte-relay-eh";
 
 /// Whether a plain wire header stays behind: `x-mte-*`, framing and hop-by-hop headers (the
 /// names a client may not seal, except `host`, which the upstream step rewrites), the wire
@@ -34,60 +33,60 @@ fn is_dropped_request_header(name: &str) -> bool {
 ///
 /// Order (§6, §8.2): parse `x-mte-relay` → load the pair → ratchet to the counter → open the
 /// URL (flag `url`) and `x-mte-relay-eh` → validate the decoded URL (origin-form, and
-/// [`crate::limits::path_problem`]) and headers → `MTE_ROUTES`
+/// [`path_problem`]) and headers → `MTE_ROUTES`
 /// on the decoded path → body framing → compare-and-set. Nothing is committed before the
 /// sealed items opened and the request is known to be forwardable.
-pub async fn begin(
-    state: &RelayState,
+pub(crate) async fn begin(
+    site: &Site,
     req: &RequestHeader,
-    mte: &MteRequest,
-) -> Result<Exchange, Rejection> {
-    let h = parse_relay_header(req)?;
-    let client = ClientId(mte.client_id);
+    relay: &RelayRequest,
+) -> Result<Exchange, Refusal> {
+    let RelayHeader::Exchange(h) = &relay.header else {
+        let why = "an MTE route needs x-mte-relay: 1.<client id>.<pair id>.<counter>.<flags>";
+        return Err(Refusal::new(ErrorKind::RELAY_HEADER_INVALID, why));
+    };
+    let client = relay.client.id;
     let method = req.method.as_str();
     let wire_target = std::str::from_utf8(req.raw_path())
-        .map_err(|_| Rejection::new(ErrorKind::INVALID_URL, "the request-target is not ASCII"))?;
+        .map_err(|_| Refusal::new(ErrorKind::INVALID_URL, "the request-target is not ASCII"))?;
     let context =
         MessageContext::request(client, h.pair_id, h.counter, h.flags, method, wire_target)
-            .map_err(|e| protocol_rejection(&e))?;
+            .map_err(|e| Refusal::protocol(&e))?;
 
-    let mut stored = load(state, &client, &h, true).await?;
+    let mut stored = load(site, &client, h, true).await?;
     if stored.remembered {
         // This relay's memory of its own last write: if another relay advanced the pair since,
         // the exchange fails on it, and is tried once more on a fresh read.
-        match commit(state, req, mte, &h, &context, wire_target, stored).await {
+        match commit(site, req, relay, h, &context, wire_target, stored).await {
             Ok(x) => return Ok(x),
-            Err(_) => stored = load(state, &client, &h, false).await?,
+            Err(_) => stored = load(site, &client, h, false).await?,
         }
     }
-    commit(state, req, mte, &h, &context, wire_target, stored).await
+    commit(site, req, relay, h, &context, wire_target, stored).await
 }
 
 /// Reads the pair's state (`recent`: [`crate::store::PairStore::load_recent`]): 563 when there
 /// is none.
 async fn load(
-    state: &RelayState,
+    site: &Site,
     client: &ClientId,
     h: &ExchangeHeader,
     recent: bool,
-) -> Result<Stored, Rejection> {
+) -> Result<Stored, Refusal> {
     let read = if recent {
-        state.store.load_recent(client, &h.pair_id).await
+        site.store.load_recent(client, &h.pair_id).await
     } else {
-        state.store.load(client, &h.pair_id).await
+        site.store.load(client, &h.pair_id).await
     };
     match read {
         Ok(Some(stored)) => Ok(stored),
-        Ok(None) => Err(Rejection::new(
+        Ok(None) => Err(Refusal::new(
             ErrorKind::STATE_NOT_FOUND,
             "no state for this pair: pair again",
         )),
         Err(e) => {
             log::warn!("exchange: state store: {e}");
-            Err(Rejection::new(
-                ErrorKind::for_store(&e),
-                "the pair state could not be read",
-            ))
+            Err(Refusal::new(e.kind(), "the pair state could not be read"))
         }
     }
 }
@@ -95,19 +94,19 @@ async fn load(
 /// Ratchets `stored` to the request's counter, opens and validates the sealed items, and
 /// commits the pair's next state (compare-and-set against `stored`).
 async fn commit(
-    state: &RelayState,
+    site: &Site,
     req: &RequestHeader,
-    mte: &MteRequest,
+    relay: &RelayRequest,
     h: &ExchangeHeader,
     context: &MessageContext,
     wire_target: &str,
     stored: Stored,
-) -> Result<Exchange, Rejection> {
-    let client = ClientId(mte.client_id);
+) -> Result<Exchange, Refusal> {
+    let client = relay.client.id;
     let (keys, next) = stored
         .pair
         .accept(h.counter, MAX_SKIP)
-        .map_err(|e| protocol_rejection(&e.into()))?;
+        .map_err(|e| Refusal::protocol(&e.into()))?;
     let ExchangeKeys {
         request: request_key,
         response: response_key,
@@ -115,48 +114,45 @@ async fn commit(
     } = keys;
 
     let target = if h.flags.contains(Flags::URL) {
-        open_url(&request_key, context, wire_target).map_err(|e| protocol_rejection(&e))?
+        open_url(&request_key, context, wire_target).map_err(|e| Refusal::protocol(&e))?
     } else {
-        validate_origin_form(wire_target).map_err(|e| protocol_rejection(&e.into()))?;
+        validate_origin_form(wire_target).map_err(|e| Refusal::protocol(&e.into()))?;
         wire_target.to_owned()
     };
     let sealed = req
         .headers
         .get(SEALED_HEADERS)
         .and_then(|v| v.to_str().ok())
-        .ok_or(Rejection::new(
+        .ok_or(Refusal::new(
             ErrorKind::RELAY_HEADER_INVALID,
             "the exchange has no x-mte-relay-eh header",
         ))?;
-    let headers =
-        open_headers(&request_key, context, sealed).map_err(|e| protocol_rejection(&e))?;
-    if let Some(why) = crate::limits::path_problem(&target) {
-        return Err(Rejection::new(ErrorKind::INVALID_URL, why));
+    let headers = open_headers(&request_key, context, sealed).map_err(|e| Refusal::protocol(&e))?;
+    if let Some(why) = path_problem(&target) {
+        return Err(Refusal::new(ErrorKind::INVALID_URL, why));
     }
     let target_uri: Uri = target.parse().map_err(|_| {
-        Rejection::new(
+        Refusal::new(
             ErrorKind::INVALID_URL,
             "the decoded URL is not a valid path",
         )
     })?;
-    if let Some(routes) = &state.config.mte_routes {
+    if let Some(routes) = &site.config.mte_routes {
         if !matches_any(routes, target_uri.path()) {
-            return Err(Rejection::new(ErrorKind::NOT_FOUND, "no such route"));
+            return Err(Refusal::new(ErrorKind::NOT_FOUND, "no such route"));
         }
     }
     let plain_len = body_framing(req, h.flags)?;
 
-    match state
+    match site
         .store
         .compare_and_set(&client, &h.pair_id, &stored.version, &next)
         .await
     {
         Ok(true) => {}
         Ok(false) => {
-            return Err(Rejection::new(
-                ErrorKind::COUNTER_REJECTED,
-                "the pair was used concurrently",
-            ))
+            let why = "the pair was used concurrently";
+            return Err(Refusal::new(ErrorKind::COUNTER_REJECTED, why));
         }
         Err(e) => {
             log::warn!("exchange: state store: {e}");
@@ -164,7 +160,7 @@ async fn commit(
                 crate::store::StoreError::Unreadable => ErrorKind::REPAIR_REQUIRED,
                 _ => ErrorKind::STATE_STORE_FAILED,
             };
-            return Err(Rejection::new(kind, "the pair state could not be saved"));
+            return Err(Refusal::new(kind, "the pair state could not be saved"));
         }
     }
 
@@ -173,8 +169,7 @@ async fn commit(
         .contains(Flags::BODY)
         .then(|| StreamDecoder::new(&request_key, context, plain_len));
     Ok(Exchange {
-        client_id: client,
-        token: mte.current_token.clone(),
+        token: relay.client.token.clone(),
         pair_id: h.pair_id,
         counter: h.counter,
         request_flags: h.flags,
@@ -190,32 +185,16 @@ async fn commit(
     })
 }
 
-fn parse_relay_header(req: &RequestHeader) -> Result<ExchangeHeader, Rejection> {
-    let value = req
-        .headers
-        .get(RELAY_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    match RelayHeader::parse(value.trim()) {
-        Ok(RelayHeader::Exchange(h)) => Ok(h),
-        Ok(RelayHeader::Discovery { .. }) => Err(Rejection::new(
-            ErrorKind::RELAY_HEADER_INVALID,
-            "an MTE route needs x-mte-relay: 1.<client id>.<pair id>.<counter>.<flags>",
-        )),
-        Err(e) => Err(protocol_rejection(&e.into())),
-    }
-}
-
 /// The plain body length to announce upstream (`Some` for a sized wire body without flag
 /// `streaming`), checking that the body flag and the wire framing agree.
-fn body_framing(req: &RequestHeader, flags: Flags) -> Result<Option<u64>, Rejection> {
+fn body_framing(req: &RequestHeader, flags: Flags) -> Result<Option<u64>, Refusal> {
     let content_length = match req.headers.get(header::CONTENT_LENGTH) {
         None => None,
         Some(v) => Some(
             v.to_str()
                 .ok()
                 .and_then(|v| v.trim().parse::<u64>().ok())
-                .ok_or(Rejection::new(
+                .ok_or(Refusal::new(
                     ErrorKind::INVALID_LENGTH,
                     "content-length is not a number",
                 ))?,
@@ -231,7 +210,7 @@ fn body_framing(req: &RequestHeader, flags: Flags) -> Result<Option<u64>, Reject
         });
     if !flags.contains(Flags::BODY) {
         if chunked || content_length.is_some_and(|n| n > 0) {
-            return Err(Rejection::new(
+            return Err(Refusal::new(
                 ErrorKind::INVALID_LENGTH,
                 "the request has a body but not the body flag",
             ));
@@ -242,36 +221,16 @@ fn body_framing(req: &RequestHeader, flags: Flags) -> Result<Option<u64>, Reject
         // Streaming records may be short: the plain length cannot be derived from the wire
         // length, so the upstream gets a chunked body.
         (Some(_), false) if flags.contains(Flags::STREAMING) => Ok(None),
-        (Some(e), false) => plain_len(e).map(Some).ok_or(Rejection::new(
+        (Some(e), false) => plain_len(e).map(Some).ok_or(Refusal::new(
             ErrorKind::INVALID_LENGTH,
             "content-length is not the encoded length of any body",
         )),
         (None, true) => Ok(None),
-        _ => Err(Rejection::new(
+        _ => Err(Refusal::new(
             ErrorKind::INVALID_LENGTH,
             "the body flag needs a content-length or a chunked body",
         )),
     }
-}
-
-fn protocol_rejection(e: &pqrelay_protocol::Error) -> Rejection {
-    use pqrelay_protocol::Error as P;
-    let message = match e {
-        P::DecodeFailed | P::Stream(_) => "a sealed item did not open",
-        P::RelayHeader(pqrelay_protocol::RelayHeaderError::VersionUnsupported) => {
-            "unsupported protocol version"
-        }
-        P::RelayHeader(_) => "x-mte-relay is malformed",
-        P::Counter(_) => "the counter is replayed, stale or too far ahead",
-        P::Header(pqrelay_protocol::HeaderError::TooLarge) => "x-mte-relay-eh is over 16 KiB",
-        P::Header(_) => "a sealed header is not allowed",
-        P::Url(pqrelay_protocol::UrlError::TooLong) => "the decoded URL is over 8 KiB",
-        P::Url(_) => "the decoded URL is not an origin-form path and query",
-        P::InvalidMethod => "the method is not a token of 1 to 255 bytes",
-        P::InvalidLength => "content-length is not the encoded length of any body",
-        _ => "the exchange failed",
-    };
-    Rejection::new(ErrorKind::for_protocol(e), message)
 }
 
 /// Rewrites the upstream request: the decoded target, the plain headers minus `x-mte-*`,
@@ -280,7 +239,7 @@ fn protocol_rejection(e: &pqrelay_protocol::Error) -> Rejection {
 /// not empty (otherwise Pingora frames the body chunked). An empty sealed body still has a
 /// record to open: with `content-length: 0` the upstream would hold a complete request before
 /// the relay opened it, so it gets a chunked body that ends only once the record opened.
-pub fn rewrite_upstream_request(x: &Exchange, req: &mut RequestHeader) -> Result<()> {
+pub(crate) fn rewrite_upstream_request(x: &Exchange, req: &mut RequestHeader) -> Result<()> {
     req.set_uri(x.target.clone());
     let nominated: Vec<String> = req
         .headers
@@ -321,7 +280,11 @@ pub fn rewrite_upstream_request(x: &Exchange, req: &mut RequestHeader) -> Result
 ///
 /// `body` stays `Some` (possibly empty) whenever it came in `Some` before the end: Pingora
 /// takes a `None` body as the end of the request body.
-pub fn decode_body(x: &mut Exchange, body: &mut Option<Bytes>, end_of_stream: bool) -> Result<()> {
+pub(crate) fn decode_body(
+    x: &mut Exchange,
+    body: &mut Option<Bytes>,
+    end_of_stream: bool,
+) -> Result<()> {
     if let Some(data) = body.as_mut().filter(|d| !d.is_empty()) {
         let Some(decoder) = x.decoder.as_mut() else {
             return Err(body_error("a body arrived without the body flag"));

@@ -11,16 +11,15 @@ use pqrelay_protocol::{
     encoded_len, seal_headers, ExchangeHeader, Flags, StreamEncoder, CHUNK_SIZE,
 };
 
-use super::request::SEALED_HEADERS;
 use super::Exchange;
-use crate::routes::RELAY_HEADER;
+use pqrelay_protocol::names::{RELAY_HEADER, SEALED_HEADERS};
 
 /// Seals a response head in place: the upstream headers (everything but `set-cookie`,
 /// hop-by-hop/framing and `access-control-*`) move into `x-mte-relay-eh`, `x-mte-relay`
 /// echoes the pair and counter, and the body mode is chosen: none for `HEAD`, 1xx, 204 and
 /// 304, and none (`content-length: 0`, no flag `body`) for an empty upstream body; sized (`content-length: encoded_len(L)`) when the upstream sent `content-length: L`;
 /// streaming (flag `streaming`, `transfer-encoding: chunked`) otherwise.
-pub fn seal_head(x: &mut Exchange, is_head: bool, resp: &mut ResponseHeader) -> Result<()> {
+pub(crate) fn seal_head(x: &mut Exchange, is_head: bool, resp: &mut ResponseHeader) -> Result<()> {
     let status = resp.status.as_u16();
     let bodiless = is_head || resp.status.is_informational() || matches!(status, 204 | 304);
     let upstream_len = resp
@@ -74,10 +73,8 @@ pub fn seal_head(x: &mut Exchange, is_head: bool, resp: &mut ResponseHeader) -> 
         resp.remove_header(name);
     }
 
-    let token = pqrelay_protocol::ClientIdToken::parse(&x.token)
-        .map_err(|_| encode_error("the client id token cannot be echoed"))?;
     let relay = ExchangeHeader {
-        token,
+        token: x.token.clone(),
         pair_id: x.pair_id,
         counter: x.counter,
         flags,
@@ -105,7 +102,11 @@ pub fn seal_head(x: &mut Exchange, is_head: bool, resp: &mut ResponseHeader) -> 
 /// Seals the response body as it arrives. Streaming mode seals each upstream piece as one
 /// record at once (Server-Sent Events arrive one by one); sized mode emits full records.
 /// The final record is written at the end of the stream.
-pub fn seal_body(x: &mut Exchange, body: &mut Option<Bytes>, end_of_stream: bool) -> Result<()> {
+pub(crate) fn seal_body(
+    x: &mut Exchange,
+    body: &mut Option<Bytes>,
+    end_of_stream: bool,
+) -> Result<()> {
     let data = body.take().unwrap_or_default();
     let Some(encoder) = x.encoder.as_mut() else {
         // A bodiless response (HEAD, 204, 304): nothing may follow the head.

@@ -37,11 +37,11 @@ use crate::store::StoreError;
 /// Largest relay error or pairing answer read.
 const MAX_SMALL_BODY: usize = 64 * 1024;
 /// Pairs asked for when the shared pool is empty.
-pub const PAIRS_PER_PAIRING: usize = 5;
+pub(crate) const PAIRS_PER_PAIRING: usize = 5;
 
 /// Why an outbound exchange failed.
 #[derive(Debug)]
-pub enum OutboundError {
+pub(crate) enum OutboundError {
     /// The exchange with the remote relay failed (transport, protocol, relay error).
     Client(Error),
     /// The shared store failed.
@@ -82,7 +82,7 @@ impl From<pqrelay_protocol::Error> for OutboundError {
 
 /// One request to send: the plain head, how to seal it, the body.
 #[derive(Debug)]
-pub struct OutRequest {
+pub(crate) struct OutRequest {
     /// The method.
     pub method: Method,
     /// Origin-form path and query.
@@ -96,7 +96,7 @@ pub struct OutRequest {
 /// An opened answer. Read [`body`](Self::body) to the end, then call [`Remote::finish`] so the
 /// pair goes back to the shared pool (dropping it loses the pair, nothing else).
 #[derive(Debug)]
-pub struct Answer {
+pub(crate) struct Answer {
     /// The upstream's status.
     pub status: StatusCode,
     /// The decoded headers.
@@ -117,7 +117,7 @@ struct Lease {
 }
 
 /// The client of one remote relay.
-pub struct Remote {
+pub(crate) struct Remote {
     base: Uri,
     http: HttpClient,
     pairs: OutboundPairs,
@@ -153,7 +153,12 @@ async fn read_small(body: hyper::body::Incoming, context: &'static str) -> Resul
 
 impl Remote {
     /// The client of the relay at `base`; `max_in_flight` exchanges at once from this relay.
-    pub fn new(base: Uri, http: HttpClient, pairs: OutboundPairs, max_in_flight: usize) -> Remote {
+    pub(crate) fn new(
+        base: Uri,
+        http: HttpClient,
+        pairs: OutboundPairs,
+        max_in_flight: usize,
+    ) -> Remote {
         Remote {
             base,
             http,
@@ -393,7 +398,7 @@ impl Remote {
 
     /// Sends `req` with `body`, recovering from relay errors as §11 says (a replayable body is
     /// retried once on the re-paired pair). On success the pair stays leased in the answer.
-    pub async fn send(&self, req: &OutRequest, body: Body) -> Result<Answer, OutboundError> {
+    pub(crate) async fn send(&self, req: &OutRequest, body: Body) -> Result<Answer, OutboundError> {
         pqrelay_protocol::validate_origin_form(&req.target)
             .map_err(pqrelay_protocol::Error::from)?;
         let permit = (self.in_flight.clone().acquire_owned().await)
@@ -510,7 +515,7 @@ impl Remote {
 
     /// The answer's body was read to the end: its pair goes back to the shared pool.
     /// (An answer dropped instead loses its pair; the remote relay forgets it when idle.)
-    pub async fn finish(&self, answer: Answer) -> Result<(), StoreError> {
+    pub(crate) async fn finish(&self, answer: Answer) -> Result<(), StoreError> {
         let Lease { pair, session, .. } = answer.lease;
         self.pairs.give_back(&session, vec![pair]).await
     }
@@ -520,7 +525,7 @@ impl Remote {
 const UNSENT_RETRIES: usize = 3;
 /// Bytes of a streamed request body kept so that the request can be sent again when the
 /// connection fails early (a kept-alive connection the remote relay closed, e.g. restarted).
-pub const UNSENT_REPLAY: usize = 256 * 1024;
+pub(crate) const UNSENT_REPLAY: usize = 256 * 1024;
 
 /// A streamed request body that keeps what it yielded, up to [`UNSENT_REPLAY`] bytes: until
 /// then, and as long as it has not ended, it can be [taken back](Self::take_back) and sent

@@ -88,7 +88,7 @@ impl MemoryConfig {
 
 impl Default for MemoryConfig {
     fn default() -> Self {
-        MemoryConfig::new(crate::config::DEFAULT_MAX_POOL_SIZE)
+        MemoryConfig::new(crate::config::load::DEFAULT_MAX_POOL_SIZE)
     }
 }
 

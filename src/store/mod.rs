@@ -6,7 +6,9 @@
 //! opens the request's header block, then commits with [`PairStore::compare_and_set`]; losing
 //! the compare-and-set means another request used the pair concurrently (564).
 
+mod measured;
 pub mod memory;
+mod namespaced;
 pub mod outbound;
 pub mod outbound_memory;
 pub mod outbound_redis;
@@ -18,8 +20,13 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use pqrelay_protocol::{ClientId, PairId, ServerPair};
 
+pub use measured::MeasuredStore;
 pub use memory::{MemoryConfig, MemoryStore};
+pub use namespaced::NamespacedStore;
 pub use redis::{RedisConfig, RedisStore};
+
+use crate::config::Config;
+use crate::error::ErrorKind;
 
 /// A pair's state as read from a store, with the version a later compare-and-set checks.
 #[derive(Debug)]
@@ -66,6 +73,17 @@ impl std::fmt::Display for StoreError {
 }
 
 impl std::error::Error for StoreError {}
+
+impl StoreError {
+    /// The error row a refusal caused by this failure answers with: unreachable or full → 503
+    /// `state_store_unavailable`, unreadable state → 569 `repair_required`.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            StoreError::Unreadable => ErrorKind::REPAIR_REQUIRED,
+            _ => ErrorKind::STATE_STORE_UNAVAILABLE,
+        }
+    }
+}
 
 /// Where pair states live. Implementations are cheap to share (`Arc<dyn PairStore>`).
 #[async_trait]
@@ -140,6 +158,20 @@ impl StoreConfig {
         self.redis = Some(redis);
         self
     }
+
+    /// The store a configuration asks for: Redis when `REDIS_URL` is set (pair state sealed
+    /// with [`Config::state_secret`]), memory otherwise.
+    pub fn from_config(config: &Config) -> StoreConfig {
+        let base = StoreConfig::new(config.max_pool_size);
+        let Some(url) = &config.redis_url else {
+            return base;
+        };
+        let secret = config.state_secret().expose().as_bytes();
+        let mut redis = RedisConfig::new(url.expose(), config.redis_cluster, secret, &[]);
+        redis.timeout = config.redis_timeout;
+        redis.ca_file = config.redis_ca_file.clone();
+        base.with_redis(redis)
+    }
 }
 
 /// A store configuration that cannot work (the message names the setting, never a secret).
@@ -155,7 +187,7 @@ impl std::fmt::Display for StoreConfigError {
 impl std::error::Error for StoreConfigError {}
 
 /// Builds the configured store: Redis when [`StoreConfig::redis`] is set, else memory, inside a
-/// [`MeasuredStore`](crate::metrics::MeasuredStore) (metrics, recorded once enabled). Never
+/// [`MeasuredStore`] (metrics, recorded once enabled). Never
 /// contacts a server (Redis is connected on first use, and again whenever needed), so the relay
 /// starts while Redis is down. Call it from anywhere (no runtime needed).
 pub fn from_config(config: &StoreConfig) -> Result<Arc<dyn PairStore>, StoreConfigError> {
@@ -163,5 +195,5 @@ pub fn from_config(config: &StoreConfig) -> Result<Arc<dyn PairStore>, StoreConf
         Some(redis) => Arc::new(RedisStore::new(redis)?),
         None => Arc::new(MemoryStore::new(&config.memory)),
     };
-    Ok(Arc::new(crate::metrics::MeasuredStore::new(store)))
+    Ok(Arc::new(MeasuredStore::new(store)))
 }

@@ -48,8 +48,8 @@ use redis::{Cmd, Pipeline, RedisError, RedisFuture, Script, Value};
 use super::written::{Entry, Written};
 use super::{PairStore, StoreConfigError, StoreError, Stored, Version};
 
-/// Default time limit of one store operation (connecting included).
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Default time limit of one store operation (connecting included): `REDIS_TIMEOUT_MS`'s.
+pub const DEFAULT_TIMEOUT: Duration = crate::config::load::DEFAULT_REDIS_TIMEOUT;
 /// Prefix of every key: `pqrelay:1:{<b64(id)>}:<b64(pid)>`.
 pub const KEY_PREFIX: &str = "pqrelay:1:";
 

@@ -1,105 +1,43 @@
-//! Edge limits: what keeps a relay on the public edge from becoming a way in to the upstream,
-//! and keeps it serving when clients or upstreams misbehave (docs/SECURITY.md).
+//! The first guards of the public edge (docs/SECURITY.md): the client connection's timeouts,
+//! the size and shape of the request head, and the pairing rates.
 //!
-//! - [`Limits`]: sizes, timeouts and pairing rates, with their configuration keys and defaults.
-//! - [`guard_request`]: the first step of routing. Sets the client connection's idle timeout,
-//!   then refuses a request-target over `MAX_URL_BYTES` (414), header fields over
-//!   `MAX_HEADER_BYTES` (431) and any target that is not a plain origin-form path (400
-//!   `invalid_url`, see [`path_problem`]).
+//! - [`guard_request`]: sets the client connection's idle timeout, then refuses a
+//!   request-target over `MAX_URL_BYTES` (414), header fields over `MAX_HEADER_BYTES` (431) and
+//!   any target that is not a plain origin-form path (400 `invalid_url`, see [`path_problem`]).
 //! - [`path_problem`]: also applied to the decoded URL of an MTE request.
 //! - [`check_pairing_rate`]: pairing requests per client IP and per client id (429).
-//! - [`apply_upstream_timeouts`]: connect and read timeouts of every upstream peer (502/504).
 //!
 //! Pingora itself already refuses (400, connection closed) request heads over 1 MiB or with more
 //! than 256 fields, differing duplicate `Content-Length`s, a final `Transfer-Encoding` other
 //! than `chunked` (e.g. `xchunked`), `Transfer-Encoding` on HTTP/1.0, obs-fold and CONNECT; it
 //! drops `Content-Length` when `Transfer-Encoding` is present and re-writes every forwarded
 //! head itself (no byte of the client's head is copied upstream). The head read deadline is
-//! [`crate::head_deadline`].
+//! [`super::deadline`].
 
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use pingora_core::upstreams::peer::HttpPeer;
 use pingora_error::Result;
 use pingora_limits::rate::Rate;
 use pingora_proxy::Session;
 
-use crate::ctx::RequestCtx;
-use crate::error::ErrorKind;
-use crate::state::RelayState;
+use super::ctx::RequestCtx;
+use super::reply::refuse;
+use crate::config::Limits;
+use crate::error::{ErrorKind, Refusal};
 
-/// Default `MAX_HEADER_BYTES`: every header field (name, value, 4 bytes of framing) together.
-/// Room for a 16 KiB `x-mte-relay-eh` (PROTOCOL.md §12) plus ordinary headers and cookies.
-pub const DEFAULT_MAX_HEADER_BYTES: usize = 32 * 1024;
-/// Default `MAX_URL_BYTES`: the request-target as sent. A sealed 8 KiB URL is about 11 KiB.
-pub const DEFAULT_MAX_URL_BYTES: usize = 12 * 1024;
-/// Default `HEADER_TIMEOUT_MS`: a new connection's first request head must be complete by then.
-pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default `CLIENT_TIMEOUT_MS`: the longest wait for one read of a request body from, or one
-/// write of a response to, the client.
-pub const DEFAULT_CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
-/// Default `UPSTREAM_CONNECT_TIMEOUT_MS`.
-pub const DEFAULT_UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Default `UPSTREAM_READ_TIMEOUT_MS`: the longest wait for one read from (or write to) the
-/// upstream, so also the longest silence of a streamed response such as Server-Sent Events.
-pub const DEFAULT_UPSTREAM_READ_TIMEOUT: Duration = Duration::from_secs(60);
-/// Default `PAIR_RATE_PER_IP`: pairing requests per second from one client IP (room for a
-/// few clients behind one NAT re-pairing at once).
-pub const DEFAULT_PAIR_RATE_PER_IP: u32 = 50;
-/// Default `PAIR_RATE_PER_CLIENT`: pairing requests per second for one client id. A client
-/// whose relay restarted re-pairs each stale pair once (PROTOCOL.md §11): up to
-/// `MAX_POOL_SIZE` (25) requests in a burst must pass.
-pub const DEFAULT_PAIR_RATE_PER_CLIENT: u32 = 30;
 /// The window of the pairing rates, also the `Retry-After` of a 429.
-pub const RATE_WINDOW: Duration = Duration::from_secs(1);
-
-/// The edge limits of a relay (all configurable; see each default constant).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// `MAX_HEADER_BYTES`: the request's header fields together (431 beyond).
-    pub max_header_bytes: usize,
-    /// `MAX_URL_BYTES`: the request-target as sent (414 beyond).
-    pub max_url_bytes: usize,
-    /// `HEADER_TIMEOUT_MS`: a connection's first request head must arrive within this time.
-    pub header_timeout: Duration,
-    /// `CLIENT_TIMEOUT_MS`: idle limit of one body read from / response write to the client.
-    pub client_timeout: Duration,
-    /// `UPSTREAM_CONNECT_TIMEOUT_MS` (504 when it passes, 502 when refused).
-    pub upstream_connect_timeout: Duration,
-    /// `UPSTREAM_READ_TIMEOUT_MS`: idle limit of one read from / write to the upstream (504).
-    pub upstream_read_timeout: Duration,
-    /// `PAIR_RATE_PER_IP`: pairing requests per second per client IP; 0 = unlimited.
-    pub pair_rate_per_ip: u32,
-    /// `PAIR_RATE_PER_CLIENT`: pairing requests per second per client id; 0 = unlimited.
-    pub pair_rate_per_client: u32,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
-            max_url_bytes: DEFAULT_MAX_URL_BYTES,
-            header_timeout: DEFAULT_HEADER_TIMEOUT,
-            client_timeout: DEFAULT_CLIENT_TIMEOUT,
-            upstream_connect_timeout: DEFAULT_UPSTREAM_CONNECT_TIMEOUT,
-            upstream_read_timeout: DEFAULT_UPSTREAM_READ_TIMEOUT,
-            pair_rate_per_ip: DEFAULT_PAIR_RATE_PER_IP,
-            pair_rate_per_client: DEFAULT_PAIR_RATE_PER_CLIENT,
-        }
-    }
-}
+pub(crate) const RATE_WINDOW: Duration = Duration::from_secs(1);
 
 /// The first step of routing: client timeouts, then size and shape of the request head.
 /// `Ok(true)` when the relay answered with an error.
-pub async fn guard_request(
-    state: &RelayState,
+pub(crate) async fn guard_request(
+    limits: &Limits,
     session: &mut Session,
     ctx: &mut RequestCtx,
 ) -> Result<bool> {
-    let limits = &state.config.limits;
     session.set_read_timeout(Some(limits.client_timeout));
     session.set_write_timeout(Some(limits.client_timeout));
     let req = session.req_header();
@@ -109,8 +47,12 @@ pub async fn guard_request(
             "the request-target is {url_len} bytes; the limit is {} (MAX_URL_BYTES)",
             limits.max_url_bytes
         );
-        return crate::routes::send_error(state, session, ctx, ErrorKind::URI_TOO_LONG, &message)
-            .await;
+        return refuse(
+            session,
+            ctx,
+            &Refusal::new(ErrorKind::URI_TOO_LONG, message),
+        )
+        .await;
     }
     let header_bytes = header_bytes(req);
     if header_bytes > limits.max_header_bytes {
@@ -118,22 +60,22 @@ pub async fn guard_request(
             "the request headers are {header_bytes} bytes; the limit is {} (MAX_HEADER_BYTES)",
             limits.max_header_bytes
         );
-        let kind = ErrorKind::HEADERS_TOO_LARGE;
-        return crate::routes::send_error(state, session, ctx, kind, &message).await;
+        let refusal = Refusal::new(ErrorKind::HEADERS_TOO_LARGE, message);
+        return refuse(session, ctx, &refusal).await;
     }
     let problem = match std::str::from_utf8(req.raw_path()) {
         Ok(target) => path_problem(target),
         Err(_) => Some("the request-target is not ASCII"),
     };
     if let Some(why) = problem {
-        return crate::routes::send_error(state, session, ctx, ErrorKind::INVALID_URL, why).await;
+        return refuse(session, ctx, &Refusal::new(ErrorKind::INVALID_URL, why)).await;
     }
     Ok(false)
 }
 
 /// The size of the request's header fields as counted against `MAX_HEADER_BYTES`: name, value
 /// and 4 bytes (`: ` and CRLF) per field.
-pub fn header_bytes(req: &pingora_http::RequestHeader) -> usize {
+pub(crate) fn header_bytes(req: &pingora_http::RequestHeader) -> usize {
     req.headers
         .iter()
         .map(|(n, v)| n.as_str().len() + v.len() + 4)
@@ -149,7 +91,7 @@ pub fn header_bytes(req: &pingora_http::RequestHeader) -> usize {
 /// segment in any spelling (`.`, `..`, `%2e%2E`, `..;x`): an upstream that decodes or
 /// normalises those would serve another path than the one the relay matched
 /// (`/public/../admin` matches `/public/*`).
-pub fn path_problem(target: &str) -> Option<&'static str> {
+pub(crate) fn path_problem(target: &str) -> Option<&'static str> {
     let path = target.split_once('?').map_or(target, |(p, _)| p);
     if !path.starts_with('/') {
         return Some("the request-target must be an origin-form path (no scheme or authority)");
@@ -203,12 +145,12 @@ fn over_rate<K: Hash>(rate: &Rate, key: &K, limit: u32, what: &str, env: &str) -
 }
 
 /// Counts a pairing request from `ip` (always) and for `client` (once its id verified);
-/// `Err(message)` when either is over its rate (answer 429 with `Retry-After: 1`).
-pub fn check_pairing_rate(
+/// the 429 (with `Retry-After: 1`) when either is over its rate.
+pub(crate) fn check_pairing_rate(
     limits: &Limits,
     ip: Option<IpAddr>,
     client: Option<&[u8; 16]>,
-) -> Result<(), String> {
+) -> Result<(), Refusal> {
     let rates = &*PAIR_RATES;
     if let Some(ip) = ip {
         if let Some(m) = over_rate(
@@ -218,7 +160,7 @@ pub fn check_pairing_rate(
             "from this IP address",
             "PAIR_RATE_PER_IP",
         ) {
-            return Err(m);
+            return Err(rate_limited(m));
         }
     }
     if let Some(id) = client {
@@ -229,26 +171,22 @@ pub fn check_pairing_rate(
             "for this client id",
             "PAIR_RATE_PER_CLIENT",
         ) {
-            return Err(m);
+            return Err(rate_limited(m));
         }
     }
     Ok(())
 }
 
+fn rate_limited(message: String) -> Refusal {
+    Refusal::new(ErrorKind::RATE_LIMITED, message).retry_after(RATE_WINDOW.as_secs() as u32)
+}
+
 /// The client's IP address, if the connection has one.
-pub fn client_ip(session: &Session) -> Option<IpAddr> {
+pub(crate) fn client_ip(session: &Session) -> Option<IpAddr> {
     session
         .client_addr()
         .and_then(|a| a.as_inet())
         .map(|a| a.ip())
-}
-
-/// Sets the configured connect and read/write timeouts on an upstream peer.
-pub fn apply_upstream_timeouts(limits: &Limits, peer: &mut HttpPeer) {
-    peer.options.connection_timeout = Some(limits.upstream_connect_timeout);
-    peer.options.total_connection_timeout = Some(limits.upstream_connect_timeout);
-    peer.options.read_timeout = Some(limits.upstream_read_timeout);
-    peer.options.write_timeout = Some(limits.upstream_read_timeout);
 }
 
 #[cfg(test)]
@@ -307,13 +245,17 @@ mod tests {
             assert!(check_pairing_rate(&limits, Some(ip), None).is_ok());
         }
         let refused = check_pairing_rate(&limits, Some(ip), None).unwrap_err();
-        assert!(refused.contains("PAIR_RATE_PER_IP"), "{refused}");
+        assert!(refused.message.contains("PAIR_RATE_PER_IP"), "{refused:?}");
         let client = [9u8; 16];
         let other: IpAddr = "192.0.2.78".parse().unwrap();
         assert!(check_pairing_rate(&limits, Some(other), Some(&client)).is_ok());
         assert!(check_pairing_rate(&limits, None, Some(&client)).is_ok());
         let refused = check_pairing_rate(&limits, None, Some(&client)).unwrap_err();
-        assert!(refused.contains("PAIR_RATE_PER_CLIENT"), "{refused}");
+        assert!(
+            refused.message.contains("PAIR_RATE_PER_CLIENT"),
+            "{refused:?}"
+        );
+        assert_eq!(refused.retry_after, Some(1));
         let off = Limits {
             pair_rate_per_ip: 0,
             ..limits

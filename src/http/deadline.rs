@@ -30,14 +30,14 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
 /// A [`ServerApp`] whose connections must deliver their first request head in time.
-pub struct HeadDeadline<A> {
+pub(crate) struct HeadDeadline<A> {
     app: Arc<A>,
     timeout: Duration,
 }
 
 impl<A> HeadDeadline<A> {
     /// Wraps `app` (the Pingora HTTP proxy) with a first-head deadline of `timeout`.
-    pub fn new(app: A, timeout: Duration) -> HeadDeadline<A> {
+    pub(crate) fn new(app: A, timeout: Duration) -> HeadDeadline<A> {
         HeadDeadline {
             app: Arc::new(app),
             timeout,
@@ -62,7 +62,7 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for HeadDeadline<A> {
 }
 
 /// An accepted stream whose reads fail after a deadline until a request head was read.
-pub struct Guarded {
+pub(crate) struct Guarded {
     inner: Stream,
     /// `None` once a complete head was seen.
     deadline: Option<Pin<Box<Sleep>>>,
@@ -72,7 +72,7 @@ pub struct Guarded {
 
 impl Guarded {
     /// Guards `inner` with a deadline `timeout` from now.
-    pub fn new(inner: Stream, timeout: Duration) -> Guarded {
+    pub(crate) fn new(inner: Stream, timeout: Duration) -> Guarded {
         Guarded {
             inner,
             deadline: Some(Box::pin(tokio::time::sleep_until(Instant::now() + timeout))),

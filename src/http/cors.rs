@@ -9,23 +9,23 @@
 use http::header::{self, HeaderValue};
 use pingora_http::{RequestHeader, ResponseHeader};
 
-use crate::config::Config;
+use crate::config::SiteConfig;
 
 /// Response headers a browser script may read.
-pub const EXPOSED_HEADERS: &str =
+pub(crate) const EXPOSED_HEADERS: &str =
     "x-mte-relay, x-mte-relay-eh, x-mte-relay-info, x-mte-relay-error";
 /// How long a browser may cache a preflight answer, in seconds.
-pub const PREFLIGHT_MAX_AGE: u32 = 600;
+pub(crate) const PREFLIGHT_MAX_AGE: u32 = 600;
 
-/// The request's `Origin`, normalised, when it is in `CORS_ORIGINS`.
-pub fn allowed_origin(config: &Config, req: &RequestHeader) -> Option<String> {
+/// The request's `Origin`, normalised, when it is in the site's `CORS_ORIGINS`.
+pub(crate) fn allowed_origin(site: &SiteConfig, req: &RequestHeader) -> Option<String> {
     let origin = req.headers.get(header::ORIGIN)?.to_str().ok()?;
     let origin = origin.trim().to_ascii_lowercase();
-    config.cors_origins.contains(&origin).then_some(origin)
+    site.cors_origins.contains(&origin).then_some(origin)
 }
 
 /// `true` for a CORS preflight: OPTIONS with `Origin` and `Access-Control-Request-Method`.
-pub fn is_preflight(req: &RequestHeader) -> bool {
+pub(crate) fn is_preflight(req: &RequestHeader) -> bool {
     req.method == http::Method::OPTIONS
         && req.headers.contains_key(header::ORIGIN)
         && req
@@ -35,7 +35,7 @@ pub fn is_preflight(req: &RequestHeader) -> bool {
 
 /// Why a preflight is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PreflightRefusal {
+pub(crate) enum PreflightRefusal {
     /// The origin is not in `CORS_ORIGINS`.
     Origin,
     /// The requested method is not allowed.
@@ -43,8 +43,9 @@ pub enum PreflightRefusal {
 }
 
 /// Answers a preflight: the response headers (status 204) or why it is refused.
-pub fn preflight(
-    config: &Config,
+/// `methods` is `CORS_METHODS` (with OPTIONS and HEAD).
+pub(crate) fn preflight(
+    methods: &[String],
     req: &RequestHeader,
     origin: Option<&str>,
 ) -> Result<ResponseHeader, PreflightRefusal> {
@@ -55,11 +56,11 @@ pub fn preflight(
         .and_then(|v| v.to_str().ok())
         .map(|m| m.trim().to_ascii_uppercase())
         .unwrap_or_default();
-    if !config.cors_methods.contains(&method) {
+    if !methods.contains(&method) {
         return Err(PreflightRefusal::Method);
     }
     let mut resp = ResponseHeader::build(204, Some(8)).map_err(|_| PreflightRefusal::Method)?;
-    let methods = config.cors_methods.join(", ");
+    let methods = methods.join(", ");
     let _ = resp.insert_header(header::ACCESS_CONTROL_ALLOW_METHODS, methods);
     if let Some(h) = requested_headers(req) {
         let _ = resp.insert_header(header::ACCESS_CONTROL_ALLOW_HEADERS, h);
@@ -98,7 +99,7 @@ fn requested_headers(req: &RequestHeader) -> Option<String> {
 }
 
 /// Adds CORS headers for an allowed origin and `Vary: Origin` to any response.
-pub fn decorate(resp: &mut ResponseHeader, origin: Option<&str>) {
+pub(crate) fn decorate(resp: &mut ResponseHeader, origin: Option<&str>) {
     if let Some(origin) = origin.and_then(|o| HeaderValue::from_str(o).ok()) {
         let _ = resp.insert_header(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
         let _ = resp.insert_header(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, "true");

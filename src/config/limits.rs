@@ -1,0 +1,63 @@
+//! The relay's edge limits as configuration data: sizes, timeouts and pairing rates, with their
+//! defaults (docs/SECURITY.md says what each one answers and which test proves it).
+
+use std::time::Duration;
+
+/// Default `MAX_HEADER_BYTES`: every header field (name, value, 4 bytes of framing) together.
+/// Room for a 16 KiB `x-mte-relay-eh` (PROTOCOL.md §15) plus ordinary headers and cookies.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 32 * 1024;
+/// Default `MAX_URL_BYTES`: the request-target as sent. A sealed 8 KiB URL is about 11 KiB.
+pub const DEFAULT_MAX_URL_BYTES: usize = 12 * 1024;
+/// Default `HEADER_TIMEOUT_MS`: a request head must be complete by then.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default `CLIENT_TIMEOUT_MS`: the longest wait for one read of a request body from, or one
+/// write of a response to, the client.
+pub const DEFAULT_CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default `UPSTREAM_CONNECT_TIMEOUT_MS`.
+pub const DEFAULT_UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default `UPSTREAM_READ_TIMEOUT_MS`: the longest wait for one read from (or write to) the
+/// upstream, so also the longest silence of a streamed response such as Server-Sent Events.
+pub const DEFAULT_UPSTREAM_READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default `PAIR_RATE_PER_IP`: pairing requests per second from one client IP (room for a
+/// few clients behind one NAT re-pairing at once).
+pub const DEFAULT_PAIR_RATE_PER_IP: u32 = 50;
+/// Default `PAIR_RATE_PER_CLIENT`: pairing requests per second for one client id. A client
+/// whose relay restarted re-pairs each stale pair once (PROTOCOL.md §12): up to
+/// `MAX_POOL_SIZE` (25) requests in a burst must pass.
+pub const DEFAULT_PAIR_RATE_PER_CLIENT: u32 = 30;
+
+/// The edge limits of a relay (all configurable; see each default constant).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// `MAX_HEADER_BYTES`: the request's header fields together (431 beyond).
+    pub max_header_bytes: usize,
+    /// `MAX_URL_BYTES`: the request-target as sent (414 beyond).
+    pub max_url_bytes: usize,
+    /// `HEADER_TIMEOUT_MS`: a connection's request head must arrive within this time.
+    pub header_timeout: Duration,
+    /// `CLIENT_TIMEOUT_MS`: idle limit of one body read from / response write to the client.
+    pub client_timeout: Duration,
+    /// `UPSTREAM_CONNECT_TIMEOUT_MS` (504 when it passes, 502 when refused).
+    pub upstream_connect_timeout: Duration,
+    /// `UPSTREAM_READ_TIMEOUT_MS`: idle limit of one read from / write to the upstream (504).
+    pub upstream_read_timeout: Duration,
+    /// `PAIR_RATE_PER_IP`: pairing requests per second per client IP; 0 = unlimited.
+    pub pair_rate_per_ip: u32,
+    /// `PAIR_RATE_PER_CLIENT`: pairing requests per second per client id; 0 = unlimited.
+    pub pair_rate_per_client: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+            max_url_bytes: DEFAULT_MAX_URL_BYTES,
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            client_timeout: DEFAULT_CLIENT_TIMEOUT,
+            upstream_connect_timeout: DEFAULT_UPSTREAM_CONNECT_TIMEOUT,
+            upstream_read_timeout: DEFAULT_UPSTREAM_READ_TIMEOUT,
+            pair_rate_per_ip: DEFAULT_PAIR_RATE_PER_IP,
+            pair_rate_per_client: DEFAULT_PAIR_RATE_PER_CLIENT,
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! Sites: what serves a request's `Host`. Without `DOMAIN_MAP` there is one site, the relay's
+//! top-level settings; with it, one [`Site`] per host, each with its own client-id secrets,
+//! upstreams, routes and headers, and a view of the pair store namespaced by host
+//! ([`NamespacedStore`]) so that two sites never see each other's pairs.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use pqrelay_protocol::client_id::{self, ClientIdToken, VerifiedClientId};
+use pqrelay_protocol::{ClientId, ClientIdError};
+
+use crate::config::{Config, SiteConfig};
+use crate::store::{NamespacedStore, PairStore};
+use crate::upstream::Upstreams;
+
+/// Issues and verifies a site's client ids (PROTOCOL.md §3) with its current and previous
+/// secrets; the token format itself is the protocol crate's.
+pub(crate) struct ClientIds {
+    /// Current secret first, then the previous ones.
+    secrets: Vec<Vec<u8>>,
+}
+
+impl ClientIds {
+    /// A signer over the site's `CLIENT_ID_SECRET` and `CLIENT_ID_PREVIOUS_SECRETS`.
+    pub(crate) fn new(site: &SiteConfig) -> ClientIds {
+        let secrets = std::iter::once(&site.client_id_secret)
+            .chain(&site.client_id_previous_secrets)
+            .map(|s| s.expose().as_bytes().to_vec())
+            .collect();
+        ClientIds { secrets }
+    }
+
+    /// A fresh client id from the operating system's random generator, signed.
+    pub(crate) fn issue(&self) -> Result<ClientIdToken, getrandom::Error> {
+        let mut id = [0u8; 16];
+        getrandom::getrandom(&mut id)?;
+        Ok(client_id::issue(&self.secrets[0], ClientId(id)))
+    }
+
+    /// Verifies a token in constant time, current secret first; a token of a previous secret
+    /// comes back re-signed with the current one.
+    pub(crate) fn verify(&self, token: &ClientIdToken) -> Result<VerifiedClientId, ClientIdError> {
+        let secrets: Vec<&[u8]> = self.secrets.iter().map(Vec::as_slice).collect();
+        client_id::verify(&secrets, token)
+    }
+}
+
+/// One site's state.
+pub(crate) struct Site {
+    /// The `DOMAIN_MAP` host; `None` for the relay's top-level site.
+    pub host: Option<Arc<str>>,
+    /// The site's settings.
+    pub config: SiteConfig,
+    /// Its client ids.
+    pub client_ids: ClientIds,
+    /// Its upstream balancer.
+    pub upstreams: Upstreams,
+    /// Its pair store (namespaced by host for `DOMAIN_MAP` sites).
+    pub store: Arc<dyn PairStore>,
+}
+
+impl Site {
+    /// Builds a site: resolves its upstreams (blocking DNS, once).
+    pub(crate) fn new(
+        host: Option<&str>,
+        config: SiteConfig,
+        store: Arc<dyn PairStore>,
+    ) -> Result<Site, String> {
+        let upstreams = Upstreams::resolve(&config.upstream)?;
+        Ok(Site {
+            host: host.map(Arc::from),
+            client_ids: ClientIds::new(&config),
+            config,
+            upstreams,
+            store,
+        })
+    }
+}
+
+impl std::fmt::Debug for Site {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Site({})", self.host.as_deref().unwrap_or("*"))
+    }
+}
+
+/// The sites of a relay: the top-level one and those of `DOMAIN_MAP`.
+pub(crate) struct Sites {
+    /// The top-level site (every request when there is no `DOMAIN_MAP`).
+    pub top: Arc<Site>,
+    by_host: Option<HashMap<String, Arc<Site>>>,
+}
+
+/// Which site serves a request.
+pub(crate) enum Selection {
+    /// The site of the request's host (or the top-level site without `DOMAIN_MAP`).
+    Site(Arc<Site>),
+    /// `DOMAIN_MAP` is set and the host is not in it (421).
+    Unknown,
+}
+
+impl Sites {
+    /// Builds every site around one shared `store`.
+    pub(crate) fn build(config: &Config, store: &Arc<dyn PairStore>) -> Result<Sites, String> {
+        let top = Arc::new(Site::new(None, config.site.clone(), store.clone())?);
+        let by_host = match &config.domain_map {
+            None => None,
+            Some(map) => {
+                let mut by_host = HashMap::new();
+                for (host, site) in map {
+                    let store: Arc<dyn PairStore> =
+                        Arc::new(NamespacedStore::new(store.clone(), host));
+                    let site = Site::new(Some(host), site.clone(), store)
+                        .map_err(|e| format!("domainMap.{host}: {e}"))?;
+                    by_host.insert(host.clone(), Arc::new(site));
+                }
+                Some(by_host)
+            }
+        };
+        Ok(Sites { top, by_host })
+    }
+
+    /// The site for a request whose host (normalised with
+    /// [`crate::config::values::normalize_host`]) is `host`.
+    pub(crate) fn select(&self, host: Option<&str>) -> Selection {
+        let Some(by_host) = &self.by_host else {
+            return Selection::Site(self.top.clone());
+        };
+        match host.and_then(|h| by_host.get(h)) {
+            Some(site) => Selection::Site(site.clone()),
+            None => Selection::Unknown,
+        }
+    }
+
+    /// Every site, the top-level one first, then the hosts sorted.
+    pub(crate) fn all(&self) -> Vec<&Arc<Site>> {
+        let mut hosts: Vec<&Arc<Site>> = self.by_host.iter().flat_map(|m| m.values()).collect();
+        hosts.sort_by(|a, b| a.host.cmp(&b.host));
+        std::iter::once(&self.top).chain(hosts).collect()
+    }
+}
