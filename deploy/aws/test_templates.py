@@ -27,8 +27,9 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import yaml
 
@@ -75,7 +76,7 @@ CfnLoader.add_multi_constructor("!", _short_tag)
 def load(path: Path) -> dict[str, Any]:
     """The template as data (cached: treat it as read-only)."""
     with path.open() as f:
-        return yaml.load(f, Loader=CfnLoader)  # noqa: S506 - SafeLoader subclass
+        return yaml.load(f, Loader=CfnLoader)
 
 
 def resources(t: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
@@ -117,7 +118,7 @@ def user_data(t: dict[str, Any]) -> str:
 
 
 def heredoc(script: str, marker: str) -> list[str]:
-    m = re.search(rf"<<'{marker}'\n(.*?)\n{marker}\n", script, re.S)
+    m = re.search(rf"<<'{marker}'\n(.*?)\n{marker}\n", script, re.DOTALL)
     assert m, f"user data has no <<'{marker}' block"
     return [line for line in m.group(1).splitlines() if line.strip()]
 
@@ -169,7 +170,11 @@ def load_fields(bin_path: str, fields_json: str | None) -> None:
             _fields = json.loads(Path(fields_json).read_text())
             return
         r = subprocess.run(
-            [bin_path, "config-fields", "--json"], capture_output=True, text=True, timeout=30
+            [bin_path, "config-fields", "--json"],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
         if r.returncode != 0:
             _fields_error = (
@@ -203,7 +208,7 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 def get(url: str) -> tuple[int, bytes]:
     try:
-        with urllib.request.urlopen(url, timeout=3) as r:  # noqa: S310 - loopback only
+        with urllib.request.urlopen(url, timeout=3) as r:  # loopback only
             return r.status, r.read()
     except urllib.error.HTTPError as e:
         return e.code, e.read()
@@ -283,7 +288,12 @@ def resolve(t: dict[str, Any], v: Any) -> str:
 def check_config(bin_path: str, env: dict[str, str]) -> None:
     full = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env}
     r = subprocess.run(
-        [bin_path, "check-config"], env=full, capture_output=True, text=True, timeout=30
+        [bin_path, "check-config"],
+        check=False,
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert r.returncode == 0, f"check-config refused it: {r.stderr.strip()[-600:]}"
 
@@ -375,6 +385,14 @@ def sg_rules(t: dict[str, Any]) -> tuple[dict[str, str], dict[str, list[dict[str
     return names, rules
 
 
+def only_from(where: str, rules: list[dict[str, Any]], port: int, source: str) -> None:
+    assert rules, f"{where} admits nothing"
+    for r in rules:
+        assert (r["IpProtocol"], r["FromPort"], r["ToPort"]) == ("tcp", port, port), (where, r)
+        assert target(r.get("SourceSecurityGroupId")) == source, (where, r)
+        assert not {"CidrIp", "CidrIpv6", "SourcePrefixListId"} & set(r), (where, r)
+
+
 @test
 def security_groups_admit_only_the_group_in_front(args: argparse.Namespace) -> None:
     """3. Redis 6379 only from the service group, the service 8080 only from the ALB group."""
@@ -385,16 +403,11 @@ def security_groups_admit_only_the_group_in_front(args: argparse.Namespace) -> N
         by_name = {n: k for k, n in names.items()}
         alb, svc, redis = by_name[ALB_SG], by_name[SERVICE_SG], by_name[REDIS_SG]
 
-        def only_from(group: str, port: int, source: str) -> None:
-            assert rules[group], f"{path.name}: {names[group]} admits nothing"
-            for r in rules[group]:
-                assert (r["IpProtocol"], r["FromPort"], r["ToPort"]) == ("tcp", port, port), r
-                assert target(r.get("SourceSecurityGroupId")) == source, r
-                assert not {"CidrIp", "CidrIpv6", "SourcePrefixListId"} & set(r), r
-
-        only_from(redis, 6379, svc)
-        only_from(svc, 8080, alb)
-        public = {(r["IpProtocol"], r["FromPort"], r["ToPort"], r.get("CidrIp")) for r in rules[alb]}
+        only_from(f"{path.name} {names[redis]}", rules[redis], 6379, svc)
+        only_from(f"{path.name} {names[svc]}", rules[svc], 8080, alb)
+        public = {
+            (r["IpProtocol"], r["FromPort"], r["ToPort"], r.get("CidrIp")) for r in rules[alb]
+        }
         assert public == {("tcp", 80, 80, ANYWHERE), ("tcp", 443, 443, ANYWHERE)}, public
         # Each group is on the resource the guide puts it on.
         (rg,) = resources(t, "AWS::ElastiCache::ReplicationGroup").values()
@@ -403,10 +416,14 @@ def security_groups_admit_only_the_group_in_front(args: argparse.Namespace) -> N
         (lb,) = resources(t, "AWS::ElasticLoadBalancingV2::LoadBalancer").values()
         assert [target(g) for g in lb["Properties"]["SecurityGroups"]] == [alb]
         compute = [
-            *(s["Properties"]["NetworkConfiguration"]["AwsvpcConfiguration"]["SecurityGroups"]
-              for s in resources(t, "AWS::ECS::Service").values()),
-            *(lt["Properties"]["LaunchTemplateData"]["SecurityGroupIds"]
-              for lt in resources(t, "AWS::EC2::LaunchTemplate").values()),
+            *(
+                s["Properties"]["NetworkConfiguration"]["AwsvpcConfiguration"]["SecurityGroups"]
+                for s in resources(t, "AWS::ECS::Service").values()
+            ),
+            *(
+                lt["Properties"]["LaunchTemplateData"]["SecurityGroupIds"]
+                for lt in resources(t, "AWS::EC2::LaunchTemplate").values()
+            ),
         ]
         assert compute and all([target(g) for g in c] == [svc] for c in compute), compute
 
@@ -447,21 +464,29 @@ def task_definition_json_matches_the_stack(args: argparse.Namespace) -> None:
     for name, value in env.items():  # fixed values (not parameters) must be equal too
         if isinstance(value, str) and name not in ("UPSTREAM", "CORS_ORIGINS"):
             assert {e["name"]: e["value"] for e in jc["environment"]}[name] == value, name
-    assert [p["containerPort"] for p in jc["portMappings"]] == [
-        p["ContainerPort"] for p in c["PortMappings"]
-    ]
-    assert jc["user"] == c["User"] and jc["readonlyRootFilesystem"] == c["ReadonlyRootFilesystem"]
-    assert jc["logConfiguration"]["logDriver"] == c["LogConfiguration"]["LogDriver"] == "awslogs"
-    assert jc["healthCheck"]["command"] == c["HealthCheck"]["Command"]
-    assert jc["stopTimeout"] == c["StopTimeout"]
-    assert [m["containerPath"] for m in jc["mountPoints"]] == [
-        m["ContainerPath"] for m in c["MountPoints"]
-    ]
-    assert (j["cpu"], j["memory"]) == (
-        t["Parameters"]["TaskCpu"]["Default"],
-        t["Parameters"]["TaskMemory"]["Default"],
-    )
-    assert "TaskRoleArn" not in td["Properties"] and "taskRoleArn" not in j
+    pairs = {
+        "ports": (
+            [p["containerPort"] for p in jc["portMappings"]],
+            [p["ContainerPort"] for p in c["PortMappings"]],
+        ),
+        "user": (jc["user"], c["User"]),
+        "read-only root": (jc["readonlyRootFilesystem"], c["ReadonlyRootFilesystem"]),
+        "log driver": (jc["logConfiguration"]["logDriver"], c["LogConfiguration"]["LogDriver"]),
+        "health check": (jc["healthCheck"]["command"], c["HealthCheck"]["Command"]),
+        "stop timeout": (jc["stopTimeout"], c["StopTimeout"]),
+        "mounts": (
+            [m["containerPath"] for m in jc["mountPoints"]],
+            [m["ContainerPath"] for m in c["MountPoints"]],
+        ),
+        "size": (
+            (j["cpu"], j["memory"]),
+            (t["Parameters"]["TaskCpu"]["Default"], t["Parameters"]["TaskMemory"]["Default"]),
+        ),
+        "task role": ("taskRoleArn" in j, "TaskRoleArn" in td["Properties"]),
+    }
+    for what, (in_json, in_stack) in pairs.items():
+        assert in_json == in_stack, f"{what}: task-definition.json {in_json} != stack {in_stack}"
+    assert c["LogConfiguration"]["LogDriver"] == "awslogs" and "TaskRoleArn" not in td["Properties"]
 
 
 def statements(t: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -500,7 +525,9 @@ def iam_is_least_privilege(args: argparse.Namespace) -> None:
                 refs = {target(r) for r in as_list(s["Resource"])}
                 assert refs <= sm, f"{role}: reads something other than this stack's secrets"
                 readable |= refs
-        assert readable == relay_secrets, f"{path.name}: readable {readable} != used {relay_secrets}"
+        assert readable == relay_secrets, (
+            f"{path.name}: readable {readable} != used {relay_secrets}"
+        )
         for k, r in resources(t, "AWS::IAM::Role").items():
             for arn in r["Properties"].get("ManagedPolicyArns", []):
                 name = arn["Fn::Sub"].rsplit("/", 1)[1] if isinstance(arn, dict) else arn
@@ -548,8 +575,10 @@ def relay_accepts_each_stack_configuration(args: argparse.Namespace) -> None:
     check_config(args.bin, env)
     t = load(EC2)
     plain2, secret2 = ec2_env(t)
-    env = {k: re.sub(r"\$\{([A-Za-z0-9:]+)\}", lambda m: resolve(t, {"Ref": m.group(1)}), v)
-           for k, v in plain2.items()}
+    env = {
+        k: re.sub(r"\$\{([A-Za-z0-9:]+)\}", lambda m: resolve(t, {"Ref": m.group(1)}), v)
+        for k, v in plain2.items()
+    }
     env |= {k: sample_secret(t, placeholder(v)) for k, v in secret2.items()}
     with tempfile.TemporaryDirectory() as tmp:  # the unit's own PID_FILE/UPGRADE_SOCK
         check_config(args.bin, env | {"PID_FILE": f"{tmp}/p.pid", "UPGRADE_SOCK": f"{tmp}/u.sock"})
@@ -617,7 +646,9 @@ def outputs_and_exceptions_are_documented(args: argparse.Namespace) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--fields-json", metavar="FILE", help="field table instead of BIN config-fields")
+    ap.add_argument(
+        "--fields-json", metavar="FILE", help="field table instead of BIN config-fields"
+    )
     ap.add_argument("bin", metavar="BIN", help="the pqrelay binary")
     args = ap.parse_args()
     load_fields(args.bin, args.fields_json)
