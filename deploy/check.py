@@ -36,6 +36,14 @@ try:
 except ImportError:  # pragma: no cover - reported below
     yaml = None
 
+if yaml is not None:
+
+    class SyntaxLoader(yaml.SafeLoader):
+        """Safe loading that also accepts CloudFormation's short tags (`!Ref`, `!Sub`, ...) in
+        aws/*.yaml; deploy/aws/check.sh checks those templates in depth."""
+
+    SyntaxLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
+
 failures: list[str] = []
 
 
@@ -67,7 +75,8 @@ def load_syntax() -> tuple[dict[Path, object], dict[Path, list[object]]]:
         return jsons, yamls
     for path in paths:
         try:
-            yamls[path] = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
+            docs = yaml.load_all(path.read_text(), Loader=SyntaxLoader)
+            yamls[path] = [d for d in docs if d is not None]
             ok(f"{path.relative_to(DEPLOY)}: YAML syntax")
         except yaml.YAMLError as e:
             fail(f"{path.relative_to(DEPLOY)}: {e}")
