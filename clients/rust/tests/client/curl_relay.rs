@@ -1,10 +1,8 @@
 //! `pqrelay-curl` (the built binary) against the real relay and the real demo upstream.
 
-mod common;
-
 use std::process::{Command, Output};
 
-use common::{sha256_hex, Relay, Upstream};
+use pqrelay_testkit::{pattern, sha256_hex, Relay, Upstream};
 
 fn curl(args: &[&str]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_pqrelay-curl"))
@@ -27,8 +25,8 @@ fn text(b: &[u8]) -> String {
 #[test]
 fn curl_against_the_real_relay() {
     let upstream = Upstream::start();
-    let relay = Relay::start(&upstream, &[]);
-    let login = relay.url() + "/login";
+    let relay = Relay::start(&upstream.url(), &[]);
+    let login = relay.url("/login");
     let login_args = [
         "-X",
         "POST",
@@ -45,7 +43,7 @@ fn curl_against_the_real_relay() {
     assert_eq!(v["message"], "Welcome, a!");
 
     // -i: the decoded status line and headers (sealed on the wire) before the body.
-    let out = curl(&["-i", &(relay.url() + "/echo?msg=hi")]);
+    let out = curl(&["-i", &relay.url("/echo?msg=hi")]);
     let stdout = text(&out.stdout);
     assert!(stdout.starts_with("HTTP/1.1 200 OK\r\n"), "{stdout}");
     let (head, body) = stdout.split_once("\r\n\r\n").expect("head and body");
@@ -81,11 +79,11 @@ fn curl_against_the_real_relay() {
     assert!(text(&out.stdout).contains("Welcome, a!"));
 
     // --data-binary @file: 3 MiB streamed from the file (sized), hashed by the upstream.
-    let data: Vec<u8> = (0..3 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+    let data = pattern(3 * 1024 * 1024);
     let file = std::env::temp_dir().join(format!("pqrelay-curl-upload-{}", std::process::id()));
     std::fs::write(&file, &data).unwrap();
     let arg = format!("@{}", file.display());
-    let out = curl(&["--data-binary", &arg, &(relay.url() + "/upload")]);
+    let out = curl(&["--data-binary", &arg, &relay.url("/upload")]);
     let _ = std::fs::remove_file(&file);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON answer");
     assert_eq!(v["size"], data.len());

@@ -1,5 +1,4 @@
 //! The `pqrelay-curl` argument parser.
-#![cfg(feature = "cli")]
 
 use clap::Parser as _;
 use pqrelay_client::curl::{parse_header, Args, BodySource};

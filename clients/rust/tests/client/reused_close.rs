@@ -4,16 +4,16 @@
 //! front of the real relay cuts exactly one request of the armed kind; the tests send until
 //! it did (whether hyper reuses a connection or opens one is its pool's choice).
 
-mod common;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use common::{recorder, sha256_hex, Relay, Upstream};
 use pqrelay_client::pqrelay_protocol::RelayHeader;
 use pqrelay_client::{Error, HttpOptions, RelayClient, StatusCode, WireEvent};
+use pqrelay_testkit::{sha256_hex, Relay, Upstream};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
+
+use crate::util::recorder;
 
 /// What the forwarder does to the next request of a kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -151,7 +151,7 @@ async fn upload_until_cut(client: &RelayClient, cutter: &Cutter) -> Result<(), E
 /// The relay and upstream behind a forwarder, and a client of one pair through it.
 async fn setup(options: HttpOptions) -> (Upstream, Relay, Cutter, RelayClient, Log) {
     let upstream = Upstream::start();
-    let relay = Relay::start(&upstream, &[]);
+    let relay = Relay::start(&upstream.url(), &[]);
     let cutter = Cutter::start(relay.port).await;
     let (log, observer) = recorder();
     let client = RelayClient::builder(cutter.url())

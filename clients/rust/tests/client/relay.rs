@@ -2,11 +2,11 @@
 //! round trip as the wire shows it, recovery after a relay restart lost every pair, streamed
 //! bodies, concurrency within the pool bound, token rotation, and a server that is no relay.
 
-mod common;
-
 use bytes::Bytes;
-use common::{recorder, sha256_hex, Relay, Tap, Upstream, NEW_SECRET, SECRET};
 use pqrelay_client::{Body, Error, Method, RelayClient, StatusCode, WireEvent};
+use pqrelay_testkit::{sha256_hex, Relay, Tap, Upstream, SECRET};
+
+use crate::util::{recorder, NEW_SECRET};
 
 /// `GET path`, expecting 200, body read to the end.
 async fn get_ok(client: &RelayClient, path: &str) -> Bytes {
@@ -48,7 +48,7 @@ async fn concurrent_requests(client: &RelayClient, n: usize) {
 #[tokio::test]
 async fn relay_round_trip_shows_no_plain_path_header_or_body_on_the_wire() {
     let upstream = Upstream::start();
-    let relay = Relay::start(&upstream, &[]);
+    let relay = Relay::start(&upstream.url(), &[]);
     let tap = Tap::start(relay.port).await;
     let (log, observer) = recorder();
     let client = RelayClient::builder(tap.url())
@@ -135,9 +135,9 @@ async fn relay_round_trip_shows_no_plain_path_header_or_body_on_the_wire() {
 async fn relay_restart_every_request_recovers_on_its_repaired_pair() {
     const PAIRS: usize = 5;
     let upstream = Upstream::start();
-    let relay = Relay::start(&upstream, &[]);
+    let relay = Relay::start(&upstream.url(), &[]);
     let (log, observer) = recorder();
-    let client = RelayClient::builder(relay.url())
+    let client = RelayClient::builder(relay.url(""))
         .pairs(PAIRS)
         .max_pairs(PAIRS)
         .observer(observer)
@@ -149,7 +149,7 @@ async fn relay_restart_every_request_recovers_on_its_repaired_pair() {
 
     // A restarted memory relay has lost every pair (563 for each). Twice as many concurrent
     // requests as pairs: each stale pair costs one re-pairing, and every caller succeeds.
-    let relay = relay.restart(&upstream, &[]).await;
+    let relay = relay.restart(&upstream.url(), &[]).await;
     log.lock().unwrap().clear();
     concurrent_requests(&client, 2 * PAIRS).await;
     let after = client.stats();
@@ -186,7 +186,7 @@ async fn relay_restart_every_request_recovers_on_its_repaired_pair() {
     }
 
     // A streamed body cannot be replayed: the client re-pairs but reports a clear error.
-    let relay = relay.restart(&upstream, &[]).await;
+    let relay = relay.restart(&upstream.url(), &[]).await;
     let stream = futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(b"abc"))]);
     let err = client
         .post("/upload")
@@ -210,9 +210,9 @@ async fn relay_restart_every_request_recovers_on_its_repaired_pair() {
 #[tokio::test]
 async fn relay_streamed_bodies_sized_and_chunked() {
     let upstream = Upstream::start();
-    let relay = Relay::start(&upstream, &[]);
+    let relay = Relay::start(&upstream.url(), &[]);
     let (log, observer) = recorder();
-    let client = RelayClient::builder(relay.url())
+    let client = RelayClient::builder(relay.url(""))
         .observer(observer)
         .build()
         .unwrap();
@@ -242,9 +242,9 @@ async fn relay_streamed_bodies_sized_and_chunked() {
 #[tokio::test]
 async fn relay_40_concurrent_requests_within_8_pairs() {
     let upstream = Upstream::start();
-    let relay = Relay::start(&upstream, &[]);
+    let relay = Relay::start(&upstream.url(), &[]);
     let (log, observer) = recorder();
-    let client = RelayClient::builder(relay.url())
+    let client = RelayClient::builder(relay.url(""))
         .pairs(3)
         .max_pairs(8)
         .observer(observer)
@@ -266,8 +266,8 @@ async fn relay_40_concurrent_requests_within_8_pairs() {
 #[tokio::test]
 async fn relay_rotated_secret_the_client_stores_the_re_signed_token() {
     let upstream = Upstream::start();
-    let relay = Relay::start(&upstream, &[]);
-    let client = RelayClient::builder(relay.url()).build().unwrap();
+    let relay = Relay::start(&upstream.url(), &[]);
+    let client = RelayClient::builder(relay.url("")).build().unwrap();
     get_ok(&client, "/echo?msg=a").await;
     let before = client.token().unwrap();
 
@@ -275,7 +275,7 @@ async fn relay_rotated_secret_the_client_stores_the_re_signed_token() {
     // request is answered after one re-pairing, whose answer carries the re-signed token.
     let relay = relay
         .restart(
-            &upstream,
+            &upstream.url(),
             &[
                 ("CLIENT_ID_SECRET", NEW_SECRET),
                 ("CLIENT_ID_PREVIOUS_SECRETS", SECRET),
@@ -295,7 +295,7 @@ async fn relay_rotated_secret_the_client_stores_the_re_signed_token() {
     assert_eq!(stats.pool.pairs_repaired, 1);
     // The stored token is the current one: a fresh client presenting it keeps the same id
     // and is not re-signed again.
-    let again = RelayClient::builder(relay.url())
+    let again = RelayClient::builder(relay.url(""))
         .token(after.clone())
         .build()
         .unwrap();
