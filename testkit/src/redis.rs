@@ -10,15 +10,20 @@ use crate::{free_port, Proc, TempDir};
 /// How long [`RedisCluster::start`] waits for `cluster_state:ok`.
 const CLUSTER_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Whether `program` (`redis-server`, `redis-cli`) runs here (`<program> --version`).
-pub fn available(program: &str) -> bool {
-    Command::new(program)
+/// Whether `program` (`redis-server`, `redis-cli`) cannot be run here (`<program> --version`
+/// fails); if so, says on stderr that the calling test is skipped. Use:
+/// `if redis::missing("redis-server") { return; }`.
+pub fn missing(program: &str) -> bool {
+    let runs = Command::new(program)
         .arg("--version")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
+        .is_ok_and(|s| s.success());
+    if !runs {
+        eprintln!("skipped: {program} is not installed");
+    }
+    !runs
 }
 
 /// A `redis-server` command for 127.0.0.1:`port` without persistence, its files in `dir`,

@@ -223,8 +223,7 @@ async fn clients_vanishing_mid_transfer_leave_nothing_behind_with_memory_state()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_vanishing_mid_transfer_leave_nothing_behind_with_redis_state() {
-    if !pqrelay_testkit::redis::available("redis-server") {
-        eprintln!("redis-server not installed: skipped");
+    if pqrelay_testkit::redis::missing("redis-server") {
         return;
     }
     let redis = RedisServer::start();

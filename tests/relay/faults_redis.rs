@@ -33,8 +33,7 @@ async fn ready_status(relay: &Relay) -> u16 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_killed_and_restarted_empty_under_load() {
     let _turn = machine::heavy();
-    if !pqrelay_testkit::redis::available("redis-server") {
-        eprintln!("redis-server not installed: skipped");
+    if pqrelay_testkit::redis::missing("redis-server") {
         return;
     }
     let mut redis = RedisServer::start();

@@ -414,8 +414,7 @@ async fn redis_tls_round_trip() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_cluster_round_trip_race_and_slots() {
-    if !pqrelay_testkit::redis::available("redis-cli") {
-        eprintln!("skipped: redis-cli is not installed (needed to create a cluster)");
+    if pqrelay_testkit::redis::missing("redis-cli") {
         return;
     }
     let cluster = RedisCluster::start();
