@@ -1,4 +1,4 @@
-//! Pieces of the byte-level fuzz test of the relay binary (`tests/fuzz_relay.rs`): a seeded
+//! Pieces of the byte-level fuzz test of the relay binary (the `fuzz_relay` module): a seeded
 //! PRNG, byte mutators, a raw-TCP exchange and a strict check of what comes back.
 
 use std::time::{Duration, Instant};
