@@ -5,9 +5,9 @@
 //! beside its own file's tests; these locks keep that: heavy tests run one at a time, and a
 //! timed test never runs beside a heavy one. Light tests take no lock.
 //!
-//! Take the guard first in the test (before starting processes) and hold it to the end; take
-//! at most one per test (a timed test waiting behind a queued heavy one would deadlock on a
-//! second guard).
+//! Take the guard before the part that loads, measures or times and hold it to the end of the
+//! test; take at most one per test (a timed test waiting behind a queued heavy one would
+//! deadlock on a second guard).
 
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
