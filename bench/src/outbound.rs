@@ -18,10 +18,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use bytes::Bytes;
 use http_body_util::BodyExt as _;
-use nix::sys::signal::Signal;
 use pqrelay_client::{full_body, HttpClient, Method, RelayClient};
+use pqrelay_testkit::{clean_command, free_port, Proc, Signal, TempDir};
 
-use crate::procs::{free_port, start_redis, Proc, TempDir};
+use crate::procs::{start_redis, READY_TIMEOUT};
 use crate::suite::{http_ok, plain_client};
 
 const TOKEN: &str = "pqrelay-bench-outbound-token-0123456789";
@@ -49,19 +49,17 @@ fn summary(mut v: Vec<Duration>) -> Summary {
 /// Starts `cmd`, waits for `GET <base><ready>` to answer 200.
 async fn start(dir: &TempDir, name: &str, cmd: &mut Command, port: u16) -> anyhow::Result<Proc> {
     let log = dir.path().join(format!("{name}.log"));
-    let mut p = Proc::spawn(name, cmd, log, Signal::SIGINT)?;
+    let mut p = Proc::spawn_group(name, cmd, log, Signal::SIGINT)?;
     let http = plain_client(2)?;
     let url = format!("http://127.0.0.1:{port}/health");
-    p.wait_ready(|| http_ok(&http, &url)).await?;
+    p.wait_ready(READY_TIMEOUT, || http_ok(&http, &url)).await?;
     Ok(p)
 }
 
 /// A relay on `port` in front of `upstream` (pass-through `/health` for readiness).
 fn relay(relay_bin: &PathBuf, port: u16, upstream: &str, env: &[(&str, String)]) -> Command {
-    let mut cmd = Command::new(relay_bin);
-    cmd.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("UPSTREAM", upstream)
+    let mut cmd = clean_command(relay_bin);
+    cmd.env("UPSTREAM", upstream)
         .env("CLIENT_ID_SECRET", SECRET)
         .env("CORS_ORIGINS", "http://localhost")
         .env("HOST", "127.0.0.1")
@@ -97,10 +95,10 @@ async fn plain(
 /// With `redis`, relays A and B keep their state (B's pairs, A's outbound pool) in one
 /// redis-server.
 pub(crate) async fn run(relay_bin: PathBuf, requests: usize, redis: bool) -> anyhow::Result<()> {
-    let dir = TempDir::new()?;
-    let (up_port, b_port, a_port) = (free_port()?, free_port()?, free_port()?);
+    let dir = TempDir::new("pqrelay-bench")?;
+    let (up_port, b_port, a_port) = (free_port(), free_port(), free_port());
     let (_redis, store) = if redis {
-        let port = free_port()?;
+        let port = free_port();
         let proc = start_redis(&dir, port, "redis.log", Signal::SIGTERM).await?;
         (
             Some(proc),

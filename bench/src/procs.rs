@@ -1,180 +1,21 @@
-//! Child processes of a benchmark run: the fast upstream, nginx, redis-server and relays.
+//! Child processes of a benchmark run: the fast upstream, nginx, redis-server and relays, and
+//! their CPU use.
 //!
-//! Every child gets its own process group, its output goes to a log file in the run's
-//! temporary directory, and it is stopped (the whole group: nginx's workers too) when its
-//! [`Proc`] is dropped, so an error, a panic or Ctrl-C in the runner leaves nothing behind.
+//! Processes are `pqrelay_testkit::Proc`s started with `Proc::spawn_group`: every child gets
+//! its own process group, its output goes to a log file in the run's temporary directory
+//! (`pqrelay_testkit::TempDir`), and it is stopped (the whole group: nginx's workers too) when
+//! dropped, so an error, a panic or Ctrl-C in the runner leaves nothing behind. What is the
+//! bench's own stays here: readiness time, redis-server with the bench's log names, CPU
+//! readings and nginx's configuration.
 
-use std::fs::File;
-use std::net::{SocketAddr, TcpListener};
-use std::os::unix::process::CommandExt as _;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
-use anyhow::{bail, Context as _};
-use nix::sys::signal::{killpg, Signal};
-use nix::unistd::Pid;
+use pqrelay_testkit::{redis, tcp_open, Proc, Signal, TempDir};
 
 /// How long a child may take to become ready.
-const READY_TIMEOUT: Duration = Duration::from_secs(20);
-/// How long a child may take to exit after its stop signal before it is killed.
-const STOP_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// A temporary directory removed on drop.
-pub(crate) struct TempDir {
-    path: PathBuf,
-}
-
-impl TempDir {
-    /// Creates `$TMPDIR/pqrelay-bench-<pid>`.
-    pub(crate) fn new() -> anyhow::Result<Self> {
-        let path = std::env::temp_dir().join(format!("pqrelay-bench-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
-        Ok(Self { path })
-    }
-
-    /// The directory.
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
-    }
-}
-
-/// A free port on 127.0.0.1 (bound, read, released).
-pub(crate) fn free_port() -> anyhow::Result<u16> {
-    let l = TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
-    Ok(l.local_addr()?.port())
-}
-
-/// A running child process, stopped on drop.
-pub(crate) struct Proc {
-    name: String,
-    child: Child,
-    stop_signal: Signal,
-    log: PathBuf,
-    stopped: bool,
-}
-
-impl Proc {
-    /// Starts `cmd` in its own process group with stdout and stderr appended to `log`.
-    pub(crate) fn spawn(
-        name: &str,
-        cmd: &mut Command,
-        log: PathBuf,
-        stop_signal: Signal,
-    ) -> anyhow::Result<Self> {
-        let out = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
-        let err = out.try_clone()?;
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .process_group(0)
-            .spawn()
-            .with_context(|| format!("starting {name} ({:?})", cmd.get_program()))?;
-        Ok(Self {
-            name: name.to_owned(),
-            child,
-            stop_signal,
-            log,
-            stopped: false,
-        })
-    }
-
-    /// The process id.
-    pub(crate) fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// The name given at spawn.
-    pub(crate) fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// Fails (with the log's tail) if the process has exited.
-    pub(crate) fn check_alive(&mut self) -> anyhow::Result<()> {
-        if let Some(status) = self.child.try_wait()? {
-            bail!(
-                "{} exited ({status}); last lines of {}:\n{}",
-                self.name,
-                self.log.display(),
-                self.log_tail(20)
-            );
-        }
-        Ok(())
-    }
-
-    /// The last `n` lines of the log.
-    pub(crate) fn log_tail(&self, n: usize) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(n)..].join("\n")
-    }
-
-    /// A `/proc/<pid>/status` field in KiB (`VmRSS`, `VmHWM`).
-    pub(crate) fn status_kib(&self, field: &str) -> Option<u64> {
-        proc_status_kib(self.pid(), field)
-    }
-
-    /// Waits until `probe` succeeds, failing if the process exits or [`READY_TIMEOUT`] passes.
-    pub(crate) async fn wait_ready<F, Fut>(&mut self, mut probe: F) -> anyhow::Result<()>
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = bool>,
-    {
-        let start = Instant::now();
-        loop {
-            self.check_alive()?;
-            if probe().await {
-                return Ok(());
-            }
-            if start.elapsed() > READY_TIMEOUT {
-                bail!(
-                    "{} not ready after {READY_TIMEOUT:?}; last lines of {}:\n{}",
-                    self.name,
-                    self.log.display(),
-                    self.log_tail(20)
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// Sends the stop signal to the process group, waits up to [`STOP_TIMEOUT`], then kills
-    /// the group. Idempotent.
-    pub(crate) fn stop(&mut self) {
-        if self.stopped {
-            return;
-        }
-        self.stopped = true;
-        let pgid = Pid::from_raw(self.child.id() as i32);
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = killpg(pgid, self.stop_signal);
-            let start = Instant::now();
-            while start.elapsed() < STOP_TIMEOUT {
-                if self.child.try_wait().ok().flatten().is_some() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        // Whatever is left of the group (a lingering nginx worker, a stuck child) goes now.
-        let _ = killpg(pgid, Signal::SIGKILL);
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
+pub(crate) const READY_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A redis-server without persistence on 127.0.0.1:`port`, logging to `log` in `dir` and
 /// stopped with `stop` when dropped, once it accepts connections.
@@ -184,31 +25,11 @@ pub(crate) async fn start_redis(
     log: &str,
     stop: Signal,
 ) -> anyhow::Result<Proc> {
-    let mut cmd = Command::new("redis-server");
-    cmd.current_dir(dir.path()).args([
-        "--port",
-        &port.to_string(),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--daemonize",
-        "no",
-    ]);
-    let mut p = Proc::spawn("redis", &mut cmd, dir.path().join(log), stop)?;
+    let mut cmd = redis::command(dir.path(), port);
+    let mut p = Proc::spawn_group("redis", &mut cmd, dir.path().join(log), stop)?;
     let addr = ([127, 0, 0, 1], port).into();
-    p.wait_ready(|| tcp_open(addr)).await?;
+    p.wait_ready(READY_TIMEOUT, || tcp_open(addr)).await?;
     Ok(p)
-}
-
-/// A `/proc/<pid>/status` field in KiB.
-pub(crate) fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 /// CPU seconds (user + system) used by `pid` and its live children (nginx's workers).
@@ -258,16 +79,6 @@ fn clock_ticks() -> f64 {
             .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
             .unwrap_or(100.0)
     })
-}
-
-/// True when a TCP connection to `addr` succeeds.
-pub(crate) async fn tcp_open(addr: SocketAddr) -> bool {
-    tokio::time::timeout(
-        Duration::from_millis(500),
-        tokio::net::TcpStream::connect(addr),
-    )
-    .await
-    .is_ok_and(|r| r.is_ok())
 }
 
 /// The nginx configuration of a plain reverse proxy to `upstream_port`: `workers` worker

@@ -22,12 +22,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use bytes::Bytes;
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
 use pqrelay_client::{HttpClient, RelayClient};
+use pqrelay_testkit::{clean_command, free_port, proc_status_kib, tcp_open, Proc, Signal, TempDir};
 use sha2::Digest as _;
 
-use crate::procs::{free_port, proc_status_kib, start_redis, tcp_open, Proc, TempDir};
+use crate::procs::{start_redis, READY_TIMEOUT};
 use crate::suite::{http_ok, plain_client};
 
 /// The client id secret of the soak relay.
@@ -286,12 +285,12 @@ struct Lab {
 
 impl Lab {
     async fn start(o: &Options) -> anyhow::Result<Lab> {
-        let dir = TempDir::new()?;
-        let redis_port = free_port()?;
+        let dir = TempDir::new("pqrelay-bench")?;
+        let redis_port = free_port();
         // SIGKILL when dropped: stopping it is a crash, not a shutdown.
         let redis = start_redis(&dir, redis_port, "redis-0.log", Signal::SIGKILL).await?;
-        let upstream_port = free_port()?;
-        let mut upstream = Proc::spawn(
+        let upstream_port = free_port();
+        let mut upstream = Proc::spawn_group(
             "demo-upstream",
             Command::new(&o.relay_bin).args([
                 "demo-upstream",
@@ -302,8 +301,10 @@ impl Lab {
             Signal::SIGTERM,
         )?;
         let addr = ([127, 0, 0, 1], upstream_port).into();
-        upstream.wait_ready(|| tcp_open(addr)).await?;
-        let relay_port = free_port()?;
+        upstream
+            .wait_ready(READY_TIMEOUT, || tcp_open(addr))
+            .await?;
+        let relay_port = free_port();
         let d = dir.path().display().to_string();
         let env: Vec<(String, String)> = [
             ("UPSTREAM", format!("http://127.0.0.1:{upstream_port}")),
@@ -343,7 +344,10 @@ impl Lab {
     async fn wait_relay_ready(&mut self) -> anyhow::Result<()> {
         let http = plain_client(2)?;
         let url = format!("{}/api/mte-ready", self.base());
-        self.relay.wait_ready(|| http_ok(&http, &url)).await
+        self.relay
+            .wait_ready(READY_TIMEOUT, || http_ok(&http, &url))
+            .await?;
+        Ok(())
     }
 
     /// Kills Redis (SIGKILL: its data is gone), keeps it down for [`OUTAGE`], starts it
@@ -380,7 +384,7 @@ impl Lab {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let mut old = std::mem::replace(&mut self.relay, new);
-        kill(Pid::from_raw(old.pid() as i32), Signal::SIGQUIT).context("SIGQUIT")?;
+        old.signal(Signal::SIGQUIT)?;
         while old.check_alive().is_ok() {
             if started.elapsed() > Duration::from_secs(60) {
                 bail!("the old relay did not exit within 60 s");
@@ -398,14 +402,12 @@ fn spawn_relay(
     log: PathBuf,
     upgrade: bool,
 ) -> anyhow::Result<Proc> {
-    let mut cmd = Command::new(bin);
-    cmd.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let mut cmd = clean_command(bin);
+    cmd.envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     if upgrade {
         cmd.arg("-u");
     }
-    Proc::spawn("relay", &mut cmd, log, Signal::SIGINT)
+    Ok(Proc::spawn_group("relay", &mut cmd, log, Signal::SIGINT)?)
 }
 
 /// One worker: its own client, operations until `end`.

@@ -10,11 +10,11 @@ use anyhow::Context as _;
 use bytes::Bytes;
 use futures_util::future::join_all;
 use http::Uri;
-use nix::sys::signal::Signal;
 use pqrelay_client::{http_client, HttpClient, HttpOptions, RelayClient};
+use pqrelay_testkit::{clean_command, free_port, proc_status_kib, Proc, Signal, TempDir};
 
 use crate::load::{self, KeyPool, Outcome, Spec, Target};
-use crate::procs::{free_port, nginx_conf, start_redis, Proc, TempDir};
+use crate::procs::{nginx_conf, start_redis, READY_TIMEOUT};
 use crate::report::{
     self, Cpu, MatrixPoint, Memory, Point, Results, RunInfo, StreamRow, DIRECT, MTE_MEM, MTE_REDIS,
     NGINX, PASS, TARGETS,
@@ -138,17 +138,17 @@ impl Lab {
         ready_path: &str,
     ) -> anyhow::Result<()> {
         let log = self.dir.path().join(format!("{name}.log"));
-        let mut p = Proc::spawn(name, cmd, log, stop)?;
+        let mut p = Proc::spawn_group(name, cmd, log, stop)?;
         let base = format!("http://127.0.0.1:{port}");
         let http = plain_client(4)?;
         let url = format!("{base}{ready_path}");
-        p.wait_ready(|| http_ok(&http, &url)).await?;
+        p.wait_ready(READY_TIMEOUT, || http_ok(&http, &url)).await?;
         self.procs.push((p, base));
         Ok(())
     }
 
     async fn start_nginx(&mut self) -> anyhow::Result<()> {
-        let port = free_port()?;
+        let port = free_port();
         let dir = self.dir.path().to_owned();
         let conf = dir.join("nginx.conf");
         std::fs::write(
@@ -167,7 +167,7 @@ impl Lab {
     }
 
     async fn start_redis(&mut self) -> anyhow::Result<u16> {
-        let port = free_port()?;
+        let port = free_port();
         let p = start_redis(&self.dir, port, "redis.log", Signal::SIGTERM).await?;
         self.procs.push((p, format!("redis://127.0.0.1:{port}")));
         Ok(port)
@@ -175,7 +175,7 @@ impl Lab {
 
     /// Starts a relay named `name` (memory state, or Redis on `redis_port`).
     async fn start_relay(&mut self, name: &str, redis_port: Option<u16>) -> anyhow::Result<()> {
-        let port = free_port()?;
+        let port = free_port();
         let dir = self.dir.path().to_owned();
         let conf = dir.join(format!("{name}.yaml"));
         std::fs::write(
@@ -187,26 +187,24 @@ impl Lab {
                 d = dir.display()
             ),
         )?;
-        let mut cmd = Command::new(&self.relay_bin);
-        cmd.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env(
-                "UPSTREAM",
-                format!("http://127.0.0.1:{}", self.upstream_port),
-            )
-            .env("CLIENT_ID_SECRET", SECRET)
-            .env("CORS_ORIGINS", "http://localhost")
-            .env("HOST", "127.0.0.1")
-            .env("PORT", port.to_string())
-            .env("PASS_THROUGH_ROUTES", "/pt/*")
-            .env("THREADS", self.cores.to_string())
-            // All bench traffic comes from 127.0.0.1 standing in for many clients: the
-            // per-IP and per-client pairing rate limits would measure themselves.
-            .env("PAIR_RATE_PER_IP", "0")
-            .env("PAIR_RATE_PER_CLIENT", "0")
-            .arg("run")
-            .arg("--config")
-            .arg(&conf);
+        let mut cmd = clean_command(&self.relay_bin);
+        cmd.env(
+            "UPSTREAM",
+            format!("http://127.0.0.1:{}", self.upstream_port),
+        )
+        .env("CLIENT_ID_SECRET", SECRET)
+        .env("CORS_ORIGINS", "http://localhost")
+        .env("HOST", "127.0.0.1")
+        .env("PORT", port.to_string())
+        .env("PASS_THROUGH_ROUTES", "/pt/*")
+        .env("THREADS", self.cores.to_string())
+        // All bench traffic comes from 127.0.0.1 standing in for many clients: the
+        // per-IP and per-client pairing rate limits would measure themselves.
+        .env("PAIR_RATE_PER_IP", "0")
+        .env("PAIR_RATE_PER_CLIENT", "0")
+        .arg("run")
+        .arg("--config")
+        .arg(&conf);
         if let Some(r) = redis_port {
             cmd.env("REDIS_URL", format!("redis://127.0.0.1:{r}"));
         }
@@ -349,10 +347,10 @@ pub(crate) fn cores() -> usize {
 /// Only the memory measurement (`memory` subcommand): relay RSS growth for `clients` pairs.
 pub(crate) async fn memory_only(relay_bin: PathBuf, clients: usize) -> anyhow::Result<Memory> {
     let mut lab = Lab {
-        dir: TempDir::new()?,
+        dir: TempDir::new("pqrelay-bench")?,
         cores: cores(),
         relay_bin,
-        upstream_port: free_port()?,
+        upstream_port: free_port(),
         procs: Vec::new(),
     };
     lab.start_upstream().await?;
@@ -375,10 +373,10 @@ pub(crate) async fn all(opts: &Options) -> anyhow::Result<Results> {
         opts.relay_bin.display()
     );
     let mut lab = Lab {
-        dir: TempDir::new()?,
+        dir: TempDir::new("pqrelay-bench")?,
         cores,
         relay_bin: opts.relay_bin.clone(),
-        upstream_port: free_port()?,
+        upstream_port: free_port(),
         procs: Vec::new(),
     };
     let started = Instant::now();
@@ -439,7 +437,7 @@ pub(crate) async fn all(opts: &Options) -> anyhow::Result<Results> {
     pairing(&mut lab, &plan, &mut results).await?;
     results.load_hwm_kib = ["relay-memory", "relay-redis"]
         .iter()
-        .filter_map(|n| Some((*n, lab.proc_mut(n)?.status_kib("VmHWM")?)))
+        .filter_map(|n| Some((*n, proc_status_kib(lab.pid(n)?, "VmHWM")?)))
         .collect();
     lab.stop("relay-memory");
     lab.stop("relay-redis");
@@ -758,7 +756,7 @@ async fn streams(lab: &mut Lab, plan: &Plan, results: &mut Results) -> anyhow::R
         }
         if relay.is_some() {
             if let Some(p) = lab.proc_mut("relay-stream") {
-                row.relay_hwm_kib = p.status_kib("VmHWM");
+                row.relay_hwm_kib = proc_status_kib(p.pid(), "VmHWM");
                 if let Some(h) = row.relay_hwm_kib {
                     eprintln!("  relay peak RSS {:.1} MiB", h as f64 / 1024.0);
                 }
@@ -795,7 +793,7 @@ async fn memory(lab: &mut Lab, plan: &Plan) -> Memory {
                 .map_err(anyhow::Error::msg)?;
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let before = crate::procs::proc_status_kib(pid, "VmRSS").context("reading VmRSS")?;
+        let before = proc_status_kib(pid, "VmRSS").context("reading VmRSS")?;
         let start = Instant::now();
         let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let workers = (0..conns).map(|_| {
@@ -821,7 +819,7 @@ async fn memory(lab: &mut Lab, plan: &Plan) -> Memory {
         }
         let secs = start.elapsed().as_secs_f64();
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let after = crate::procs::proc_status_kib(pid, "VmRSS").context("reading VmRSS")?;
+        let after = proc_status_kib(pid, "VmRSS").context("reading VmRSS")?;
         anyhow::Ok((before, after, secs))
     };
     match tokio::time::timeout(Duration::from_secs(300), run).await {

@@ -1,0 +1,19 @@
+//! The Rust client's tests, one binary. In-process modules need no network (`exchange`,
+//! `pool`, `curl_args`); the others run the client (or `pqrelay-curl`) against the real relay
+//! binary and the real demo upstream on loopback, started by `pqrelay_testkit` (the binary is
+//! `$PQRELAY_BIN`, else `pqrelay` in this test's target directory: `cargo build --workspace`,
+//! as `.ci/run` does, builds it first). Shared helpers are in [`util`].
+//!
+//! The tests share this process and run in parallel threads: none sets environment variables,
+//! and each starts its own relay on its own free port.
+
+mod util;
+
+#[cfg(feature = "cli")]
+mod curl_args;
+#[cfg(feature = "cli")]
+mod curl_relay;
+mod exchange;
+mod pool;
+mod relay;
+mod reused_close;

@@ -1,0 +1,35 @@
+//! The relay's integration tests, one binary (one link of Pingora instead of two dozen). Each
+//! module is one area, tested through the real `pqrelay` binary on loopback (processes from
+//! `pqrelay_testkit`) or, for the stores, through the library; shared helpers are in [`util`].
+//!
+//! The tests share this process and run in parallel threads, so none sets environment
+//! variables or changes the current directory, each picks its own free ports, and tests that
+//! load the machine or assert on time take their turn through [`util::machine`].
+//! Run one area with `cargo test --test relay -- core_config::`.
+
+mod util;
+
+mod core_config;
+mod core_demo;
+mod core_proxy;
+mod core_routes;
+mod core_server;
+mod core_upstreams;
+mod domains;
+mod exchange_memory;
+mod exchange_redis;
+mod faults_disconnect;
+mod faults_failover;
+mod faults_redis;
+mod faults_upstream;
+mod fuzz_relay;
+mod ops_metrics;
+mod ops_upgrade;
+mod outbound;
+mod security_limits;
+mod security_logs;
+mod security_smuggling;
+mod store_memory;
+mod store_memory_size;
+mod store_redis;
+mod store_redis_measure;
