@@ -165,11 +165,11 @@ impl Outbound {
     }
 }
 
-/// Options of the HTTP client to remote relays: a connect timeout, and the web PKI roots plus
-/// `UPSTREAM_CA_FILE` for `https`.
+/// Options of the HTTP client to remote relays: `UPSTREAM_CONNECT_TIMEOUT_MS`, and the web PKI
+/// roots plus `UPSTREAM_CA_FILE` for `https`.
 fn http_options(config: &Config) -> Result<HttpOptions, String> {
     let mut options = HttpOptions::default();
-    options.connect_timeout = Some(crate::upstream::CONNECT_TIMEOUT);
+    options.connect_timeout = Some(config.limits.upstream_connect_timeout);
     if let Some(ca) = &config.upstream_ca_file {
         let pem =
             std::fs::read(ca).map_err(|e| format!("UPSTREAM_CA_FILE {}: {e}", ca.display()))?;
