@@ -155,9 +155,11 @@ impl ClientBuilder {
         };
         let max_pairs = self.max_pairs;
         let pairs = LocalPairs::new(self.pairs.min(max_pairs), max_pairs);
-        let mut settings = EngineSettings::default();
-        settings.initial_token = initial_token;
-        settings.observer = self.observer;
+        let settings = EngineSettings {
+            initial_token,
+            observer: self.observer,
+            ..EngineSettings::default()
+        };
         Ok(RelayClient {
             engine: Arc::new(Engine::new(base, http, pairs, settings)),
             seal: self.seal,

@@ -10,10 +10,10 @@
 //!   on the pair that got the error, never on another pair of the pool;
 //! - a replayable request written on a reused keep-alive connection that closed before any
 //!   answer byte is sealed again (the pair's next counter) and sent once more on a new
-//!   connection ([`crate::reuse`]); so are discovery and pairing requests;
+//!   connection (`reuse.rs`, PROTOCOL.md §11); so are discovery and pairing requests;
 //! - with [`EngineSettings::stream_replay`], a streamed body whose connection failed while the
 //!   body was young and unfinished is taken back and sent again on a fresh connection
-//!   ([`crate::replay`]);
+//!   (`replay.rs`);
 //! - a re-signed token the relay hands back is adopted.
 //!
 //! The differences between sources are methods of [`PairSource`] (lease or checkout, when a
@@ -278,7 +278,7 @@ impl<S: PairSource> Engine<S> {
     /// retried once, on the pair that got the error (re-paired when the status asks for it),
     /// never on another pair of the pool. Independently, a replayable request written on a
     /// reused connection that closed before any answer byte is sealed again (next counter of
-    /// the same pair) and sent once more on a new connection ([`crate::reuse`]), and a young
+    /// the same pair) and sent once more on a new connection (PROTOCOL.md §11), and a young
     /// streamed body may be taken back ([`EngineSettings::stream_replay`]).
     pub async fn send(&self, req: &Outgoing, body: Body) -> Result<Sent<S>, EngineError<S::Error>> {
         pqrelay_protocol::validate_origin_form(&req.path_and_query).map_err(Error::from)?;

@@ -60,6 +60,9 @@ pub trait Lease: Send + 'static {
     fn discard(&mut self);
 }
 
+/// A leased pair and the session (pool) it belongs to.
+pub type Leased<S> = (<S as PairSource>::Lease, <S as PairSource>::Session);
+
 /// What [`PairSource::obtain`] found.
 pub enum Obtained<S: PairSource + ?Sized> {
     /// A pair, leased, and the session (pool) it belongs to.
@@ -151,7 +154,7 @@ pub trait PairSource: Send + Sync + 'static {
         ticket: Self::Ticket,
         session: &Self::Session,
         pairs: Vec<ClientPair>,
-    ) -> impl Future<Output = Result<Option<(Self::Lease, Self::Session)>, Self::Error>> + Send;
+    ) -> impl Future<Output = Result<Option<Leased<Self>>, Self::Error>> + Send;
 
     /// The pair of `lease` was re-paired in place (same pair id) under `session`: `pair` takes
     /// its place and stays leased for the retry (§11).

@@ -160,8 +160,10 @@ mod tests {
     #[tokio::test]
     async fn http_client_gives_up_connecting_after_the_connect_timeout() {
         let (_listener, _queued, addr) = blackhole();
-        let mut options = HttpOptions::default();
-        options.connect_timeout = Some(Duration::from_millis(200));
+        let options = HttpOptions {
+            connect_timeout: Some(Duration::from_millis(200)),
+            ..HttpOptions::default()
+        };
         let http = http_client(&options).unwrap();
         let req = Request::get(format!("http://{addr}/"))
             .body(empty_body())

@@ -10,7 +10,7 @@ use crate::observer::WireEvent;
 use crate::recovery::{retry_on, Recovery, Repair, RetryOn};
 use crate::replay::Kept;
 use crate::reuse::closed_unanswered;
-use crate::source::{Lease as _, PairSource, PoolSession as _};
+use crate::source::{Lease as _, Leased, PairSource, PoolSession as _};
 
 /// The state of one [`Engine::send`] across its attempts.
 pub(super) struct Attempts<S: PairSource> {
@@ -25,7 +25,7 @@ pub(super) struct Attempts<S: PairSource> {
     /// The next attempt goes on a new connection.
     pub(super) fresh_connection: bool,
     /// The lease (and session) the next attempt runs on, instead of obtaining one.
-    pub(super) retry: Option<(S::Lease, S::Session)>,
+    pub(super) retry: Option<Leased<S>>,
 }
 
 impl<S: PairSource> Attempts<S> {
@@ -127,7 +127,7 @@ impl<S: PairSource> Engine<S> {
         failed: Failed<S>,
         recovery: Recovery,
         err: Error,
-    ) -> Result<(S::Lease, S::Session), EngineError<S::Error>> {
+    ) -> Result<Leased<S>, EngineError<S::Error>> {
         let Failed {
             mut lease,
             pair_id,

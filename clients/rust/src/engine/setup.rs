@@ -18,7 +18,7 @@ use crate::exchange::{relay_error, RELAY_HEADER, RELAY_INFO_HEADER};
 use crate::observer::WireEvent;
 use crate::recovery::{Recovery, Repair};
 use crate::reuse::closed_unanswered;
-use crate::source::{Discovered, Obtained, PairSource, PoolSession as _};
+use crate::source::{Discovered, Leased, Obtained, PairSource, PoolSession as _};
 use crate::transport::{empty_body, full_body, RequestBody};
 
 /// Largest relay error or pairing answer body read.
@@ -237,7 +237,7 @@ impl<S: PairSource> Engine<S> {
     }
 
     /// Obtains a pair from the source, pairing (and re-discovering once) as needed.
-    pub(super) async fn lease(&self) -> Result<(S::Lease, S::Session), EngineError<S::Error>> {
+    pub(super) async fn lease(&self) -> Result<Leased<S>, EngineError<S::Error>> {
         let mut rediscovered = false;
         loop {
             let session = self.session().await?;
