@@ -48,6 +48,7 @@ use http::{header, HeaderMap, HeaderName, HeaderValue, Method};
 use pingora_error::{Error, ErrorType, Result};
 use pingora_http::ResponseHeader;
 use pingora_proxy::Session;
+use pqrelay_client::engine::Outgoing;
 use pqrelay_client::exchange::SealOptions;
 use pqrelay_client::{Body, HeaderSelection, HttpOptions};
 use sha2::{Digest, Sha256};
@@ -62,11 +63,10 @@ use crate::store::outbound::{OutboundBackend, OutboundPairs};
 use crate::store::outbound_memory::OutboundMemory;
 use crate::store::outbound_redis::OutboundRedis;
 use crate::store::StoreConfig;
-use crate::upstream::CONNECT_TIMEOUT;
 
 pub(crate) mod client;
 
-use client::{Answer, OutRequest, OutboundError, Remote};
+use client::{Answer, OutboundError, Remote};
 
 /// The header carrying `OUTBOUND_TOKEN`.
 pub(crate) const TOKEN_HEADER: &str = "x-mte-outbound-token";
@@ -124,14 +124,7 @@ impl Outbound {
         let Some(token) = &config.outbound_token else {
             return Ok(None);
         };
-        let mut options = HttpOptions::default();
-        options.connect_timeout = Some(CONNECT_TIMEOUT);
-        if let Some(ca) = &config.upstream_ca_file {
-            let pem =
-                std::fs::read(ca).map_err(|e| format!("UPSTREAM_CA_FILE {}: {e}", ca.display()))?;
-            options.extra_ca_pem = Some(pem);
-        }
-        let http = pqrelay_client::http_client(&options)
+        let http = pqrelay_client::http_client(&http_options(config)?)
             .map_err(|e| format!("outbound HTTP client: {e}"))?;
         let backend: Arc<dyn OutboundBackend> = match StoreConfig::from_config(config).redis {
             Some(redis) => Arc::new(OutboundRedis::new(&redis).map_err(|e| e.to_string())?),
@@ -145,7 +138,7 @@ impl Outbound {
                 .parse()
                 .map_err(|_| format!("OUTBOUND_UPSTREAMS {spec}: not a URL"))?;
             let pairs = OutboundPairs::new(backend.clone(), secret.expose().as_bytes(), &origin);
-            let remote = Remote::new(base, http.clone(), pairs, config.max_pool_size);
+            let remote = client::remote(base, http.clone(), pairs, config.max_pool_size);
             remotes.push((spec.clone(), remote));
         }
         Ok(Some(Outbound {
@@ -167,6 +160,19 @@ impl Outbound {
     fn client_for(&self, spec: &UpstreamSpec) -> Option<&Remote> {
         self.remotes.iter().find(|(s, _)| s == spec).map(|(_, c)| c)
     }
+}
+
+/// Options of the HTTP client to remote relays: `UPSTREAM_CONNECT_TIMEOUT_MS`, and the web PKI
+/// roots plus `UPSTREAM_CA_FILE` for `https`.
+fn http_options(config: &Config) -> Result<HttpOptions, String> {
+    let mut options = HttpOptions::default();
+    options.connect_timeout = Some(config.limits.upstream_connect_timeout);
+    if let Some(ca) = &config.upstream_ca_file {
+        let pem =
+            std::fs::read(ca).map_err(|e| format!("UPSTREAM_CA_FILE {}: {e}", ca.display()))?;
+        options.extra_ca_pem = Some(pem);
+    }
+    Ok(options)
 }
 
 /// How the caller asked the request to be sealed.
@@ -371,9 +377,9 @@ async fn forward(
     if let Some(sel) = &choice.headers {
         seal = seal.with_headers(sel.clone());
     }
-    let request = OutRequest {
+    let request = Outgoing {
         method: method.clone(),
-        target,
+        path_and_query: target,
         headers,
         seal,
     };
@@ -443,7 +449,7 @@ async fn forward(
 /// answer (a keep-alive connection the remote relay closed, e.g. when it restarted; the
 /// remote relay forwards nothing before the whole sealed head arrived).
 fn retryable_transport(e: &OutboundError, method: &Method) -> bool {
-    let OutboundError::Client(pqrelay_client::Error::Http { source, .. }) = e else {
+    let OutboundError::Exchange(pqrelay_client::Error::Http { source, .. }) = e else {
         return false;
     };
     if method.is_idempotent() {
@@ -479,8 +485,8 @@ async fn refuse(session: &mut Session, ctx: &mut RequestCtx, e: &OutboundError) 
             log::warn!("outbound: {message}");
             return answer_error(session, ctx, kind, &message).await;
         }
-        OutboundError::Client(e) => e,
-        OutboundError::Store(e) => {
+        OutboundError::Exchange(e) => e,
+        OutboundError::Source(e) => {
             let kind = ErrorKind::STATE_STORE_UNAVAILABLE;
             let message = format!("outbound client state: {e}");
             log::warn!("outbound: {message}");
@@ -533,9 +539,9 @@ async fn write_answer(
     client: &Remote,
     mut resp: Answer,
 ) -> Result<bool> {
-    let status = resp.status;
-    let mut head = ResponseHeader::build(status, Some(resp.headers.len() + 6))?;
-    for (name, value) in &resp.headers {
+    let status = resp.response.status();
+    let mut head = ResponseHeader::build(status, Some(resp.response.headers().len() + 6))?;
+    for (name, value) in resp.response.headers() {
         if !HOP_BY_HOP.contains(&name.as_str()) {
             head.append_header(name.clone(), value.clone())?;
         }
@@ -544,7 +550,7 @@ async fn write_answer(
         || status.is_informational()
         || status == http::StatusCode::NO_CONTENT
         || status == http::StatusCode::NOT_MODIFIED;
-    match resp.content_length {
+    match resp.response.content_length() {
         Some(len) if !bodiless => head.insert_header(header::CONTENT_LENGTH, len.to_string())?,
         _ if !bodiless => head.insert_header(header::TRANSFER_ENCODING, "chunked")?,
         _ => {}
@@ -556,7 +562,7 @@ async fn write_answer(
         return Ok(true);
     }
     session.write_response_header(Box::new(head), false).await?;
-    while let Some(piece) = resp.body.next().await {
+    while let Some(piece) = resp.response.chunk().await.transpose() {
         match piece {
             Ok(b) if b.is_empty() => {}
             Ok(b) => session.write_response_body(Some(b), false).await?,

@@ -21,8 +21,6 @@ use crate::config::UpstreamSpec;
 
 /// How often backends are health-checked when there is more than one.
 pub(crate) const HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(1);
-/// Upstream connect timeout.
-pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The upstream set: a round-robin balancer over every resolved address.
 pub(crate) struct Upstreams {
@@ -85,7 +83,8 @@ impl Upstreams {
         self.lb.clone()
     }
 
-    /// Picks the next healthy backend (any backend if none is healthy) and builds its peer.
+    /// Picks the next healthy backend (any backend if none is healthy) and builds its peer
+    /// (the caller sets its timeouts: `crate::http::upstream::peer`).
     pub(crate) fn select(&self) -> Option<(Box<HttpPeer>, Arc<UpstreamSpec>)> {
         let backend = self
             .lb
@@ -93,7 +92,6 @@ impl Upstreams {
             .or_else(|| self.lb.select_with(b"", 256, |_, _| true))?;
         let spec = backend.ext.get::<Target>()?.0.clone();
         let mut peer = HttpPeer::new(backend.addr.clone(), spec.tls, spec.host.clone());
-        peer.options.connection_timeout = Some(CONNECT_TIMEOUT);
         peer.options.idle_timeout = Some(Duration::from_secs(60));
         peer.group_key = thread_pool_group();
         Some((Box::new(peer), spec))

@@ -3,6 +3,8 @@
 use crate::util::{
     client, discover, expect_error, get, get_with_relay_header, Relay, Upstream, OLD_SECRET, SECRET,
 };
+use pqrelay_protocol::client_id::{self, ClientIdToken};
+use pqrelay_protocol::ClientId;
 
 fn token_of(relay_header: &str) -> &str {
     relay_header
@@ -58,11 +60,10 @@ async fn discovery_issues_a_signed_client_id_and_capabilities() {
     assert_eq!(resp.headers()["cache-control"], "no-store");
 
     // The token is exactly id || HMAC-SHA256(secret, "pqrelay/1 client-id" || id).
-    let signer = pqrelay::client_id::ClientIdSigner::new(SECRET.as_bytes(), vec![]);
-    let verified = signer
-        .verify(token)
+    let token = ClientIdToken::parse(token).expect("a token");
+    let verified = client_id::verify(&[SECRET.as_bytes()], &token)
         .expect("token verifies with the configured secret");
-    assert!(verified.token_is_current);
+    assert!(!verified.resigned);
 
     // Sending a valid token back keeps the same id; a fresh discovery gets a new one.
     assert_eq!(discover(&relay, Some(&relay_header)).await, relay_header);
@@ -72,7 +73,8 @@ async fn discovery_issues_a_signed_client_id_and_capabilities() {
     for bad in ["1.garbage", "nonsense", "2.x", ""] {
         let fresh = discover(&relay, Some(bad)).await;
         assert_ne!(fresh, relay_header);
-        assert!(signer.verify(token_of(&fresh)).is_ok());
+        let fresh = ClientIdToken::parse(token_of(&fresh)).expect("a token");
+        assert!(client_id::verify(&[SECRET.as_bytes()], &fresh).is_ok());
     }
 }
 
@@ -98,12 +100,13 @@ async fn a_tampered_client_id_gets_566_and_a_good_one_passes() {
         expect_error(resp, 566, "invalid_client_id").await;
     }
     // A token signed with some other secret.
-    let other =
-        pqrelay::client_id::ClientIdSigner::new(b"another-secret-another-secret-xx", vec![]);
-    let (_, foreign) = other.issue();
+    let foreign = client_id::issue(b"another-secret-another-secret-xx", ClientId([3; 16]));
     let resp = client()
         .post(relay.url("/login"))
-        .header("x-mte-relay", format!("1.{foreign}.p.0.0"))
+        .header(
+            "x-mte-relay",
+            format!("1.{foreign}.AAAAAAAAAAAAAAAAAAAAAA.0.2"),
+        )
         .body("{}")
         .send()
         .await
@@ -142,12 +145,12 @@ async fn rotation_accepts_previous_secrets_and_resigns() {
 
     let renewed = discover(&rotated, Some(&old)).await;
     assert_ne!(renewed, old, "re-signed with the current secret");
-    let signer = pqrelay::client_id::ClientIdSigner::new(SECRET.as_bytes(), vec![]);
-    let old_id = pqrelay::client_id::ClientIdSigner::new(OLD_SECRET.as_bytes(), vec![])
-        .verify(token_of(&old))
+    let parse = |t: &str| ClientIdToken::parse(t).expect("a token");
+    let old_id = client_id::verify(&[OLD_SECRET.as_bytes()], &parse(token_of(&old)))
         .unwrap()
         .id;
-    let new = signer.verify(token_of(&renewed)).expect("current secret");
+    let new = client_id::verify(&[SECRET.as_bytes()], &parse(token_of(&renewed)))
+        .expect("current secret");
     assert_eq!(new.id, old_id, "same client id, so nobody is logged out");
 
     let without = Relay::start(&upstream.url(), &[]);

@@ -485,3 +485,42 @@ async fn outbound_with_its_redis_down_answers_503_with_a_reason() {
     let v = expect_error(resp, 503, "state_store_unavailable").await;
     assert!(v["message"].as_str().unwrap().contains("outbound"), "{v}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_gives_up_connecting_after_the_upstream_connect_timeout() {
+    // A listed remote relay whose loopback listener never completes a handshake: its accept
+    // queue is full (one connection queued, never accepted), so the kernel drops relay A's
+    // SYNs and only UPSTREAM_CONNECT_TIMEOUT_MS ends the wait. No traffic leaves the machine.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(([127, 0, 0, 1], 0).into()).unwrap();
+    let _listener = socket.listen(0).unwrap();
+    let addr = _listener.local_addr().unwrap();
+    let _queued = std::net::TcpStream::connect(addr).unwrap();
+    let remote = format!("http://{addr}");
+    let upstream = Upstream::start();
+    let a = Relay::start(
+        &upstream.url(),
+        &[
+            ("OUTBOUND_TOKEN", TOKEN),
+            ("OUTBOUND_UPSTREAMS", remote.as_str()),
+            ("UPSTREAM_CONNECT_TIMEOUT_MS", "300"),
+        ],
+    );
+    // POST: not retried after a transport error, so one connect attempt is timed.
+    let started = std::time::Instant::now();
+    let resp = client()
+        .post(a.url("/upload"))
+        .header("x-mte-outbound-token", TOKEN)
+        .header("x-mte-upstream", &remote)
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    let elapsed = started.elapsed();
+    expect_error(resp, 502, "outbound_failed").await;
+    // The former hard-coded connect timeout was 5 s.
+    assert!(
+        elapsed >= Duration::from_millis(300) && elapsed < Duration::from_secs(3),
+        "{elapsed:?}"
+    );
+}

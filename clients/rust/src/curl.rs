@@ -9,7 +9,8 @@ use clap::Parser;
 use http::{HeaderName, HeaderValue, Method};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 
-use crate::client::{split_url, Body, RelayClient, DEFAULT_PAIRS};
+use crate::body::Body;
+use crate::client::{split_url, RelayClient, DEFAULT_PAIRS};
 use crate::error::Error;
 use crate::observer::WireEvent;
 

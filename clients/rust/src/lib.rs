@@ -18,6 +18,9 @@
 //!   a stream of known length (sized, constant memory) or of unknown length (chunked).
 //! - [`http_client`]: the hyper client (keep-alive pool, rustls with webpki roots and an
 //!   optional extra CA) used for relay traffic, reusable for plain traffic.
+//! - [`engine::Engine`]: the send / recover loop above, written once and generic over a
+//!   [`source::PairSource`] (where the session and pairs live): [`RelayClient`] runs it on its
+//!   own in-process pool; the relay's outbound mode on leases from its shared store.
 //! - [`exchange`]: one exchange without I/O (seal a head and body, open a response head),
 //!   [`pool::PoolState`]: the pool's rules without I/O, and [`recovery`]: what a relay error
 //!   leads to (§11); all public for tests.
@@ -51,23 +54,30 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod body;
 mod client;
+pub mod engine;
 pub mod error;
 pub mod exchange;
+mod local;
 pub mod observer;
 pub mod pool;
 pub mod recovery;
+mod replay;
 mod response;
 mod reuse;
+pub mod source;
 mod transport;
 
 #[cfg(feature = "cli")]
 pub mod curl;
 
+pub use crate::body::Body;
 pub use crate::client::{
-    random_pair_ids, seeded_pairing, split_url, Body, ClientBuilder, ClientStats, RelayClient,
-    RequestBuilder, DEFAULT_MAX_PAIRS, DEFAULT_PAIRS,
+    split_url, ClientBuilder, ClientStats, RelayClient, RequestBuilder, DEFAULT_MAX_PAIRS,
+    DEFAULT_PAIRS,
 };
+pub use crate::engine::{random_pair_ids, seeded_pairing};
 pub use crate::error::{BoxError, Error};
 pub use crate::exchange::HeaderSelection;
 pub use crate::observer::{WireEvent, WireObserver};

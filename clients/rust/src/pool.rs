@@ -17,6 +17,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use pqrelay_protocol::{ClientId, ClientPair};
 use tokio::sync::Notify;
 
+use crate::source::Lease;
+
 /// A pair with the client id it was paired under and the pool generation it belongs to.
 #[derive(Debug)]
 pub struct PooledPair {
@@ -279,52 +281,50 @@ impl SharedPool {
 }
 
 /// A pair checked out of the pool for one exchange. Dropping it returns the pair (or discards
-/// it when [`discard`](Self::discard) was called) and wakes waiting tasks.
+/// it when [`discard`](Lease::discard) was called) and wakes waiting tasks.
 #[derive(Debug)]
 pub(crate) struct PairLease {
     pool: Arc<SharedPool>,
-    pair: Option<PooledPair>,
+    pair: Option<ClientPair>,
+    client_id: ClientId,
+    generation: u64,
     discard: bool,
 }
 
 impl PairLease {
-    pub(crate) fn new(pool: Arc<SharedPool>, pair: PooledPair) -> Self {
+    pub(crate) fn new(pool: Arc<SharedPool>, pooled: PooledPair) -> Self {
         Self {
             pool,
-            pair: Some(pair),
+            pair: Some(pooled.pair),
+            client_id: pooled.client_id,
+            generation: pooled.generation,
             discard: false,
         }
     }
 
-    /// Takes the pair out to advance it; [`put_pair`](Self::put_pair) puts the next state back.
-    pub(crate) fn take_pair(&mut self) -> Option<PooledPair> {
-        self.pair.take()
+    pub(crate) fn client_id(&self) -> ClientId {
+        self.client_id
     }
 
-    pub(crate) fn put_pair(&mut self, pair: PooledPair) {
-        self.pair = Some(pair);
-    }
-
-    pub(crate) fn client_id(&self) -> Option<ClientId> {
-        self.pair.as_ref().map(|p| p.client_id)
-    }
-
-    pub(crate) fn pair_id(&self) -> Option<pqrelay_protocol::PairId> {
-        self.pair.as_ref().map(|p| p.pair.pair_id())
-    }
-
-    pub(crate) fn generation(&self) -> Option<u64> {
-        self.pair.as_ref().map(|p| p.generation)
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Puts a re-paired pair in place of the stale one; it is returned to the pool as usual.
-    pub(crate) fn replace(&mut self, pair: PooledPair) {
-        self.pair = Some(pair);
+    pub(crate) fn replace(&mut self, pooled: PooledPair) {
+        self.pair = Some(pooled.pair);
+        self.client_id = pooled.client_id;
+        self.generation = pooled.generation;
         self.discard = false;
     }
+}
 
-    /// Drop the pair instead of returning it.
-    pub(crate) fn discard(&mut self) {
+impl Lease for PairLease {
+    fn slot(&mut self) -> &mut Option<ClientPair> {
+        &mut self.pair
+    }
+
+    fn discard(&mut self) {
         self.discard = true;
     }
 }
@@ -332,7 +332,12 @@ impl PairLease {
 impl Drop for PairLease {
     fn drop(&mut self) {
         let mut state = self.pool.lock();
-        match self.pair.take() {
+        let pooled = self.pair.take().map(|pair| PooledPair {
+            pair,
+            client_id: self.client_id,
+            generation: self.generation,
+        });
+        match pooled {
             Some(p) if !self.discard => state.give_back(p),
             Some(p) => state.discard(p),
             // The pair was consumed (counter exhausted): free its slot.

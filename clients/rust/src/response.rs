@@ -43,6 +43,12 @@ impl RelayResponse {
         }
     }
 
+    /// This response's body holds the pair of its exchange ([`ResponseBody::with_lease`]).
+    pub(crate) fn with_lease(mut self, lease: PairLease) -> Self {
+        self.body = self.body.with_lease(lease);
+        self
+    }
+
     /// The status code (plain on the wire, authenticated through the sealed headers).
     pub fn status(&self) -> StatusCode {
         self.status
@@ -135,9 +141,15 @@ impl ResponseBody {
         }
     }
 
-    pub(crate) fn with_lease(mut self, lease: PairLease, observer: Option<WireObserver>) -> Self {
-        self.lease = Some(lease);
+    /// This body reports its end to `observer` ([`WireEvent::ResponseBody`]).
+    pub(crate) fn observed(mut self, observer: Option<WireObserver>) -> Self {
         self.observer = observer;
+        self
+    }
+
+    /// This body holds the pair of its exchange until it ends, fails or is dropped.
+    pub(crate) fn with_lease(mut self, lease: PairLease) -> Self {
+        self.lease = Some(lease);
         self
     }
 

@@ -134,3 +134,48 @@ pub fn full_body(bytes: impl Into<Bytes>) -> RequestBody {
 pub fn empty_body() -> RequestBody {
     Empty::new().map_err(|never| match never {}).boxed_unsync()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+
+    /// A loopback port that never completes a TCP handshake: its listener's accept queue is
+    /// full (one queued connection never accepted), so the kernel drops further SYNs and a
+    /// connect hangs until the connector gives up. No traffic leaves the machine.
+    fn blackhole() -> (
+        tokio::net::TcpListener,
+        std::net::TcpStream,
+        std::net::SocketAddr,
+    ) {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(([127, 0, 0, 1], 0).into()).unwrap();
+        let listener = socket.listen(0).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let queued = std::net::TcpStream::connect(addr).unwrap();
+        (listener, queued, addr)
+    }
+
+    #[tokio::test]
+    async fn http_client_gives_up_connecting_after_the_connect_timeout() {
+        let (_listener, _queued, addr) = blackhole();
+        let options = HttpOptions {
+            connect_timeout: Some(Duration::from_millis(200)),
+            ..HttpOptions::default()
+        };
+        let http = http_client(&options).unwrap();
+        let req = Request::get(format!("http://{addr}/"))
+            .body(empty_body())
+            .unwrap();
+        let started = Instant::now();
+        let sent = tokio::time::timeout(Duration::from_secs(10), http.request(req)).await;
+        let err = sent.expect("the connector gave up by itself").unwrap_err();
+        let elapsed = started.elapsed();
+        assert!(err.is_connect(), "{err:?}");
+        assert!(
+            elapsed >= Duration::from_millis(200) && elapsed < Duration::from_secs(3),
+            "{elapsed:?}"
+        );
+    }
+}
