@@ -2,15 +2,16 @@
 
 use core::fmt;
 
-use hmac::{Hmac, KeyInit as _, Mac as _};
-use sha2::Sha256;
 use subtle::ConstantTimeEq as _;
+use zeroize::Zeroizing;
 
 use crate::codec::{b64_decode_array, b64_encode};
 use crate::error::ClientIdError;
+use crate::labels;
+use crate::ratchet::hmac32;
 
-/// Domain label of the client id MAC.
-const CLIENT_ID_LABEL: &[u8] = b"pqrelay/1 client-id";
+/// Length of a client id token in characters (`b64` of 48 bytes).
+pub const TOKEN_LEN: usize = 64;
 
 macro_rules! id16 {
     ($(#[$doc:meta])* $name:ident) => {
@@ -68,7 +69,8 @@ pub struct ClientIdToken {
 }
 
 impl ClientIdToken {
-    /// Parses the 64-character token (strict b64 of 48 bytes).
+    /// Parses the 64-character token (strict b64 of 48 bytes). Anything else, whatever its
+    /// length, is [`ClientIdError::Malformed`] (566, §3).
     pub fn parse(text: &str) -> Result<Self, ClientIdError> {
         let raw: [u8; 48] = b64_decode_array(text).ok_or(ClientIdError::Malformed)?;
         let (id, mac) = raw.split_at(16);
@@ -91,8 +93,9 @@ impl ClientIdToken {
     /// The token text, 64 characters.
     pub fn encode(&self) -> String {
         let mut raw = [0u8; 48];
-        raw[..16].copy_from_slice(&self.id.0);
-        raw[16..].copy_from_slice(&self.mac);
+        let (id, mac) = raw.split_at_mut(16);
+        id.copy_from_slice(&self.id.0);
+        mac.copy_from_slice(&self.mac);
         b64_encode(&raw)
     }
 }
@@ -112,13 +115,11 @@ impl fmt::Display for ClientIdToken {
 }
 
 fn mac(secret: &[u8], id: &ClientId) -> [u8; 32] {
-    let mut m = <Hmac<Sha256>>::new_from_slice(secret).expect("HMAC accepts any key length");
-    m.update(CLIENT_ID_LABEL);
-    m.update(&id.0);
-    m.finalize().into_bytes().into()
+    hmac32(secret, &[labels::CLIENT_ID, &id.0])
 }
 
-/// Signs `id` with `secret` (the UTF-8 bytes of `CLIENT_ID_SECRET`).
+/// Signs `id` with `secret` (the UTF-8 bytes of `CLIENT_ID_SECRET`):
+/// `b64(id || HMAC(secret, "pqrelay/2 client-id" || id))`.
 pub fn issue(secret: &[u8], id: ClientId) -> ClientIdToken {
     ClientIdToken {
         mac: mac(secret, &id),
@@ -140,19 +141,95 @@ pub struct VerifiedClientId {
 /// Verifies `token` in constant time against `secrets`, the current secret first and then the
 /// previous ones (§3). A token valid under a previous secret comes back re-signed.
 pub fn verify(secrets: &[&[u8]], token: &ClientIdToken) -> Result<VerifiedClientId, ClientIdError> {
-    for (i, secret) in secrets.iter().enumerate() {
-        if bool::from(mac(secret, &token.id).ct_eq(&token.mac)) {
-            let resigned = i > 0;
-            let token = match (resigned, secrets.first()) {
-                (true, Some(current)) => issue(current, token.id),
-                _ => token.clone(),
-            };
-            return Ok(VerifiedClientId {
-                id: token.id,
-                token,
-                resigned,
-            });
-        }
+    verify_with(secrets.iter().copied(), token)
+}
+
+fn verify_with<'a>(
+    mut secrets: impl Iterator<Item = &'a [u8]>,
+    token: &ClientIdToken,
+) -> Result<VerifiedClientId, ClientIdError> {
+    let current = secrets.next().ok_or(ClientIdError::BadSignature)?;
+    if bool::from(mac(current, &token.id).ct_eq(&token.mac)) {
+        return Ok(VerifiedClientId {
+            id: token.id,
+            token: token.clone(),
+            resigned: false,
+        });
     }
-    Err(ClientIdError::BadSignature)
+    // Every previous secret is tried, so the time taken does not say which one matched.
+    let mut ok = subtle::Choice::from(0);
+    for secret in secrets {
+        ok |= mac(secret, &token.id).ct_eq(&token.mac);
+    }
+    if bool::from(ok) {
+        Ok(VerifiedClientId {
+            id: token.id,
+            token: issue(current, token.id),
+            resigned: true,
+        })
+    } else {
+        Err(ClientIdError::BadSignature)
+    }
+}
+
+/// The relay's client-id secrets: `CLIENT_ID_SECRET` and `CLIENT_ID_PREVIOUS_SECRETS` (§3),
+/// zeroized on drop. Issues tokens for ids the caller draws at random, and verifies tokens.
+#[derive(Clone)]
+pub struct ClientIdSigner {
+    /// Current secret first.
+    secrets: Vec<Zeroizing<Vec<u8>>>,
+}
+
+impl ClientIdSigner {
+    /// A signer for the `current` secret that also accepts tokens of the `previous` ones.
+    pub fn new<P: AsRef<[u8]>>(current: &[u8], previous: impl IntoIterator<Item = P>) -> Self {
+        let mut secrets = vec![Zeroizing::new(current.to_vec())];
+        secrets.extend(
+            previous
+                .into_iter()
+                .map(|p| Zeroizing::new(p.as_ref().to_vec())),
+        );
+        Self { secrets }
+    }
+
+    /// The token of `id` (16 random bytes the caller drew from a CSPRNG) under the current
+    /// secret.
+    pub fn issue(&self, id: ClientId) -> ClientIdToken {
+        issue(self.current(), id)
+    }
+
+    fn current(&self) -> &[u8] {
+        self.secrets.first().map_or(&[], |s| s.as_slice())
+    }
+
+    /// Verifies a parsed token (current secret, then each previous one); a token of a previous
+    /// secret comes back re-signed.
+    pub fn verify(&self, token: &ClientIdToken) -> Result<VerifiedClientId, ClientIdError> {
+        verify_with(self.secrets.iter().map(|s| s.as_slice()), token)
+    }
+
+    /// Parses and verifies token text: not 64 characters of strict b64 is
+    /// [`ClientIdError::Malformed`], a MAC that does not verify [`ClientIdError::BadSignature`]
+    /// (both 566).
+    pub fn verify_text(&self, token: &str) -> Result<VerifiedClientId, ClientIdError> {
+        self.verify(&ClientIdToken::parse(token)?)
+    }
+
+    /// The previous secrets (`CLIENT_ID_PREVIOUS_SECRETS`) held besides the current one.
+    pub fn previous_count(&self) -> usize {
+        self.secrets.len().saturating_sub(1)
+    }
+
+    /// The current secret, then the previous ones (to derive the default relay keys, §4).
+    pub fn secrets(&self) -> impl Iterator<Item = &[u8]> {
+        self.secrets.iter().map(|s| s.as_slice())
+    }
+}
+
+impl fmt::Debug for ClientIdSigner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientIdSigner")
+            .field("previous_secrets", &self.previous_count())
+            .finish_non_exhaustive()
+    }
 }

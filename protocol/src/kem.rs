@@ -1,12 +1,12 @@
-//! X-Wing (draft-connolly-cfrg-xwing-kem-06) newtypes over the `x-wing` crate (§2, §5).
+//! X-Wing (draft-connolly-cfrg-xwing-kem-06) newtypes over the `x-wing` crate (§2).
 //!
-//! This crate never draws randomness: callers pass the 32-byte decapsulation seed and the
-//! 64-byte encapsulation randomness (`eseed`), from a CSPRNG in production and fixed values in
-//! the test vectors.
+//! This crate never draws randomness: callers pass the 32-byte seeds and the 64-byte
+//! encapsulation randomness (`eseed`), from a CSPRNG in production and fixed values in the test
+//! vectors.
 
 use core::fmt;
 
-use x_wing::{KeyExport as _, TryDecapsulate as _};
+use x_wing::{Decapsulator as _, KeyExport as _, TryDecapsulate as _};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::error::PairingError;
@@ -15,15 +15,17 @@ use crate::error::PairingError;
 pub const ENCAPSULATION_KEY_SIZE: usize = x_wing::ENCAPSULATION_KEY_SIZE;
 /// Size of a KEM ciphertext `ct`.
 pub const CIPHERTEXT_SIZE: usize = x_wing::CIPHERTEXT_SIZE;
-/// Size of the decapsulation seed.
+/// Size of a decapsulation seed.
 pub const SEED_SIZE: usize = x_wing::DECAPSULATION_KEY_SIZE;
 /// Size of the encapsulation randomness `eseed`.
 pub const ESEED_SIZE: usize = x_wing::ENCAPSULATION_RANDOMNESS_SIZE;
+/// Size of a shared secret.
+pub const SHARED_SECRET_SIZE: usize = 32;
 
 /// Offset of the X25519 public key inside `ek` (after the ML-KEM-768 key).
 const X25519_OFFSET: usize = 1184;
 
-/// The client's secret: a 32-byte X-Wing decapsulation seed. Zeroized on drop.
+/// A 32-byte X-Wing decapsulation seed (the private key). Zeroized on drop.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct DecapsulationSeed([u8; SEED_SIZE]);
 
@@ -38,30 +40,54 @@ impl DecapsulationSeed {
         &self.0
     }
 
-    /// The matching encapsulation key `ek`, to send in the pairing request.
-    pub fn encapsulation_key(&self) -> EncapsulationKey {
-        let dk = x_wing::DecapsulationKey::from(self.0);
-        let ek = x_wing::Decapsulator::encapsulation_key(&dk).clone();
-        let mut bytes = Box::new([0u8; ENCAPSULATION_KEY_SIZE]);
-        bytes.copy_from_slice(&ek.to_bytes());
-        EncapsulationKey { bytes, key: ek }
+    /// The key pair of this seed: the expanded decapsulation key, ready to decapsulate.
+    pub fn expand(&self) -> DecapsulationKey {
+        let dk = x_wing::DecapsulationKeyRejectNonContrib::from(self.0);
+        let ek = EncapsulationKey::from_x_wing(dk.encapsulation_key().clone());
+        DecapsulationKey { dk, ek }
     }
 
-    /// Decapsulates `ct`. Fails when the X25519 part of the shared secret is all zero
-    /// (a non-contributory `ct`, §5).
-    pub fn decapsulate(&self, ct: &KemCiphertext) -> Result<SharedSecret, PairingError> {
-        let dk = x_wing::DecapsulationKeyRejectNonContrib::from(self.0);
-        let ct = x_wing::Ciphertext::from(*ct.0);
-        let ss = dk
-            .try_decapsulate(&ct)
-            .map_err(|_| PairingError::BadCiphertext)?;
-        Ok(SharedSecret(ss.into()))
+    /// The matching encapsulation key `ek`.
+    pub fn encapsulation_key(&self) -> EncapsulationKey {
+        self.expand().ek
     }
 }
 
 impl fmt::Debug for DecapsulationSeed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("DecapsulationSeed(..)")
+    }
+}
+
+/// An X-Wing key pair expanded from its seed. The seed inside is zeroized on drop (by
+/// `x-wing`); `Debug` shows nothing of it.
+#[derive(Clone)]
+pub struct DecapsulationKey {
+    dk: x_wing::DecapsulationKeyRejectNonContrib,
+    ek: EncapsulationKey,
+}
+
+impl DecapsulationKey {
+    /// The encapsulation key `ek` of this pair.
+    pub fn encapsulation_key(&self) -> &EncapsulationKey {
+        &self.ek
+    }
+
+    /// Decapsulates `ct`. Fails with [`PairingError::NonContributory`] when the X25519 shared
+    /// secret is all zero (§2).
+    pub fn decapsulate(&self, ct: &KemCiphertext) -> Result<SharedSecret, PairingError> {
+        let ct = x_wing::Ciphertext::from(*ct.0);
+        let ss = self
+            .dk
+            .try_decapsulate(&ct)
+            .map_err(|_| PairingError::NonContributory)?;
+        Ok(SharedSecret(ss.into()))
+    }
+}
+
+impl fmt::Debug for DecapsulationKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DecapsulationKey(..)")
     }
 }
 
@@ -73,8 +99,14 @@ pub struct EncapsulationKey {
 }
 
 impl EncapsulationKey {
-    /// Parses and validates `ek`: 1216 bytes, the ML-KEM-768 part passes the FIPS 203 modulus
-    /// check and the X25519 part is not a low-order point.
+    fn from_x_wing(key: x_wing::EncapsulationKey) -> Self {
+        let mut bytes = Box::new([0u8; ENCAPSULATION_KEY_SIZE]);
+        bytes.copy_from_slice(&key.to_bytes());
+        Self { bytes, key }
+    }
+
+    /// Parses and validates `ek` (§2): 1216 bytes, the ML-KEM-768 part passes the FIPS 203
+    /// modulus check and the X25519 part is not a low-order point.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, PairingError> {
         let arr: [u8; ENCAPSULATION_KEY_SIZE] = bytes
             .try_into()
@@ -156,11 +188,11 @@ impl fmt::Debug for KemCiphertext {
 
 /// The 32-byte X-Wing shared secret `ss`. Zeroized on drop.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
-pub struct SharedSecret([u8; 32]);
+pub struct SharedSecret([u8; SHARED_SECRET_SIZE]);
 
 impl SharedSecret {
     /// The secret bytes (for key derivation and the test vectors).
-    pub fn as_bytes(&self) -> &[u8; 32] {
+    pub fn as_bytes(&self) -> &[u8; SHARED_SECRET_SIZE] {
         &self.0
     }
 }

@@ -1,8 +1,9 @@
-//! Key schedule and ratchet (§6) as typed states.
+//! Key schedule and ratchet (§7) as typed states.
 //!
-//! Client: [`PendingPair`] (after sending `ek`) → [`PendingPair::complete`] → [`ClientPair`],
-//! whose [`ClientPair::next_exchange`] consumes it and returns the keys of one exchange and the
-//! next state. Relay: [`ServerPair::pair`] at pairing, then [`ServerPair::accept`] per request.
+//! Client: [`ClientPair`] (made by pairing, [`crate::pairing`]), whose
+//! [`ClientPair::next_exchange`] consumes it and returns the keys of one exchange and the next
+//! state. Relay: [`ServerPair`] `(e, ck_e, kid)`, whose [`ServerPair::accept`] gives the keys of
+//! counter `m` and the state to commit; [`Accepted::check_retry`] applies the `retry` rule.
 
 use core::fmt;
 
@@ -11,25 +12,20 @@ use sha2::Sha256;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::codec::Reader;
-use crate::error::{CounterError, PairingError, StateError};
-use crate::ids::{ClientId, PairId};
-use crate::kem::{DecapsulationSeed, EncapsulationKey, KemCiphertext, SharedSecret, ESEED_SIZE};
-use crate::msgs::pairing::{PairingRequest, PairingResponse};
+use crate::error::{CounterError, StateError};
+use crate::ids::PairId;
+use crate::labels;
+use crate::msgs::relay_header::Flags;
+use crate::relay_key::Kid;
 
-/// Forward window of counters a relay accepts (`max-skip`, §6).
+/// Forward window of counters a relay accepts (`max-skip`, §7).
 pub const MAX_SKIP: u64 = 16;
-/// Highest counter an exchange may use; a pair at `MAX_COUNTER + 1` must be re-paired.
+/// Highest counter an exchange may use (`2^64 - 2`); a pair past it must be re-paired.
 pub const MAX_COUNTER: u64 = u64::MAX - 1;
-/// Size of the plain relay-side state (§10).
-pub const STATE_SIZE: usize = 41;
+/// Size of the plain relay-side state (§14).
+pub const STATE_SIZE: usize = 49;
 /// Version byte of the plain relay-side state.
-const STATE_VERSION: u8 = 1;
-
-const PAIR_SALT: &[u8] = b"pqrelay/1 pair";
-const CHAIN_INFO: &[u8] = b"pqrelay/1 chain";
-const REQUEST_INFO: &[u8] = b"pqrelay/1 request";
-const RESPONSE_INFO: &[u8] = b"pqrelay/1 response";
-const NEXT_INFO: &[u8] = b"pqrelay/1 next";
+pub const STATE_VERSION: u8 = 2;
 
 /// HKDF-Expand with a 32-byte PRK to 32 bytes.
 pub(crate) fn expand32(prk: &[u8; 32], info: &[&[u8]]) -> [u8; 32] {
@@ -38,6 +34,16 @@ pub(crate) fn expand32(prk: &[u8; 32], info: &[&[u8]]) -> [u8; 32] {
     hk.expand_multi_info(info, &mut out)
         .expect("32 bytes is a valid HKDF-SHA256 output length");
     out
+}
+
+/// HMAC-SHA256 of the concatenation of `parts` under `key` (any length).
+pub(crate) fn hmac32(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    use hmac::{KeyInit as _, Mac as _};
+    let mut m = <hmac::Hmac<Sha256>>::new_from_slice(key).expect("HMAC accepts keys of any length");
+    for part in parts {
+        m.update(part);
+    }
+    m.finalize().into_bytes().into()
 }
 
 /// HKDF-Extract to a 32-byte PRK.
@@ -84,30 +90,30 @@ secret32! {
     AeadKey
 }
 
-impl ChainKey {
-    /// `ck_0` from the X-Wing shared secret, bound to the client and pair ids (§6).
-    pub fn initial(ss: &SharedSecret, id: &ClientId, pid: &PairId) -> Self {
-        let prk = extract(PAIR_SALT, ss.as_bytes());
-        Self(expand32(&prk, &[CHAIN_INFO, id.as_bytes(), pid.as_bytes()]))
-    }
+secret32! {
+    /// The error tag key `ke_n` of one exchange (§11.2). Zeroized on drop.
+    ErrorTagKey
+}
 
-    /// The keys of exchange `counter` and the next chain key.
+impl ChainKey {
+    /// The keys of exchange `counter` (`kq_n`, `ks_n`, `ke_n`) and `ck_{n+1}`.
     fn step(&self, counter: u64) -> (ExchangeKeys, ChainKey) {
         let keys = ExchangeKeys {
             counter,
-            request: AeadKey(expand32(&self.0, &[REQUEST_INFO])),
-            response: AeadKey(expand32(&self.0, &[RESPONSE_INFO])),
+            request: AeadKey(expand32(&self.0, &[labels::REQUEST])),
+            response: AeadKey(expand32(&self.0, &[labels::RESPONSE])),
+            error: ErrorTagKey(expand32(&self.0, &[labels::ERROR])),
         };
-        (keys, ChainKey(expand32(&self.0, &[NEXT_INFO])))
+        (keys, self.next())
     }
 
     /// `ck_{n+1}` from `ck_n`.
     fn next(&self) -> ChainKey {
-        ChainKey(expand32(&self.0, &[NEXT_INFO]))
+        ChainKey(expand32(&self.0, &[labels::NEXT]))
     }
 }
 
-/// The keys of one exchange.
+/// The keys of one exchange (§7).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExchangeKeys {
     /// The exchange counter `n`.
@@ -116,90 +122,8 @@ pub struct ExchangeKeys {
     pub request: AeadKey,
     /// `ks_n`: seals everything the relay sends back.
     pub response: AeadKey,
-}
-
-/// A client pair waiting for the relay's pairing response.
-#[derive(Debug)]
-pub struct PendingPair {
-    pid: PairId,
-    seed: DecapsulationSeed,
-}
-
-impl PendingPair {
-    /// A new pair from a random pair id and a random X-Wing seed.
-    pub fn new(pid: PairId, seed: DecapsulationSeed) -> Self {
-        Self { pid, seed }
-    }
-
-    /// The pair id.
-    pub fn pair_id(&self) -> PairId {
-        self.pid
-    }
-
-    /// The `ek` to send in the pairing request.
-    pub fn encapsulation_key(&self) -> EncapsulationKey {
-        self.seed.encapsulation_key()
-    }
-
-    /// Decapsulates the relay's `ct` and derives `ck_0`; the seed is dropped (and zeroized).
-    pub fn complete(self, id: &ClientId, ct: &KemCiphertext) -> Result<ClientPair, PairingError> {
-        let ss = self.seed.decapsulate(ct)?;
-        Ok(ClientPair {
-            pid: self.pid,
-            counter: 0,
-            ck: ChainKey::initial(&ss, id, &self.pid),
-        })
-    }
-}
-
-/// The client side of one `POST /api/mte-pair` (§5): the pending pairs, the request body,
-/// and the pairs derived from the relay's answer.
-#[derive(Debug)]
-pub struct ClientPairing {
-    pending: Vec<PendingPair>,
-}
-
-impl ClientPairing {
-    /// One pending pair per `(pair id, random X-Wing seed)`, in request order.
-    pub fn new(pairs: impl IntoIterator<Item = (PairId, DecapsulationSeed)>) -> Self {
-        let pending = pairs
-            .into_iter()
-            .map(|(pid, seed)| PendingPair::new(pid, seed))
-            .collect();
-        Self { pending }
-    }
-
-    /// The pair ids, in request order.
-    pub fn pair_ids(&self) -> Vec<PairId> {
-        self.pending.iter().map(PendingPair::pair_id).collect()
-    }
-
-    /// The pairing request body.
-    pub fn request_body(&self) -> Vec<u8> {
-        PairingRequest {
-            pairs: self
-                .pending
-                .iter()
-                .map(|p| (p.pair_id(), p.encapsulation_key()))
-                .collect(),
-        }
-        .encode()
-    }
-
-    /// Checks that `response_body` answers exactly this request, in order, and derives every
-    /// pair's `ck_0` for the client `id`.
-    pub fn complete(
-        self,
-        id: &ClientId,
-        response_body: &[u8],
-    ) -> Result<Vec<ClientPair>, PairingError> {
-        let response = PairingResponse::parse(response_body, &self.pair_ids())?;
-        self.pending
-            .into_iter()
-            .zip(response.pairs)
-            .map(|(p, (_, ct))| p.complete(id, &ct))
-            .collect()
-    }
+    /// `ke_n`: tags the relay's errors for this exchange (§11.2).
+    pub error: ErrorTagKey,
 }
 
 /// The client's state of one pair: `(n, ck_n)`.
@@ -211,7 +135,7 @@ pub struct ClientPair {
 }
 
 impl ClientPair {
-    /// Restores a persisted client pair.
+    /// A pair at counter `counter` (0 after pairing; persisted pairs are restored this way).
     pub fn from_parts(pid: PairId, counter: u64, ck: ChainKey) -> Self {
         Self { pid, counter, ck }
     }
@@ -232,7 +156,7 @@ impl ClientPair {
     }
 
     /// Starts an exchange: returns its keys and the next state. The old chain key is dropped
-    /// (zeroized); persist the returned state **before** sending, whatever the outcome (§6).
+    /// (zeroized); persist the returned state **before** sending, whatever the outcome (§7).
     pub fn next_exchange(self) -> Result<(ExchangeKeys, ClientPair), CounterError> {
         if self.counter > MAX_COUNTER {
             return Err(CounterError::Exhausted);
@@ -247,33 +171,54 @@ impl ClientPair {
     }
 }
 
-/// The relay's state of one pair: `(e, ck_e)`, `e` being the next counter it expects.
+/// The relay's state of one pair: `(e, ck_e, kid)`, `e` being the lowest counter it has not
+/// passed and `kid` the relay key the pair was made with (§7, §14).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServerPair {
     next: u64,
     ck: ChainKey,
+    kid: Kid,
+}
+
+/// A counter the relay accepted (§7): the exchange's keys, the state to commit before anything
+/// else, and the `e` the pair was at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Accepted {
+    /// The keys of counter `m`.
+    pub keys: ExchangeKeys,
+    /// `(m+1, ck_{m+1}, kid)`: commit it (compare-and-set against the state read) before
+    /// opening, forwarding or refusing the request.
+    pub next: ServerPair,
+    /// The `e` of the state read: the input of the `retry` rule.
+    pub e: u64,
+}
+
+impl Accepted {
+    /// The `retry` rule of §7 for this request's (authenticated) `flags`: a request without
+    /// flag `retry` passes; one with it passes only if [`retry_allowed`]. Otherwise
+    /// [`CounterError::RetryRefused`] (564 `retry_refused`, verdict `dead`).
+    pub fn check_retry(&self, flags: Flags) -> Result<(), CounterError> {
+        if !flags.contains(Flags::RETRY) || retry_allowed(self.keys.counter, self.e) {
+            Ok(())
+        } else {
+            Err(CounterError::RetryRefused)
+        }
+    }
+}
+
+/// The `retry` rule of §7: a request with flag `retry` and counter `m` repeats counter `m - 1`,
+/// and may run only if that counter had not been passed, `m - 1 >= e`; `m = 0` never may.
+pub fn retry_allowed(m: u64, e: u64) -> bool {
+    m.checked_sub(1).is_some_and(|previous| previous >= e)
 }
 
 impl ServerPair {
-    /// Server side of pairing (§5): validates nothing more than `ek` already was, encapsulates
-    /// with `eseed` (fresh random bytes) and returns `ct` and the state `(0, ck_0)` to store.
-    pub fn pair(
-        id: &ClientId,
-        pid: &PairId,
-        ek: &EncapsulationKey,
-        eseed: &[u8; ESEED_SIZE],
-    ) -> (KemCiphertext, ServerPair) {
-        let (ct, ss) = ek.encapsulate(eseed);
-        let ck = ChainKey::initial(&ss, id, pid);
-        (ct, ServerPair { next: 0, ck })
+    /// A state from its parts (pairing stores `(0, ck_0, kid)`).
+    pub fn from_parts(next: u64, ck: ChainKey, kid: Kid) -> Self {
+        Self { next, ck, kid }
     }
 
-    /// A state from its parts.
-    pub fn from_parts(next: u64, ck: ChainKey) -> Self {
-        Self { next, ck }
-    }
-
-    /// The next counter this relay expects, `e`.
+    /// `e`: the lowest counter this relay has not passed.
     pub fn next_counter(&self) -> u64 {
         self.next
     }
@@ -283,58 +228,66 @@ impl ServerPair {
         &self.ck
     }
 
-    /// Accepts counter `m` iff `e <= m <= e + max_skip` and `m <= MAX_COUNTER`; ratchets to
-    /// `ck_m` and returns the exchange keys and the state `(m+1, ck_{m+1})`, which the relay stores
-    /// only after the request's header block opened (§6).
-    pub fn accept(
-        self,
-        counter: u64,
-        max_skip: u64,
-    ) -> Result<(ExchangeKeys, ServerPair), CounterError> {
-        if counter < self.next {
+    /// The short id of the relay key this pair was made with.
+    pub fn kid(&self) -> Kid {
+        self.kid
+    }
+
+    /// Accepts counter `m` iff `e <= m <= e + max_skip` and `m <= MAX_COUNTER`, ratchets to
+    /// `ck_m` and returns its keys with the state `(m+1, ck_{m+1}, kid)` to commit (§7).
+    pub fn accept(self, m: u64, max_skip: u64) -> Result<Accepted, CounterError> {
+        if m < self.next {
             return Err(CounterError::Replayed);
         }
-        if counter - self.next > max_skip {
+        if m - self.next > max_skip {
             return Err(CounterError::TooFarAhead);
         }
-        if counter > MAX_COUNTER {
+        if m > MAX_COUNTER {
             return Err(CounterError::Exhausted);
         }
         let mut ck = self.ck.clone();
-        for _ in self.next..counter {
+        for _ in self.next..m {
             ck = ck.next();
         }
-        let (keys, ck) = ck.step(counter);
-        Ok((
+        let (keys, ck) = ck.step(m);
+        Ok(Accepted {
             keys,
-            ServerPair {
-                next: counter + 1,
+            next: ServerPair {
+                next: m + 1,
                 ck,
+                kid: self.kid,
             },
-        ))
+            e: self.next,
+        })
     }
 
-    /// `version(1) || e(u64) || ck_e(32)`, 41 bytes (§10).
+    /// `version(u8 = 2) || e(u64) || ck_e(32) || kid(8)`, 49 bytes (§14).
     pub fn to_bytes(&self) -> Zeroizing<[u8; STATE_SIZE]> {
         let mut out = Zeroizing::new([0u8; STATE_SIZE]);
-        out[0] = STATE_VERSION;
-        out[1..9].copy_from_slice(&self.next.to_be_bytes());
-        out[9..].copy_from_slice(&self.ck.0);
+        let (version, rest) = out.split_at_mut(1);
+        let (e, rest) = rest.split_at_mut(8);
+        let (ck, kid) = rest.split_at_mut(32);
+        version.copy_from_slice(&[STATE_VERSION]);
+        e.copy_from_slice(&self.next.to_be_bytes());
+        ck.copy_from_slice(&self.ck.0);
+        kid.copy_from_slice(&self.kid.0);
         out
     }
 
-    /// Parses the 41-byte state.
+    /// Parses the 49-byte state; another version or size is [`StateError::Malformed`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, StateError> {
         let mut r = Reader::new(bytes);
         let version = r.u8().ok_or(StateError::Malformed)?;
         let next = r.u64().ok_or(StateError::Malformed)?;
         let ck = r.array::<32>().ok_or(StateError::Malformed)?;
+        let kid = r.array::<8>().ok_or(StateError::Malformed)?;
         if version != STATE_VERSION || !r.is_empty() {
             return Err(StateError::Malformed);
         }
         Ok(Self {
             next,
             ck: ChainKey(ck),
+            kid: Kid(kid),
         })
     }
 }

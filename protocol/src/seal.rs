@@ -1,4 +1,4 @@
-//! Sealing (§7): nonces, the fixed-layout AAD, and the single-record items of an exchange (the
+//! Sealing (§8): nonces, the fixed-layout AAD, and the single-record items of an exchange (the
 //! sealed URL and the sealed header block). Bodies are in [`crate::stream`].
 
 use aes_gcm::aead::Tag;
@@ -8,6 +8,7 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use crate::codec::{b64_decode, b64_encode};
 use crate::error::{Error, HeaderError};
 use crate::ids::{ClientId, PairId};
+use crate::labels;
 use crate::msgs::headers::{decode_headers, MAX_SEALED_HEADERS_LEN};
 use crate::msgs::relay_header::Flags;
 use crate::msgs::target::validate_origin_form;
@@ -17,8 +18,6 @@ use crate::ratchet::AeadKey;
 pub const TAG_SIZE: usize = 16;
 /// AES-256-GCM nonce size.
 pub const NONCE_SIZE: usize = 12;
-/// The AAD label.
-const AAD_LABEL: &[u8; 9] = b"pqrelay/1";
 /// Offset of the `index` field in the AAD (label, dir, part, flags, id, pid, counter).
 pub(crate) const AAD_INDEX_OFFSET: usize = 9 + 3 + 16 + 16 + 8;
 /// Offset of the `final` field in the AAD.
@@ -64,7 +63,7 @@ pub enum Part {
     Body = 3,
 }
 
-/// The 12-byte nonce `part || final || 0x00 0x00 || index` (§7).
+/// The 12-byte nonce `part || final || 0x00 0x00 || index` (§8).
 pub fn nonce(part: Part, is_final: bool, index: u64) -> [u8; NONCE_SIZE] {
     let mut n = [0u8; NONCE_SIZE];
     n[0] = part as u8;
@@ -73,7 +72,7 @@ pub fn nonce(part: Part, is_final: bool, index: u64) -> [u8; NONCE_SIZE] {
     n
 }
 
-/// Everything one message's sealed items are bound to (§7), except the per-item `part`,
+/// Everything one message's sealed items are bound to (§8), except the per-item `part`,
 /// `index` and `final`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MessageContext {
@@ -153,7 +152,7 @@ impl MessageContext {
         self.counter
     }
 
-    /// The AAD bytes of one item (§7). `target` is included only for the request's header block
+    /// The AAD bytes of one item (§8). `target` is included only for the request's header block
     /// when the URL is not sealed.
     pub fn aad(&self, part: Part, index: u64, is_final: bool) -> Vec<u8> {
         let target = match (self.direction, part) {
@@ -161,7 +160,7 @@ impl MessageContext {
             _ => b"",
         };
         let mut a = Vec::with_capacity(AAD_FINAL_OFFSET + 6 + self.method.len() + target.len());
-        a.extend_from_slice(AAD_LABEL);
+        a.extend_from_slice(labels::AAD);
         a.push(self.direction.byte());
         a.push(part as u8);
         a.push(self.flags.bits());

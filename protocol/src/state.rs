@@ -1,4 +1,4 @@
-//! Relay-side pair state sealed at rest (§10).
+//! Relay-side pair state sealed at rest (§14): `salt || AES-256-GCM(k, 0^12, state, aad)`.
 
 use core::fmt;
 
@@ -7,18 +7,17 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::error::StateError;
 use crate::ids::{ClientId, PairId};
+use crate::labels;
 use crate::ratchet::{expand32, extract, AeadKey, ServerPair, STATE_SIZE};
 use crate::seal::{cipher, open_into, seal_in_place, NONCE_SIZE, TAG_SIZE};
 
 /// Size of the random salt of a blob.
 pub const SALT_SIZE: usize = 16;
-/// Size of a sealed state blob: salt, 41-byte state, tag.
+/// Size of a sealed state blob: salt, 49-byte state, tag (81 bytes).
 pub const BLOB_SIZE: usize = SALT_SIZE + STATE_SIZE + TAG_SIZE;
 
-const STATE_SALT: &[u8] = b"pqrelay/1 state";
-const STATE_KEY_INFO: &[u8] = b"pqrelay/1 state key";
-const BLOB_INFO: &[u8] = b"pqrelay/1 state blob";
-const BLOB_AAD: &[u8] = b"pqrelay/1 state";
+/// Length of the blob AAD: label, client id, pair id.
+const AAD_SIZE: usize = labels::STATE.len() + 16 + 16;
 
 /// Seals and opens state blobs with `state_key`, derived once from `STATE_SECRET`. Zeroized on
 /// drop.
@@ -34,30 +33,32 @@ impl fmt::Debug for StateSealer {
 }
 
 impl StateSealer {
-    /// Derives `state_key` from the UTF-8 bytes of `STATE_SECRET`.
+    /// Derives `state_key` from the UTF-8 bytes of `STATE_SECRET` (§14).
     pub fn new(secret: &[u8]) -> Self {
-        let prk = extract(STATE_SALT, secret);
+        let prk = extract(labels::STATE, secret);
         Self {
-            state_key: expand32(&prk, &[STATE_KEY_INFO]),
+            state_key: expand32(&prk, &[labels::STATE_KEY]),
         }
     }
 
     fn blob_cipher(&self, salt: &[u8; SALT_SIZE]) -> Aes256Gcm {
         cipher(&AeadKey::from_bytes(expand32(
             &self.state_key,
-            &[BLOB_INFO, salt],
+            &[labels::STATE_BLOB, salt],
         )))
     }
 
-    fn aad(id: &ClientId, pid: &PairId) -> [u8; 15 + 32] {
-        let mut aad = [0u8; 15 + 32];
-        aad[..15].copy_from_slice(BLOB_AAD);
-        aad[15..31].copy_from_slice(id.as_bytes());
-        aad[31..].copy_from_slice(pid.as_bytes());
+    fn aad(id: &ClientId, pid: &PairId) -> [u8; AAD_SIZE] {
+        let mut aad = [0u8; AAD_SIZE];
+        let (label, ids) = aad.split_at_mut(labels::STATE.len());
+        let (i, p) = ids.split_at_mut(16);
+        label.copy_from_slice(labels::STATE);
+        i.copy_from_slice(id.as_bytes());
+        p.copy_from_slice(pid.as_bytes());
         aad
     }
 
-    /// `salt || AES-256-GCM(k, 0^12, state, "pqrelay/1 state" || id || pid)`, 73 bytes. `salt`
+    /// `salt || AES-256-GCM(k, 0^12, state, "pqrelay/2 state" || id || pid)`, 81 bytes. `salt`
     /// MUST be 16 fresh random bytes.
     pub fn seal(
         &self,
@@ -83,7 +84,9 @@ impl StateSealer {
     }
 
     /// Opens a blob stored under `(id, pid)`. Anything that does not open is
-    /// [`StateError::Unreadable`] (569: re-pair).
+    /// [`StateError::Unreadable`] (569: re-pair); a plain state of another version or size is
+    /// [`StateError::Malformed`]. Whether its `kid` is still configured is
+    /// [`RelayKeySet::check_kid`](crate::relay_key::RelayKeySet::check_kid).
     pub fn open(&self, id: &ClientId, pid: &PairId, blob: &[u8]) -> Result<ServerPair, StateError> {
         if blob.len() != BLOB_SIZE {
             return Err(StateError::Unreadable);

@@ -1,4 +1,4 @@
-//! Body framing (§9): STREAM of AES-256-GCM records.
+//! Body framing (§10): STREAM of AES-256-GCM records.
 //!
 //! ```text
 //! record = header(u32) || AES-256-GCM(key, nonce(part=3, final, i), chunk, aad(part=3, i, final))
@@ -40,13 +40,13 @@ pub fn records(plain_len: u64) -> u64 {
     plain_len.div_ceil(CHUNK_SIZE as u64).max(1)
 }
 
-/// `encoded_len(L) = L + 20 * records(L)` of a sized body (§9); `None` on overflow.
+/// `encoded_len(L) = L + 20 * records(L)` of a sized body (§10); `None` on overflow.
 pub fn encoded_len(plain_len: u64) -> Option<u64> {
     plain_len.checked_add(records(plain_len).checked_mul(RECORD_OVERHEAD as u64)?)
 }
 
 /// The plain length `L` of a sized body of encoded length `E`, or `None` if no `L` has
-/// `encoded_len(L) == E` (§9).
+/// `encoded_len(L) == E` (§10).
 pub fn plain_len(encoded: u64) -> Option<u64> {
     let r = encoded.div_ceil(MAX_RECORD_SIZE as u64).max(1);
     let l = encoded.checked_sub(r * RECORD_OVERHEAD as u64)?;

@@ -1,11 +1,12 @@
-//! The sealed header list (§8.2, §8.3): UTF-8 JSON `[[name, value], ...]`.
+//! The sealed header list (§9.2, §9.3): UTF-8 JSON `[[name, value], ...]`.
 
 use crate::error::{Error, HeaderError};
 
-/// Longest accepted `x-mte-relay-eh` value, in characters of b64 (§12).
+/// Longest accepted `x-mte-relay-eh` value, in characters of b64 (§9.2, §15).
 pub const MAX_SEALED_HEADERS_LEN: usize = 16 * 1024;
 
-/// Names a client may not seal into a request (§8.2), besides any `x-mte-*` name.
+/// Names a client may not seal into a request (§9.2), besides any `x-forwarded-*` and
+/// `x-mte-*` name.
 pub const FORBIDDEN_REQUEST_HEADERS: &[&str] = &[
     "host",
     "content-length",
@@ -16,9 +17,16 @@ pub const FORBIDDEN_REQUEST_HEADERS: &[&str] = &[
     "te",
     "trailer",
     "upgrade",
+    "expect",
+    "forwarded",
+    "x-real-ip",
 ];
 
-/// Hop-by-hop and framing names the relay never seals into a response (§8.3), besides
+/// Name prefixes a client may not seal into a request (§9.2): the relay's own forwarding
+/// headers and the protocol's headers.
+pub const FORBIDDEN_REQUEST_PREFIXES: &[&str] = &["x-forwarded-", "x-mte-"];
+
+/// Hop-by-hop and framing names the relay never seals into a response (§9.3), besides
 /// `set-cookie` and any `access-control-*` name.
 pub const UNSEALED_RESPONSE_HEADERS: &[&str] = &[
     "connection",
@@ -48,9 +56,12 @@ pub fn validate_header(name: &str, value: &str) -> Result<(), HeaderError> {
 }
 
 /// True for names a client may not seal into a request: [`FORBIDDEN_REQUEST_HEADERS`] and
-/// `x-mte-*`. `name` must already be lowercase.
+/// [`FORBIDDEN_REQUEST_PREFIXES`]. `name` must already be lowercase.
 pub fn is_forbidden_request_header(name: &str) -> bool {
-    FORBIDDEN_REQUEST_HEADERS.contains(&name) || name.starts_with("x-mte-")
+    FORBIDDEN_REQUEST_HEADERS.contains(&name)
+        || FORBIDDEN_REQUEST_PREFIXES
+            .iter()
+            .any(|prefix| name.starts_with(prefix))
 }
 
 /// True for upstream response headers the relay leaves plain or drops instead of sealing:

@@ -1,7 +1,10 @@
-//! Wire types: the `x-mte-relay` header, the sealed header list, pairing bodies and the
-//! request-target check. Parsing is strict and never panics on peer input.
+//! Wire types: the `x-mte-relay` header and `x-mte-relay-info`, the relay key list, the sealed
+//! header list, pairing bodies, the verdict header and the URL check. Parsing is strict and
+//! never panics on peer input.
 
 pub mod headers;
 pub mod pairing;
 pub mod relay_header;
+pub mod relay_keys;
 pub mod target;
+pub mod verdict;

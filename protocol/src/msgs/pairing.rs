@@ -1,216 +1,273 @@
-//! Pairing request and response bodies (§5).
+//! Pairing request and response bodies (§6).
+//!
+//! ```text
+//! request  {"key":"<b64(fp)>","ct":"<b64(ct_R)>","ek":"<b64(ek_E)>","pairs":["<b64(pid)>",...]}
+//! response {"ct":"<b64(ct_E)>","keys":["<b64(fp')>",...],"confirm":"<b64(confirm)>"}
+//! ```
+//!
+//! Parsing is strict: a JSON object with exactly these keys, each once (a duplicate key is
+//! refused, not silently overwritten), no other key, values of the stated sizes.
 
 use core::fmt;
-use core::marker::PhantomData;
 
-use serde::de::{Error as _, MapAccess, Visitor};
-use serde::{Deserialize, Deserializer};
+use serde::de::{DeserializeSeed, Error as _, MapAccess, Visitor};
+use serde::Deserializer;
 
-use crate::codec::{b64_decode, b64_encode};
+use crate::codec::{b64_decode, b64_decode_array, b64_encode};
 use crate::error::PairingError;
 use crate::ids::PairId;
 use crate::kem::{EncapsulationKey, KemCiphertext};
+use crate::relay_key::{KeyId, MAX_RELAY_KEYS};
 
-/// Largest accepted pairing request or response body (§12).
+/// Largest accepted pairing request or response body (§15).
 pub const MAX_PAIRING_BODY: usize = 64 * 1024;
-/// Default `max-pairs` (MAX_POOL_SIZE, §12).
+/// Default `max-pairs` (`MAX_POOL_SIZE`, §15).
 pub const DEFAULT_MAX_PAIRS: usize = 25;
+/// Most pairs one pairing request can hold whatever `max-pairs` says: the transcript hash
+/// encodes the count as `u8(n)` (§6).
+pub const MAX_PAIRS_PER_REQUEST: usize = 255;
+/// Size of `confirm`.
+pub const CONFIRM_SIZE: usize = 32;
 
-/// `{"pairs":[{"id":"<b64(pid)>","ek":"<b64(ek)>"}, ...]}`.
+/// A pairing request body (§6).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PairingRequest {
-    /// The pairs, in order.
-    pub pairs: Vec<(PairId, EncapsulationKey)>,
+    /// `fp`: the relay key the client encapsulated to.
+    pub key: KeyId,
+    /// `ct_R`: the encapsulation to that key.
+    pub ct: KemCiphertext,
+    /// `ek_E`: the client's ephemeral encapsulation key.
+    pub ek: EncapsulationKey,
+    /// The new pair ids, distinct, in order.
+    pub pairs: Vec<PairId>,
 }
 
-/// `{"pairs":[{"id":"<b64(pid)>","ct":"<b64(ct)>"}, ...]}`.
+/// A pairing response body (§6).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PairingResponse {
-    /// The pairs, in the request's order.
-    pub pairs: Vec<(PairId, KemCiphertext)>,
+    /// `ct_E`: the relay's encapsulation to `ek_E`.
+    pub ct: KemCiphertext,
+    /// `fp'_1..fp'_k`: every key id of the relay, current first.
+    pub keys: Vec<KeyId>,
+    /// `confirm`: the MAC that proves the answer came from the holder of the relay key.
+    pub confirm: [u8; CONFIRM_SIZE],
 }
 
-/// The second key of a pair entry (`ek` or `ct`).
-trait DataKey {
-    const NAME: &'static str;
-}
-struct Ek;
-impl DataKey for Ek {
-    const NAME: &'static str = "ek";
-}
-struct Ct;
-impl DataKey for Ct {
-    const NAME: &'static str = "ct";
+/// The JSON type a key of a strict object holds.
+#[derive(Clone, Copy)]
+enum Shape {
+    Text,
+    List,
 }
 
-/// `{"pairs":[...]}`, accepted only as a JSON object with exactly that key.
-struct Top<K>(Vec<Entry<K>>);
-/// `{"id":"..","<K>":".."}`, accepted only as an object with exactly those keys, once each.
-struct Entry<K> {
-    id: String,
-    data: String,
-    _key: PhantomData<K>,
+/// One value of a strict object.
+enum Field {
+    Text(String),
+    List(Vec<String>),
 }
 
-impl<'de, K: DataKey> Deserialize<'de> for Top<K> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<K>(PhantomData<K>);
-        impl<'de, K: DataKey> Visitor<'de> for V<K> {
-            type Value = Top<K>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an object with exactly the key \"pairs\"")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Top<K>, A::Error> {
-                let mut pairs = None;
-                while let Some(key) = map.next_key::<String>()? {
-                    match key.as_str() {
-                        "pairs" if pairs.is_none() => pairs = Some(map.next_value()?),
-                        "pairs" => return Err(A::Error::duplicate_field("pairs")),
-                        other => return Err(A::Error::unknown_field(other, &["pairs"])),
-                    }
-                }
-                pairs
-                    .map(Top)
-                    .ok_or_else(|| A::Error::missing_field("pairs"))
-            }
-        }
-        d.deserialize_map(V(PhantomData))
+/// A JSON object with exactly the keys of `spec`, each once, in any order.
+struct StrictObject(&'static [(&'static str, Shape)]);
+
+impl<'de> DeserializeSeed<'de> for StrictObject {
+    type Value = Vec<Field>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Vec<Field>, D::Error> {
+        d.deserialize_map(self)
     }
 }
 
-impl<'de, K: DataKey> Deserialize<'de> for Entry<K> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<K>(PhantomData<K>);
-        impl<'de, K: DataKey> Visitor<'de> for V<K> {
-            type Value = Entry<K>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(
-                    f,
-                    "an object with exactly the keys \"id\" and \"{}\"",
-                    K::NAME
-                )
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entry<K>, A::Error> {
-                let (mut id, mut data) = (None, None);
-                while let Some(key) = map.next_key::<String>()? {
-                    let slot = match key.as_str() {
-                        "id" => &mut id,
-                        k if k == K::NAME => &mut data,
-                        other => return Err(A::Error::unknown_field(other, &["id", K::NAME])),
-                    };
-                    if slot.is_some() {
-                        return Err(A::Error::custom(format_args!("duplicate field `{key}`")));
-                    }
-                    *slot = Some(map.next_value::<String>()?);
-                }
-                Ok(Entry {
-                    id: id.ok_or_else(|| A::Error::missing_field("id"))?,
-                    data: data.ok_or_else(|| {
-                        A::Error::custom(format_args!("missing field `{}`", K::NAME))
-                    })?,
-                    _key: PhantomData,
-                })
+impl<'de> Visitor<'de> for StrictObject {
+    type Value = Vec<Field>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object with exactly the keys ")?;
+        for (i, (name, _)) in self.0.iter().enumerate() {
+            let sep = if i == 0 { "" } else { ", " };
+            write!(f, "{sep}`{name}`")?;
+        }
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Vec<Field>, A::Error> {
+        let mut slots: Vec<Option<Field>> = self.0.iter().map(|_| None).collect();
+        while let Some(key) = map.next_key::<String>()? {
+            let Some((i, (name, shape))) = self.0.iter().enumerate().find(|(_, (n, _))| *n == key)
+            else {
+                return Err(A::Error::custom(format_args!("unknown key `{key}`")));
+            };
+            let value = match shape {
+                Shape::Text => Field::Text(map.next_value()?),
+                Shape::List => Field::List(map.next_value()?),
+            };
+            match slots.get_mut(i) {
+                Some(slot @ None) => *slot = Some(value),
+                _ => return Err(A::Error::custom(format_args!("duplicate key `{name}`"))),
             }
         }
-        d.deserialize_map(V(PhantomData))
+        slots
+            .into_iter()
+            .zip(self.0)
+            .map(|(slot, (name, _))| {
+                slot.ok_or_else(|| A::Error::custom(format_args!("missing key `{name}`")))
+            })
+            .collect()
     }
 }
 
-/// Parses the body strictly, checks 1..=max entries, ids, and no duplicate ids.
-fn parse_entries<K: DataKey>(
+/// Parses `body` as a strict object of `N` keys; the values in `spec` order.
+fn parse_object<const N: usize>(
     body: &[u8],
-    max: usize,
-) -> Result<Vec<(PairId, String)>, PairingError> {
+    spec: &'static [(&'static str, Shape); N],
+) -> Result<[Field; N], PairingError> {
     if body.len() > MAX_PAIRING_BODY {
         return Err(PairingError::TooLarge);
     }
-    let top: Top<K> =
-        serde_json::from_slice(body).map_err(|e| PairingError::Json(e.to_string()))?;
-    if top.0.is_empty() || top.0.len() > max {
-        return Err(PairingError::PairCount);
-    }
-    let mut out: Vec<(PairId, String)> = Vec::with_capacity(top.0.len());
-    for entry in top.0 {
-        let id = PairId::from_b64(&entry.id).ok_or(PairingError::BadId)?;
-        if out.iter().any(|(seen, _)| *seen == id) {
-            return Err(PairingError::DuplicateId);
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let fields = StrictObject(spec)
+        .deserialize(&mut de)
+        .and_then(|f| de.end().map(|()| f))
+        .map_err(|e| PairingError::Json(e.to_string()))?;
+    fields
+        .try_into()
+        .map_err(|_| PairingError::Json("wrong number of keys".into()))
+}
+
+fn json_shape() -> PairingError {
+    PairingError::Json("a key holds the wrong JSON type".into())
+}
+
+/// A compact JSON object of the given keys in order (values here are b64 and never need
+/// escaping).
+fn encode_object(fields: &[(&str, Field)]) -> Vec<u8> {
+    let quoted = |v: &str| format!("\"{v}\"");
+    let members: Vec<String> = fields
+        .iter()
+        .map(|(name, value)| {
+            let value = match value {
+                Field::Text(text) => quoted(text),
+                Field::List(items) => {
+                    let items: Vec<String> = items.iter().map(|i| quoted(i)).collect();
+                    format!("[{}]", items.join(","))
+                }
+            };
+            format!("\"{name}\":{value}")
+        })
+        .collect();
+    format!("{{{}}}", members.join(",")).into_bytes()
+}
+
+/// Parses a list of distinct ids; `bad` for an item that does not parse, `twice` for one given
+/// twice.
+fn parse_distinct<T: PartialEq>(
+    texts: &[String],
+    parse: impl Fn(&str) -> Option<T>,
+    bad: PairingError,
+    twice: PairingError,
+) -> Result<Vec<T>, PairingError> {
+    let mut out: Vec<T> = Vec::with_capacity(texts.len());
+    for text in texts {
+        let id = parse(text).ok_or_else(|| bad.clone())?;
+        if out.contains(&id) {
+            return Err(twice);
         }
-        out.push((id, entry.data));
+        out.push(id);
     }
     Ok(out)
 }
 
-fn encode_entries<'a>(
-    data_key: &str,
-    pairs: impl Iterator<Item = (&'a PairId, &'a [u8])>,
-) -> Vec<u8> {
-    let mut out = String::from("{\"pairs\":[");
-    for (i, (id, data)) in pairs.enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(&format!(
-            "{{\"id\":\"{}\",\"{data_key}\":\"{}\"}}",
-            id.to_b64(),
-            b64_encode(data)
-        ));
-    }
-    out.push_str("]}");
-    out.into_bytes()
+const REQUEST_SPEC: &[(&str, Shape); 4] = &[
+    ("key", Shape::Text),
+    ("ct", Shape::Text),
+    ("ek", Shape::Text),
+    ("pairs", Shape::List),
+];
+
+const RESPONSE_SPEC: &[(&str, Shape); 3] = &[
+    ("ct", Shape::Text),
+    ("keys", Shape::List),
+    ("confirm", Shape::Text),
+];
+
+fn parse_ct(text: &str) -> Result<KemCiphertext, PairingError> {
+    let ct = b64_decode_array::<{ crate::kem::CIPHERTEXT_SIZE }>(text)
+        .ok_or(PairingError::BadCiphertext)?;
+    KemCiphertext::from_bytes(&ct)
 }
 
 impl PairingRequest {
-    /// Parses a request body (relay side): at most [`MAX_PAIRING_BODY`] bytes, 1..=`max_pairs`
-    /// pairs, unique ids, every `ek` valid ([`EncapsulationKey::from_bytes`]).
+    /// Parses a request body (relay side, §6 step 3): at most [`MAX_PAIRING_BODY`] bytes
+    /// ([`PairingError::TooLarge`]), exactly the keys `key`, `ct`, `ek`, `pairs`; `key` 32
+    /// bytes, `ct` 1120 bytes, `ek` a valid X-Wing key, `pairs` 1 to `max_pairs` distinct
+    /// 16-byte ids (`max_pairs` is capped at [`MAX_PAIRS_PER_REQUEST`]).
     pub fn parse(body: &[u8], max_pairs: usize) -> Result<Self, PairingError> {
-        let entries = parse_entries::<Ek>(body, max_pairs)?;
-        let pairs = entries
-            .into_iter()
-            .map(|(id, ek)| {
-                let ek = b64_decode(&ek).ok_or(PairingError::BadEncapsulationKey)?;
-                Ok((id, EncapsulationKey::from_bytes(&ek)?))
-            })
-            .collect::<Result<_, PairingError>>()?;
-        Ok(Self { pairs })
+        let [Field::Text(key), Field::Text(ct), Field::Text(ek), Field::List(pairs)] =
+            parse_object(body, REQUEST_SPEC)?
+        else {
+            return Err(json_shape());
+        };
+        let key = KeyId::from_b64(&key).ok_or(PairingError::BadKeyId)?;
+        let ct = parse_ct(&ct)?;
+        let ek = b64_decode(&ek).ok_or(PairingError::BadEncapsulationKey)?;
+        let ek = EncapsulationKey::from_bytes(&ek)?;
+        if pairs.is_empty() || pairs.len() > max_pairs.min(MAX_PAIRS_PER_REQUEST) {
+            return Err(PairingError::PairCount);
+        }
+        let pairs = parse_distinct(
+            &pairs,
+            PairId::from_b64,
+            PairingError::BadPairId,
+            PairingError::DuplicatePairId,
+        )?;
+        Ok(Self { key, ct, ek, pairs })
     }
 
-    /// The compact JSON body.
+    /// The compact JSON body, keys in the order `key`, `ct`, `ek`, `pairs`.
     pub fn encode(&self) -> Vec<u8> {
-        encode_entries(
-            "ek",
-            self.pairs.iter().map(|(id, ek)| (id, &ek.as_bytes()[..])),
-        )
+        encode_object(&[
+            ("key", Field::Text(self.key.to_b64())),
+            ("ct", Field::Text(b64_encode(self.ct.as_bytes()))),
+            ("ek", Field::Text(b64_encode(self.ek.as_bytes()))),
+            (
+                "pairs",
+                Field::List(self.pairs.iter().map(PairId::to_b64).collect()),
+            ),
+        ])
     }
 }
 
 impl PairingResponse {
-    /// Parses a response body (client side) and checks that it answers `request_ids` exactly,
-    /// in order.
-    pub fn parse(body: &[u8], request_ids: &[PairId]) -> Result<Self, PairingError> {
-        let entries = parse_entries::<Ct>(body, request_ids.len().max(1))?;
-        if entries.len() != request_ids.len()
-            || entries
-                .iter()
-                .zip(request_ids)
-                .any(|((got, _), want)| got != want)
-        {
-            return Err(PairingError::ResponseMismatch);
+    /// Parses a response body (client side, §6): exactly the keys `ct`, `keys`, `confirm`;
+    /// `ct` 1120 bytes, `keys` 1 to 8 distinct 32-byte ids, `confirm` 32 bytes.
+    pub fn parse(body: &[u8]) -> Result<Self, PairingError> {
+        let [Field::Text(ct), Field::List(keys), Field::Text(confirm)] =
+            parse_object(body, RESPONSE_SPEC)?
+        else {
+            return Err(json_shape());
+        };
+        let ct = parse_ct(&ct)?;
+        if keys.is_empty() || keys.len() > MAX_RELAY_KEYS {
+            return Err(PairingError::KeyCount);
         }
-        let pairs = entries
-            .into_iter()
-            .map(|(id, ct)| {
-                let ct = b64_decode(&ct).ok_or(PairingError::BadCiphertext)?;
-                Ok((id, KemCiphertext::from_bytes(&ct)?))
-            })
-            .collect::<Result<_, PairingError>>()?;
-        Ok(Self { pairs })
+        let keys = parse_distinct(
+            &keys,
+            KeyId::from_b64,
+            PairingError::BadKeyId,
+            PairingError::KeyCount,
+        )?;
+        let confirm = b64_decode_array(&confirm).ok_or(PairingError::BadConfirm)?;
+        Ok(Self { ct, keys, confirm })
     }
 
-    /// The compact JSON body.
+    /// The compact JSON body, keys in the order `ct`, `keys`, `confirm`.
     pub fn encode(&self) -> Vec<u8> {
-        encode_entries(
-            "ct",
-            self.pairs.iter().map(|(id, ct)| (id, &ct.as_bytes()[..])),
-        )
+        encode_object(&[
+            ("ct", Field::Text(b64_encode(self.ct.as_bytes()))),
+            (
+                "keys",
+                Field::List(self.keys.iter().map(KeyId::to_b64).collect()),
+            ),
+            ("confirm", Field::Text(b64_encode(&self.confirm))),
+        ])
     }
 }

@@ -1,29 +1,32 @@
-//! The `x-mte-relay` header (§4, §8.1).
+//! The `x-mte-relay` header (§5, §9.1) and `x-mte-relay-info` (§5).
 
 use core::fmt;
 
 use crate::codec::parse_decimal;
-use crate::error::RelayHeaderError;
+use crate::error::{RelayHeaderError, RelayInfoError};
 use crate::ids::{ClientIdToken, PairId};
+use crate::msgs::pairing::MAX_PAIRS_PER_REQUEST;
+use crate::names::VERSION;
+use crate::ratchet::MAX_SKIP;
+use crate::stream::CHUNK_SIZE;
 
-/// The protocol version of this crate.
-pub const VERSION: u64 = 1;
-
-/// The flags field of an exchange's `x-mte-relay` header (§8.1).
+/// The flags field of an exchange's `x-mte-relay` header (§9.1).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Flags(u8);
 
 impl Flags {
-    /// The request path is sealed.
+    /// The request path is sealed (requests; responses echo it).
     pub const URL: Flags = Flags(0x01);
-    /// An `x-mte-relay-eh` header is present (MUST be set in v1).
+    /// An `x-mte-relay-eh` header is present (MUST be set).
     pub const HEADERS: Flags = Flags(0x02);
     /// The message has a STREAM body.
     pub const BODY: Flags = Flags(0x04);
-    /// The body's plain length was not known in advance (chunked).
+    /// The body's plain length was not known in advance.
     pub const STREAMING: Flags = Flags(0x08);
+    /// Requests only: this request repeats the one sent with counter `n - 1` (§7, §12).
+    pub const RETRY: Flags = Flags(0x10);
     /// Every defined bit.
-    pub const ALL: Flags = Flags(0x0f);
+    pub const ALL: Flags = Flags(0x1f);
 
     /// No flags.
     pub const fn empty() -> Self {
@@ -54,6 +57,12 @@ impl Flags {
     pub const fn union(self, other: Flags) -> Self {
         Flags(self.0 | other.0)
     }
+
+    /// These flags without the bits of `other`.
+    #[must_use]
+    pub const fn without(self, other: Flags) -> Self {
+        Flags(self.0 & !other.0)
+    }
 }
 
 impl core::ops::BitOr for Flags {
@@ -72,12 +81,12 @@ impl fmt::Debug for Flags {
 /// A parsed `x-mte-relay` header value.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RelayHeader {
-    /// `1.<token>`: discovery and pairing.
+    /// `2.<token>`: discovery and pairing.
     Discovery {
         /// The client id token (signature not checked).
         token: ClientIdToken,
     },
-    /// `1.<token>.<pid>.<counter>.<flags>`: an exchange message.
+    /// `2.<token>.<pid>.<counter>.<flags>`: an exchange message.
     Exchange(ExchangeHeader),
 }
 
@@ -95,32 +104,64 @@ pub struct ExchangeHeader {
 }
 
 impl RelayHeader {
-    /// Parses a header value strictly: version `1`, a 64-character token, and for the exchange
-    /// form a 22-character pid, a §2 decimal counter and decimal flags without unknown bits and
-    /// with [`Flags::HEADERS`] set. A well-formed version other than 1 is
-    /// [`RelayHeaderError::VersionUnsupported`].
+    /// Parses a request's header value (§9.1): version `2` (another well-formed version is
+    /// [`RelayHeaderError::VersionUnsupported`], 568); `2` alone or an empty token is
+    /// [`RelayHeaderError::ClientIdMissing`] (560); a wrong field count, a pid that is not 22
+    /// characters of strict b64, a non-canonical counter or flags, unknown flag bits or a
+    /// missing `headers` bit are [`RelayHeaderError::Malformed`] (561); then a token that is not
+    /// 64 characters of strict b64 is [`RelayHeaderError::Token`] (566).
     pub fn parse(value: &str) -> Result<Self, RelayHeaderError> {
-        use RelayHeaderError::Malformed;
-        // Longest valid value: 1 + 1 + 64 + 1 + 22 + 1 + 20 + 1 + 3.
-        if value.len() > 128 {
-            return Err(Malformed("header (too long)"));
-        }
+        Self::parse_as(value, true)
+    }
+
+    /// Parses a response's header value: as [`parse`](Self::parse), and flag `retry` is
+    /// malformed.
+    pub fn parse_response(value: &str) -> Result<Self, RelayHeaderError> {
+        Self::parse_as(value, false)
+    }
+
+    /// Parses the fields of one message: exactly one `x-mte-relay` field must be present
+    /// (none is [`RelayHeaderError::ClientIdMissing`], two or a value that is not ASCII are
+    /// [`RelayHeaderError::Malformed`]), then [`parse`](Self::parse) (`request`) or
+    /// [`parse_response`](Self::parse_response).
+    pub fn from_fields<'a>(
+        fields: impl IntoIterator<Item = &'a [u8]>,
+        request: bool,
+    ) -> Result<Self, RelayHeaderError> {
+        let value = single_field(fields)?.ok_or(RelayHeaderError::ClientIdMissing)?;
+        Self::parse_as(value, request)
+    }
+
+    fn parse_as(value: &str, request: bool) -> Result<Self, RelayHeaderError> {
+        use RelayHeaderError::{ClientIdMissing, Malformed};
         let mut fields = value.split('.');
-        let version = fields.next().unwrap_or_default();
-        match parse_decimal(version) {
+        match fields.next().and_then(parse_decimal) {
             Some(VERSION) => {}
             Some(_) => return Err(RelayHeaderError::VersionUnsupported),
             None => return Err(Malformed("version")),
         }
-        let token = fields.next().ok_or(Malformed("header (no token)"))?;
-        let token = ClientIdToken::parse(token).map_err(|_| Malformed("token"))?;
-        let Some(pid) = fields.next() else {
+        let all = (
+            fields.next(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+        );
+        let (token, exchange) = match all {
+            (None | Some(""), None, ..) => return Err(ClientIdMissing),
+            (Some(token), None, ..) => (token, None),
+            (Some(token), Some(pid), Some(counter), Some(flags), None) => {
+                (token, Some((pid, counter, flags)))
+            }
+            _ => return Err(Malformed("header (wrong number of fields)")),
+        };
+        let Some((pid, counter, flags)) = exchange else {
+            let token = ClientIdToken::parse(token).map_err(RelayHeaderError::Token)?;
             return Ok(RelayHeader::Discovery { token });
         };
-        let (Some(counter), Some(flags), None) = (fields.next(), fields.next(), fields.next())
-        else {
-            return Err(Malformed("header (wrong number of fields)"));
-        };
+        if token.is_empty() {
+            return Err(ClientIdMissing);
+        }
         let pair_id = PairId::from_b64(pid).ok_or(Malformed("pair id"))?;
         let counter = parse_decimal(counter).ok_or(Malformed("counter"))?;
         let flags = parse_decimal(flags)
@@ -130,6 +171,10 @@ impl RelayHeader {
         if !flags.contains(Flags::HEADERS) {
             return Err(Malformed("flags (headers bit missing)"));
         }
+        if !request && flags.contains(Flags::RETRY) {
+            return Err(Malformed("flags (retry on a response)"));
+        }
+        let token = ClientIdToken::parse(token).map_err(RelayHeaderError::Token)?;
         Ok(RelayHeader::Exchange(ExchangeHeader {
             token,
             pair_id,
@@ -145,10 +190,40 @@ impl RelayHeader {
             RelayHeader::Exchange(h) => h.encode(),
         }
     }
+
+    /// The token of a discovery or pairing header (`2.<token>`); exchange fields there are
+    /// [`RelayHeaderError::Malformed`] (561, §6 step 1).
+    pub fn into_discovery(self) -> Result<ClientIdToken, RelayHeaderError> {
+        match self {
+            RelayHeader::Discovery { token } => Ok(token),
+            RelayHeader::Exchange(_) => Err(RelayHeaderError::Malformed(
+                "header (exchange fields on discovery or pairing)",
+            )),
+        }
+    }
+
+    /// The fields of an exchange header; `2.<token>` alone on an exchange is
+    /// [`RelayHeaderError::Malformed`] (561, §9.1: exactly five fields).
+    pub fn into_exchange(self) -> Result<ExchangeHeader, RelayHeaderError> {
+        match self {
+            RelayHeader::Exchange(h) => Ok(h),
+            RelayHeader::Discovery { .. } => Err(RelayHeaderError::Malformed(
+                "header (wrong number of fields)",
+            )),
+        }
+    }
+
+    /// The client id token.
+    pub fn token(&self) -> &ClientIdToken {
+        match self {
+            RelayHeader::Discovery { token } => token,
+            RelayHeader::Exchange(h) => &h.token,
+        }
+    }
 }
 
 impl ExchangeHeader {
-    /// The header value `1.<token>.<pid>.<counter>.<flags>`.
+    /// The header value `2.<token>.<pid>.<counter>.<flags>`.
     pub fn encode(&self) -> String {
         format!(
             "{VERSION}.{}.{}.{}.{}",
@@ -160,53 +235,137 @@ impl ExchangeHeader {
     }
 }
 
-/// The `x-mte-relay-info` header of discovery (§4).
+/// The one value of a header that must appear at most once on a message (`x-mte-relay`,
+/// `x-mte-relay-eh`, §9.1): `None` when absent; two fields, or a value that is not visible
+/// ASCII, are [`RelayHeaderError::Malformed`] (561).
+pub fn single_field<'a>(
+    fields: impl IntoIterator<Item = &'a [u8]>,
+) -> Result<Option<&'a str>, RelayHeaderError> {
+    let mut fields = fields.into_iter();
+    let first = fields.next();
+    if fields.next().is_some() {
+        return Err(RelayHeaderError::Malformed("header (given twice)"));
+    }
+    first
+        .map(|v| {
+            core::str::from_utf8(v)
+                .ok()
+                .filter(|s| s.is_ascii())
+                .ok_or(RelayHeaderError::Malformed("header (not ASCII)"))
+        })
+        .transpose()
+}
+
+/// The `x-mte-relay-eh` value of an exchange request: exactly one field (§9.1); none or two
+/// are [`RelayHeaderError::Malformed`] (561).
+pub fn sealed_headers_field<'a>(
+    fields: impl IntoIterator<Item = &'a [u8]>,
+) -> Result<&'a str, RelayHeaderError> {
+    single_field(fields)?.ok_or(RelayHeaderError::Malformed("x-mte-relay-eh (missing)"))
+}
+
+/// Largest `max-pairs` a relay may announce (§5).
+pub const MAX_MAX_PAIRS: u64 = 10_000;
+
+/// The `x-mte-relay-info` header of discovery (§5). `chunk-size` and `max-skip` are fixed by
+/// version 2 (65536 and 16) and checked by [`parse`](Self::parse).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RelayInfo {
-    /// Supported protocol versions.
+    /// Supported protocol versions (include 2).
     pub versions: Vec<u64>,
-    /// Most pairs per pairing request.
+    /// Most pairs per pairing request (1 to 10000).
     pub max_pairs: u64,
-    /// Body chunk size.
-    pub chunk_size: u64,
-    /// Counter forward window.
-    pub max_skip: u64,
 }
 
 impl RelayInfo {
-    /// Parses `versions=1;max-pairs=25;chunk-size=65536;max-skip=16`, ignoring unknown keys.
-    /// All four known keys are required. Returns `None` if malformed.
-    pub fn parse(value: &str) -> Option<Self> {
+    /// The info of a version-2 relay with `max-pairs` = `max_pairs`.
+    pub fn new(max_pairs: u64) -> Self {
+        Self {
+            versions: vec![VERSION],
+            max_pairs,
+        }
+    }
+
+    /// Parses `versions=2;max-pairs=25;chunk-size=65536;max-skip=16` (client side, §5): items
+    /// separated by `;` (spaces around them ignored), each `key=value`; the four keys required,
+    /// each once; unknown keys ignored. A malformed value is [`RelayInfoError::Malformed`]; a
+    /// relay without version 2, or with another `chunk-size` or `max-skip`, is
+    /// [`RelayInfoError::Unsupported`].
+    pub fn parse(value: &str) -> Result<Self, RelayInfoError> {
+        use RelayInfoError::{Malformed, Unsupported};
         let (mut versions, mut max_pairs, mut chunk_size, mut max_skip) = (None, None, None, None);
         for item in value.split(';') {
-            let (key, val) = item.trim().split_once('=')?;
-            match key {
+            let (key, val) = item
+                .trim_matches([' ', '\t'])
+                .split_once('=')
+                .ok_or(Malformed("an item is not key=value"))?;
+            let (slot, parsed) = match key {
                 "versions" => {
-                    versions = Some(val.split(',').map(parse_decimal).collect::<Option<_>>()?)
+                    let list = val
+                        .split(',')
+                        .map(parse_decimal)
+                        .collect::<Option<Vec<_>>>()
+                        .ok_or(Malformed("versions"))?;
+                    if versions.replace(list).is_some() {
+                        return Err(Malformed("versions given twice"));
+                    }
+                    continue;
                 }
-                "max-pairs" => max_pairs = Some(parse_decimal(val)?),
-                "chunk-size" => chunk_size = Some(parse_decimal(val)?),
-                "max-skip" => max_skip = Some(parse_decimal(val)?),
-                _ => {}
+                "max-pairs" => (
+                    &mut max_pairs,
+                    parse_decimal(val).ok_or(Malformed("max-pairs"))?,
+                ),
+                "chunk-size" => (
+                    &mut chunk_size,
+                    parse_decimal(val).ok_or(Malformed("chunk-size"))?,
+                ),
+                "max-skip" => (
+                    &mut max_skip,
+                    parse_decimal(val).ok_or(Malformed("max-skip"))?,
+                ),
+                _ => continue,
+            };
+            if slot.replace(parsed).is_some() {
+                return Err(Malformed("a key given twice"));
             }
         }
-        Some(Self {
-            versions: versions?,
-            max_pairs: max_pairs?,
-            chunk_size: chunk_size?,
-            max_skip: max_skip?,
+        let versions = versions.ok_or(Malformed("versions missing"))?;
+        let max_pairs = max_pairs.ok_or(Malformed("max-pairs missing"))?;
+        let chunk_size = chunk_size.ok_or(Malformed("chunk-size missing"))?;
+        let max_skip = max_skip.ok_or(Malformed("max-skip missing"))?;
+        if !(1..=MAX_MAX_PAIRS).contains(&max_pairs) {
+            return Err(Malformed("max-pairs out of 1..=10000"));
+        }
+        if !versions.contains(&VERSION) {
+            return Err(Unsupported("versions lacks 2"));
+        }
+        if chunk_size != CHUNK_SIZE as u64 {
+            return Err(Unsupported("chunk-size is not 65536"));
+        }
+        if max_skip != MAX_SKIP {
+            return Err(Unsupported("max-skip is not 16"));
+        }
+        Ok(Self {
+            versions,
+            max_pairs,
         })
     }
 
-    /// The header value.
+    /// The header value: `versions=…;max-pairs=N;chunk-size=65536;max-skip=16`.
     pub fn encode(&self) -> String {
         let versions: Vec<String> = self.versions.iter().map(u64::to_string).collect();
         format!(
-            "versions={};max-pairs={};chunk-size={};max-skip={}",
+            "versions={};max-pairs={};chunk-size={CHUNK_SIZE};max-skip={MAX_SKIP}",
             versions.join(","),
             self.max_pairs,
-            self.chunk_size,
-            self.max_skip
         )
+    }
+
+    /// How many pairs one pairing request may hold: `max-pairs`, at most 255 (§6 encodes the
+    /// count in one byte).
+    pub fn pairs_per_request(&self) -> usize {
+        usize::try_from(self.max_pairs)
+            .unwrap_or(usize::MAX)
+            .min(MAX_PAIRS_PER_REQUEST)
     }
 }
