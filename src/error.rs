@@ -9,6 +9,7 @@
 
 use std::borrow::Cow;
 
+use pqrelay_protocol::{ErrorTagKey, ExchangeId, Verdict};
 use serde::Serialize;
 
 /// Name of the response header that carries the error code of an error reply.
@@ -78,8 +79,14 @@ kinds! {
         "The protocol version in x-mte-relay is not supported.",
         "Re-discover.";
     REPAIR_REQUIRED = 569, "repair_required",
-        "Every pair must be renewed (for example the relay's key changed).",
+        "Every pair must be renewed (state sealed under another secret, or made with a relay key no longer configured).",
         "Re-pair all pairs.";
+    RETRY_REFUSED = 564, "retry_refused",
+        "A retry request whose previous attempt was accepted: the outcome of the request is unknown.",
+        "None: report the outcome as unknown.";
+    UNKNOWN_RELAY_KEY = 400, "unknown_relay_key",
+        "The pairing request names a relay key this relay does not hold (the message lists the ones it has).",
+        "Re-discover; pair with an offered key you trust.";
     BAD_REQUEST = 400, "bad_request",
         "The request is malformed.",
         "Fix the request.";
@@ -152,6 +159,9 @@ kinds! {
     OUTBOUND_FAILED = 502, "outbound_failed",
         "The remote relay of an outbound request failed or could not be reached.",
         "Retry (pairs were renewed if the remote relay lost them).";
+    OUTCOME_UNKNOWN = 502, "outcome_unknown",
+        "The remote upstream may or may not have run the outbound request (it is not idempotent and the remote relay could not prove it never ran).",
+        "Check with the upstream before sending it again, or send it with an idempotency-key.";
 }
 
 impl ErrorKind {
@@ -178,21 +188,36 @@ impl ErrorKind {
         ErrorKind::for_code(e.code()).unwrap_or_else(|| ErrorKind::for_status(e.status()))
     }
 
-    /// The JSON body of an error reply: `{"status":N,"error":"<code>","message":"<reason>"}`.
-    pub fn body(&self, message: &str) -> Vec<u8> {
-        serde_json::json!({
+    /// The JSON body of an error reply: `{"status":N,"error":"<code>","message":"<reason>"}`,
+    /// and `"verdict"` when the reply is authenticated.
+    pub fn body(&self, message: &str, verdict: Option<Verdict>) -> Vec<u8> {
+        let mut body = serde_json::json!({
             "status": self.status,
             "error": self.code,
             "message": message,
-        })
-        .to_string()
-        .into_bytes()
+        });
+        if let Some(v) = verdict {
+            body["verdict"] = v.as_str().into();
+        }
+        body.to_string().into_bytes()
     }
+}
+
+/// What authenticates an exchange's error reply (PROTOCOL.md §11.2): the exchange it answers,
+/// its error tag key `ke_m`, and what became of the request.
+#[derive(Debug, Clone)]
+pub struct ErrorAuth {
+    /// The client id, pair id and counter of the request.
+    pub exchange: ExchangeId,
+    /// `ke_m`.
+    pub key: ErrorTagKey,
+    /// What became of the request.
+    pub verdict: Verdict,
 }
 
 /// Why the relay refuses a request: the error row, what to tell the client, and the reply
 /// headers that go with it. Built where the refusal is decided; written by the HTTP layer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Refusal {
     /// The error row (status and code).
     pub kind: ErrorKind,
@@ -202,6 +227,8 @@ pub struct Refusal {
     pub retry_after: Option<u32>,
     /// `Allow` (405): the methods the route answers.
     pub allow: Option<&'static str>,
+    /// After the relay identified the pair: the error's authentication.
+    pub auth: Option<ErrorAuth>,
 }
 
 impl Refusal {
@@ -212,6 +239,7 @@ impl Refusal {
             message: message.into(),
             retry_after: None,
             allow: None,
+            auth: None,
         }
     }
 
@@ -224,6 +252,12 @@ impl Refusal {
     /// With `Retry-After: seconds`.
     pub fn retry_after(mut self, seconds: u32) -> Refusal {
         self.retry_after = Some(seconds);
+        self
+    }
+
+    /// Authenticated for the exchange `auth` names (PROTOCOL.md §11.2).
+    pub fn authenticated(mut self, auth: ErrorAuth) -> Refusal {
+        self.auth = Some(auth);
         self
     }
 
@@ -269,7 +303,11 @@ mod tests {
             Error::Header(HeaderError::TooLarge),
             Error::Header(HeaderError::Forbidden),
             Error::Pairing(PairingError::TooLarge),
-            Error::Pairing(PairingError::BadId),
+            Error::Pairing(PairingError::BadPairId),
+            Error::Pairing(PairingError::UnknownRelayKey(pqrelay_protocol::KeyId(
+                [0; 32],
+            ))),
+            Error::Counter(pqrelay_protocol::CounterError::RetryRefused),
         ];
         for e in all {
             let k = ErrorKind::for_protocol(&e);
@@ -280,7 +318,7 @@ mod tests {
     #[test]
     fn body_has_the_documented_shape() {
         let v: serde_json::Value =
-            serde_json::from_slice(&ErrorKind::INVALID_CLIENT_ID.body("bad")).unwrap();
+            serde_json::from_slice(&ErrorKind::INVALID_CLIENT_ID.body("bad", None)).unwrap();
         assert_eq!(v["status"], 566);
         assert_eq!(v["error"], "invalid_client_id");
         assert_eq!(v["message"], "bad");

@@ -11,7 +11,8 @@
 //!    CORS, routing, the relay's own routes and pairing.
 //! 5. `exchange` (open an MTE request, seal its response) and `outbound` (this relay as a
 //!    client of a remote relay).
-//! 6. `proxy` (the thin `ProxyHttp`) and [`serve`] (the Pingora server around it).
+//! 6. `proxy` (the thin `ProxyHttp`), [`serve`] (the Pingora server around it) and [`keys`]
+//!    (keygen, and the relay keys as operators see them).
 //!
 //! The binary (`src/main.rs`) parses the command line and maps errors to exit codes.
 
@@ -22,6 +23,7 @@ pub mod demo;
 pub mod error;
 mod exchange;
 mod http;
+pub mod keys;
 mod lifecycle;
 mod logging;
 mod metrics;
@@ -33,4 +35,4 @@ mod state;
 pub mod store;
 mod upstream;
 
-pub use server::{serve, ServerFlags};
+pub use server::{check_fleet_keys, serve, ServerFlags};

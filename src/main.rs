@@ -58,6 +58,15 @@ enum Command {
     Demo,
     /// Validate the configuration and print it, secrets masked.
     CheckConfig,
+    /// Write a new relay key to FILE and print its fingerprint (the last line of the output).
+    Keygen {
+        /// Where to write the key (readable by its owner only); use it as RELAY_KEYS=FILE.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Replace FILE if it exists.
+        #[arg(long)]
+        force: bool,
+    },
     /// Print the table of settings (the configuration reference).
     ConfigFields {
         /// As JSON (one object per setting) instead of Markdown.
@@ -107,17 +116,30 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         daemon: cli.daemon,
         test: cli.test,
     };
-    if let Some(Command::ConfigFields { json }) = cli.command {
-        match json {
-            true => println!("{}", show::fields_json()),
-            false => print!("{}", show::reference_markdown()),
+    match &cli.command {
+        Some(Command::ConfigFields { json: true }) => {
+            println!("{}", show::fields_json());
+            return Ok(());
         }
-        return Ok(());
+        Some(Command::ConfigFields { json: false }) => {
+            print!("{}", show::reference_markdown());
+            return Ok(());
+        }
+        Some(Command::Keygen { out, force }) => {
+            let fingerprint = pqrelay::keys::keygen(out, *force)?;
+            println!(
+                "wrote a relay key to {} (set RELAY_KEYS={0})",
+                out.display()
+            );
+            println!("{fingerprint}");
+            return Ok(());
+        }
+        _ => {}
     }
     let env: HashMap<String, String> = std::env::vars().collect();
     let mut sources = Sources::new(env, file.as_deref())?;
     match cli.command {
-        Some(Command::ConfigFields { .. }) => Ok(()),
+        Some(Command::ConfigFields { .. } | Command::Keygen { .. }) => Ok(()),
         Some(Command::DemoUpstream { port, host }) => {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -135,6 +157,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 eprintln!("{w}");
             }
             print!("{}", show::masked_yaml(&loaded.config, &loaded.server_conf));
+            for line in pqrelay::keys::describe(&loaded.config) {
+                println!("# {line}");
+            }
+            for w in pqrelay::check_fleet_keys(&loaded.config) {
+                eprintln!("{w}");
+            }
             eprintln!("configuration is valid");
             Ok(())
         }

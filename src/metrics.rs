@@ -276,7 +276,7 @@ mod tests {
             .filter(|k| (559..=569).contains(&k.status))
             .map(|k| k.code)
             .collect();
-        assert_eq!(codes.len(), 11);
+        assert_eq!(codes.len(), 12);
         assert!(codes.contains(&"state_not_found"));
     }
 }

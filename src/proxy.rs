@@ -142,8 +142,9 @@ impl ProxyHttp for Relay {
         req: &mut RequestHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        if let Some(x) = &ctx.exchange {
-            exchange::request::rewrite_upstream_request(x, req)?;
+        if let Some(x) = ctx.exchange.as_mut() {
+            let plain = &self.state.config.plain_headers;
+            exchange::request::rewrite_upstream_request(x, req, plain)?;
         }
         upstream::prepare_request(session, req, &ctx.http)
     }
@@ -202,7 +203,11 @@ impl ProxyHttp for Relay {
             // once loses its next request.
             session.set_keepalive(None);
             let kind = ErrorKind::for_status(status);
-            let refusal = Refusal::new(kind, kind.meaning);
+            let mut refusal = Refusal::new(kind, kind.meaning);
+            if let Some(x) = &ctx.exchange {
+                // After the commit: say, authenticated, how far the request got (§11.2).
+                refusal = refusal.authenticated(x.auth(x.verdict()));
+            }
             if reply::refuse(session, &mut ctx.http, &refusal)
                 .await
                 .is_err()
@@ -217,6 +222,7 @@ impl ProxyHttp for Relay {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
+        crate::http::deadline::next_request(session, self.state.config.limits.client_timeout);
         let req = session.req_header();
         let status = session
             .response_written()

@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{anyhow, Context as _};
 use pingora_core::listeners::{L4BufferSettings, ListenerConfig};
@@ -72,9 +73,10 @@ pub fn serve(flags: ServerFlags, loaded: Loaded, demo: Option<DemoUpstream>) -> 
         outbound,
     };
     let relay = pingora_proxy::http_proxy(&server.configuration, relay);
-    // The proxy inside the request-head deadline (slowloris, `HEADER_TIMEOUT_MS`).
-    let header_timeout = state.config.limits.header_timeout;
-    let mut proxy = Service::new("pqrelay".into(), HeadDeadline::new(relay, header_timeout));
+    // The proxy inside the request-head deadline (slowloris, `HEADER_TIMEOUT_MS`; kept-alive
+    // connections idle at most `CLIENT_TIMEOUT_MS`, re-armed by the proxy's `logging`).
+    let guarded = HeadDeadline::new(relay, state.config.limits.header_timeout);
+    let mut proxy = Service::new("pqrelay".into(), guarded);
     proxy.add_listener(
         ListenerConfig::tcp(listen.to_string())
             .l4_buffer(L4BufferSettings::default().write(CLIENT_WRITE_BUFFER)),
@@ -109,6 +111,12 @@ pub fn serve(flags: ServerFlags, loaded: Loaded, demo: Option<DemoUpstream>) -> 
     }
     crate::lifecycle::watch(server.watch_execution_phase());
 
+    for line in crate::keys::describe(&state.config) {
+        log::info!("{line}");
+    }
+    for warning in compare_keys(&state) {
+        log::warn!("{warning}");
+    }
     log::info!("pqrelay instantiated successfully.");
     log::info!("Server listening at http://{}", bracketed(listen));
     if let Some(addr) = metrics_addr {
@@ -127,6 +135,39 @@ pub fn serve(flags: ServerFlags, loaded: Loaded, demo: Option<DemoUpstream>) -> 
         shutdown_signal: Box::new(crate::lifecycle::Signals),
     });
     crate::lifecycle::exit()
+}
+
+/// Announces this relay's keys to a shared store and returns the warnings of
+/// [`crate::keys::compare_with_fleet`] (within a few seconds; nothing when Redis is down).
+fn compare_keys(state: &RelayState) -> Vec<String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    let Ok(runtime) = runtime else {
+        return Vec::new();
+    };
+    let compare = crate::keys::compare_with_fleet(&state.config, state.store.as_ref(), true);
+    runtime
+        .block_on(async { tokio::time::timeout(Duration::from_secs(3), compare).await })
+        .unwrap_or_default()
+}
+
+/// For `check-config`: compares the configured relay keys with those a relay sharing the
+/// configured Redis announced, without announcing them.
+pub fn check_fleet_keys(config: &crate::config::Config) -> Vec<String> {
+    let Ok(state) = RelayState::new(config.clone()) else {
+        return Vec::new();
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    let Ok(runtime) = runtime else {
+        return Vec::new();
+    };
+    let compare = crate::keys::compare_with_fleet(&state.config, state.store.as_ref(), false);
+    runtime
+        .block_on(async { tokio::time::timeout(Duration::from_secs(3), compare).await })
+        .unwrap_or_default()
 }
 
 /// `[ip]:port`, as the vendor relay prints its address (IPv4 in brackets too).

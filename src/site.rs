@@ -6,43 +6,17 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use pqrelay_protocol::client_id::{self, ClientIdToken, VerifiedClientId};
-use pqrelay_protocol::{ClientId, ClientIdError};
+use pqrelay_protocol::{ClientId, ClientIdSigner, ClientIdToken, RelayKeySet};
 
 use crate::config::{Config, SiteConfig};
 use crate::store::{NamespacedStore, PairStore};
 use crate::upstream::Upstreams;
 
-/// Issues and verifies a site's client ids (PROTOCOL.md §3) with its current and previous
-/// secrets; the token format itself is the protocol crate's.
-pub(crate) struct ClientIds {
-    /// Current secret first, then the previous ones.
-    secrets: Vec<Vec<u8>>,
-}
-
-impl ClientIds {
-    /// A signer over the site's `CLIENT_ID_SECRET` and `CLIENT_ID_PREVIOUS_SECRETS`.
-    pub(crate) fn new(site: &SiteConfig) -> ClientIds {
-        let secrets = std::iter::once(&site.client_id_secret)
-            .chain(&site.client_id_previous_secrets)
-            .map(|s| s.expose().as_bytes().to_vec())
-            .collect();
-        ClientIds { secrets }
-    }
-
-    /// A fresh client id from the operating system's random generator, signed.
-    pub(crate) fn issue(&self) -> Result<ClientIdToken, getrandom::Error> {
-        let mut id = [0u8; 16];
-        getrandom::getrandom(&mut id)?;
-        Ok(client_id::issue(&self.secrets[0], ClientId(id)))
-    }
-
-    /// Verifies a token in constant time, current secret first; a token of a previous secret
-    /// comes back re-signed with the current one.
-    pub(crate) fn verify(&self, token: &ClientIdToken) -> Result<VerifiedClientId, ClientIdError> {
-        let secrets: Vec<&[u8]> = self.secrets.iter().map(Vec::as_slice).collect();
-        client_id::verify(&secrets, token)
-    }
+/// Issues a fresh client id (OS randomness) signed with the site's current secret.
+pub(crate) fn issue_client_id(signer: &ClientIdSigner) -> Result<ClientIdToken, getrandom::Error> {
+    let mut id = [0u8; 16];
+    getrandom::getrandom(&mut id)?;
+    Ok(signer.issue(ClientId(id)))
 }
 
 /// One site's state.
@@ -51,8 +25,10 @@ pub(crate) struct Site {
     pub host: Option<Arc<str>>,
     /// The site's settings.
     pub config: SiteConfig,
-    /// Its client ids.
-    pub client_ids: ClientIds,
+    /// Signs and verifies its client ids (current secret, then the previous ones).
+    pub signer: ClientIdSigner,
+    /// Its relay keys, current first (PROTOCOL.md §4).
+    pub relay_keys: RelayKeySet,
     /// Its upstream balancer.
     pub upstreams: Upstreams,
     /// Its pair store (namespaced by host for `DOMAIN_MAP` sites).
@@ -67,9 +43,16 @@ impl Site {
         store: Arc<dyn PairStore>,
     ) -> Result<Site, String> {
         let upstreams = Upstreams::resolve(&config.upstream)?;
+        let relay_keys = config
+            .relay_key_set()
+            .0
+            .map_err(|e| format!("relay keys: {e}"))?;
+        let previous = config.client_id_previous_secrets.iter().map(|s| s.expose());
+        let signer = ClientIdSigner::new(config.client_id_secret.expose().as_bytes(), previous);
         Ok(Site {
             host: host.map(Arc::from),
-            client_ids: ClientIds::new(&config),
+            signer,
+            relay_keys,
             config,
             upstreams,
             store,

@@ -21,9 +21,10 @@ use http::header::CONTENT_TYPE;
 use http::{Method, Request, Uri};
 use http_body_util::BodyExt as _;
 use pqrelay_client::{full_body, HttpClient, RelayClient};
-use pqrelay_protocol::codec::b64_encode;
 use pqrelay_protocol::kem::SEED_SIZE;
-use pqrelay_protocol::{DecapsulationSeed, PairId, PairingResponse, PendingPair};
+use pqrelay_protocol::{
+    ClientId, ClientPairing, DecapsulationSeed, PairId, PairingResponse, RelayKeyConfig, RelayKeys,
+};
 
 /// What the workers send.
 pub(crate) enum Target {
@@ -141,46 +142,70 @@ impl Outcome {
     }
 }
 
-/// A pool of X-Wing encapsulation keys (base64), made once; pairing loads reuse them under
-/// fresh pair ids, so the load generator spends its time on requests, not key generation.
+/// A pool of pairing request heads (the relay key, an encapsulation to it and an ephemeral
+/// X-Wing key, base64), made once; pairing loads reuse them under fresh pair ids, so the load
+/// generator spends its time on requests, not on key exchanges (the relay does all of its work
+/// for every request: it cannot tell a reused head).
 pub(crate) struct KeyPool {
-    eks: Vec<String>,
+    heads: Vec<String>,
 }
 
 impl KeyPool {
-    /// `n` fresh keys.
-    pub(crate) fn new(n: usize) -> anyhow::Result<Self> {
-        let eks = (0..n.max(1))
+    /// `n` request heads to the relay key `key`.
+    pub(crate) fn new(n: usize, key: &RelayKeyConfig) -> anyhow::Result<Self> {
+        let heads = (0..n.max(1))
             .map(|_| {
                 let seed = DecapsulationSeed::from_bytes(random::<SEED_SIZE>()?);
-                let pending = PendingPair::new(PairId(random::<16>()?), seed);
-                Ok(b64_encode(pending.encapsulation_key().as_bytes()))
+                let pids = vec![PairId(random::<16>()?)];
+                let pairing = ClientPairing::new(ClientId([0; 16]), key, &random()?, &seed, pids)
+                    .map_err(|e| anyhow::anyhow!("pairing request: {e}"))?;
+                let body = std::str::from_utf8(pairing.request_body())?;
+                let head = body.split(",\"pairs\":").next().context("a pairing body")?;
+                Ok(head.to_owned())
             })
             .collect::<anyhow::Result<_>>()?;
-        Ok(Self { eks })
+        Ok(Self { heads })
     }
 
-    /// A pairing body of `n` fresh pair ids with distinct keys, and those ids.
+    /// A pairing body of `n` fresh pair ids, and those ids.
     pub(crate) fn body(&self, n: usize) -> anyhow::Result<(String, Vec<PairId>)> {
         let start = u32::from_le_bytes(random::<4>()?) as usize;
         let mut ids = Vec::with_capacity(n);
-        let mut s = String::with_capacity(16 + n * 1700);
-        s.push_str("{\"pairs\":[");
+        let head = &self.heads[start % self.heads.len()];
+        let mut s = String::with_capacity(head.len() + 16 + n * 25);
+        s.push_str(head);
+        s.push_str(",\"pairs\":[");
         for j in 0..n {
             let pid = PairId(random::<16>()?);
             if j > 0 {
                 s.push(',');
             }
-            s.push_str("{\"id\":\"");
+            s.push('"');
             s.push_str(&pid.to_b64());
-            s.push_str("\",\"ek\":\"");
-            s.push_str(&self.eks[(start + j) % self.eks.len()]);
-            s.push_str("\"}");
+            s.push('"');
             ids.push(pid);
         }
         s.push_str("]}");
         Ok((s, ids))
     }
+}
+
+/// `HEAD /api/mte-relay`: the relay's current key.
+pub(crate) async fn relay_key(http: &HttpClient, base: &str) -> anyhow::Result<RelayKeyConfig> {
+    let req = Request::head(format!("{base}/api/mte-relay"))
+        .body(pqrelay_client::empty_body())
+        .context("building the discovery request")?;
+    let resp = http.request(req).await.context("discovery")?;
+    let keys = resp
+        .headers()
+        .get("x-mte-relay-keys")
+        .and_then(|v| v.to_str().ok())
+        .context("discovery answered no x-mte-relay-keys header")?;
+    let keys = RelayKeys::parse(keys).map_err(|e| anyhow::anyhow!("x-mte-relay-keys: {e}"))?;
+    let key = keys
+        .choose(&[])
+        .map_err(|e| anyhow::anyhow!("x-mte-relay-keys: {e}"))?;
+    Ok(key.clone())
 }
 
 /// `N` random bytes.
@@ -202,7 +227,7 @@ pub(crate) async fn discover(http: &HttpClient, base: &str) -> anyhow::Result<St
         .and_then(|v| v.to_str().ok())
         .context("discovery answered no x-mte-relay header")?;
     value
-        .strip_prefix("1.")
+        .strip_prefix("2.")
         .map(str::to_owned)
         .context("discovery answered an unexpected x-mte-relay header")
 }
@@ -217,7 +242,7 @@ pub(crate) async fn pair(
 ) -> Result<usize, String> {
     let (body, ids) = keys.body(n).map_err(|e| e.to_string())?;
     let req = Request::post(uri.clone())
-        .header("x-mte-relay", format!("1.{token}"))
+        .header("x-mte-relay", format!("2.{token}"))
         .header(CONTENT_TYPE, "application/json")
         .body(full_body(body))
         .map_err(|e| e.to_string())?;
@@ -235,7 +260,9 @@ pub(crate) async fn pair(
             String::from_utf8_lossy(&body[..body.len().min(200)])
         ));
     }
-    PairingResponse::parse(&body, &ids).map_err(|e| format!("pairing answer: {e}"))?;
+    // The answer cannot be confirmed without the pool's secrets: its shape is checked.
+    let _ = ids;
+    PairingResponse::parse(&body).map_err(|e| format!("pairing answer: {e}"))?;
     Ok(body.len())
 }
 

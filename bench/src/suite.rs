@@ -646,12 +646,12 @@ async fn open_loop(lab: &mut Lab, plan: &Plan, results: &mut Results) -> anyhow:
 }
 
 async fn pairing(lab: &mut Lab, plan: &Plan, results: &mut Results) -> anyhow::Result<()> {
-    let keys = Arc::new(KeyPool::new(256)?);
     for (store, relay) in [("memory", "relay-memory"), ("Redis", "relay-redis")] {
         for per in [1usize, 5] {
             eprintln!("[bench] pairing: {store}, {per} pair(s) per request");
             let base = lab.base(relay).unwrap_or_default().to_owned();
             let http = plain_client(plan.pairing_conns)?;
+            let keys = Arc::new(KeyPool::new(256, &load::relay_key(&http, &base).await?)?);
             let run = async {
                 let mut tokens = Vec::with_capacity(plan.pairing_conns);
                 for _ in 0..plan.pairing_conns {
@@ -784,7 +784,7 @@ async fn memory(lab: &mut Lab, plan: &Plan) -> Memory {
         let conns = 64usize;
         let http = plain_client(conns)?;
         let uri: Uri = format!("{base}/api/mte-pair").parse()?;
-        let keys = Arc::new(KeyPool::new(64)?);
+        let keys = Arc::new(KeyPool::new(64, &load::relay_key(&http, &base).await?)?);
         // Warm the relay (threads, connection buffers, first allocations) before the baseline.
         for _ in 0..conns {
             let token = load::discover(&http, &base).await?;

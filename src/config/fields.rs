@@ -138,11 +138,13 @@ fields! {
     HEADERS: "headers", "HEADERS", [], Optional, Site, false, "none", Seed,
         "Headers added to every upstream request and every response (environment: a JSON object).";
     MAX_POOL_SIZE: "maxPoolSize", "MAX_POOL_SIZE", [], Optional, Relay, false, "25", Seed,
-        "Pairs per pairing request (the vendor's encoder pool size), announced by discovery; a client holds at most 4 × this many.";
+        "Pairs per pairing request (the vendor's encoder pool size, 1–255), announced by discovery; a client holds at most 4 × this many.";
     HOST: "host", "HOST", [], Optional, Relay, false, "0.0.0.0", Operations,
         "Listening address.";
     CLIENT_ID_PREVIOUS_SECRETS: "clientIdPreviousSecrets", "CLIENT_ID_PREVIOUS_SECRETS", [], Optional, SiteOwn, true, "none", Keys,
         "Secrets still accepted after a rotation; client ids signed with them are re-signed with the current one.";
+    RELAY_KEYS: "relayKeys", "RELAY_KEYS", [], Optional, SiteOwn, true, "derived from the client-id secrets", Keys,
+        "The relay's keys, current first (comma list): each a file path (written by `pqrelay keygen`) or a key value of 43+ characters of A-Z a-z 0-9 - _; clients pin their fingerprints.";
     STATE_SECRET: "stateSecret", "STATE_SECRET", [], Optional, Relay, true, "CLIENT_ID_SECRET", Keys,
         "Seals pair state at rest in Redis (every relay sharing the Redis needs the same one).";
     REDIS_CLUSTER: "redisCluster", "REDIS_CLUSTER", [], Optional, Relay, false, "false", Keys,
@@ -167,10 +169,12 @@ fields! {
         "Pairing requests per second from one client IP address (0 = off), 0–1000000; 429 beyond.";
     PAIR_RATE_PER_CLIENT: "pairRatePerClient", "PAIR_RATE_PER_CLIENT", [], Optional, Relay, false, "30", Edge,
         "Pairing requests per second for one client id (0 = off), 0–1000000; 429 beyond.";
+    PLAIN_HEADERS: "plainHeaders", "PLAIN_HEADERS", [], Optional, Relay, false, "cookie", Edge,
+        "Plain (unsealed) request headers still forwarded on MTE routes; every other plain header is dropped (only sealed headers speak for the client).";
     OUTBOUND_TOKEN: "outboundToken", "OUTBOUND_TOKEN", [], Optional, Relay, true, "off", Modes,
         "Enables outbound mode: services send plain requests with `x-mte-outbound-token: <token>` and the relay seals them to a remote relay.";
     OUTBOUND_UPSTREAMS: "outboundUpstreams", "OUTBOUND_UPSTREAMS", [], Optional, Relay, false, "none", Modes,
-        "The remote relays outbound requests may go to (comma-separated origins); required with OUTBOUND_TOKEN.";
+        "The remote relays outbound requests may go to (comma-separated origins, each optionally `;pin=sha256:…` one or more times); required with OUTBOUND_TOKEN.";
     DOMAIN_MAP: "domainMap", "DOMAIN_MAP", [], Optional, Relay, false, "one site", Modes,
         "Several sites by `Host` (environment: JSON): each host its own settings of scope `site`; unknown hosts get 421.";
     LOG_FORMAT: "logFormat", "LOG_FORMAT", [], Optional, Relay, false, "text", Operations,

@@ -12,7 +12,9 @@ use super::fields::{self as f, Field, Need, Scope, FIELDS};
 use super::limits::Limits;
 use super::loader::Loader;
 use super::sources::{ConfigErrors, ConfigProblem, Origin, Raw, Sources};
-use super::values::{is_aws_region, normalize_host, parse_upstreams, LogFormat, Secret};
+use super::values::{
+    is_aws_region, normalize_host, parse_remote_relays, parse_upstreams, LogFormat, Secret,
+};
 use super::{Config, Loaded, SiteConfig};
 
 /// Default listening port.
@@ -71,13 +73,16 @@ impl Loader<'_> {
         let headers = self.read(origin, &f::HEADERS, false, |l, raw, s| {
             l.headers(&f::HEADERS, raw, s)
         });
+        let relay_keys = self.read(origin, &f::RELAY_KEYS, false, |l, raw, s| {
+            l.relay_keys(&f::RELAY_KEYS, raw, s)
+        });
         let client_id_secret = match client_id_secret? {
             Some(s) => s,
             // Unset beside a DOMAIN_MAP: the top-level signer then serves no request (every
             // host is a site or refused), so a random secret will do.
             None => random_secret()?,
         };
-        Some(SiteConfig {
+        let site = SiteConfig {
             upstream: upstream?.unwrap_or_default(),
             cors_origins: cors_origins?.unwrap_or_default(),
             client_id_secret,
@@ -89,7 +94,17 @@ impl Loader<'_> {
             headers: headers?
                 .or_else(|| inherit.map(|s| s.headers.clone()))
                 .unwrap_or_default(),
-        })
+            relay_keys: relay_keys?.unwrap_or_default(),
+        };
+        if let (Err(e), derived) = site.relay_key_set() {
+            let field = match derived {
+                true => &f::CLIENT_ID_PREVIOUS_SECRETS,
+                false => &f::RELAY_KEYS,
+            };
+            self.problem(field, "", format!("the relay keys cannot be used: {e}"));
+            return None;
+        }
+        Some(site)
     }
 
     /// `DOMAIN_MAP`: JSON in the environment, a mapping in YAML; every entry read by
@@ -263,7 +278,7 @@ pub fn load(src: &Sources) -> Result<Loaded, ConfigErrors> {
         Some(out)
     });
     let max_pool_size = l.optional(&f::MAX_POOL_SIZE, |l, raw, source| {
-        l.number::<usize>(&f::MAX_POOL_SIZE, raw, source, (1, 10_000))
+        l.number::<usize>(&f::MAX_POOL_SIZE, raw, source, (1, 255))
     });
     let log_format = l.optional(&f::LOG_FORMAT, |l, raw, source| {
         let s = l.string(&f::LOG_FORMAT, raw, source)?;
@@ -304,9 +319,12 @@ pub fn load(src: &Sources) -> Result<Loaded, ConfigErrors> {
     });
     let outbound_upstreams = l.optional(&f::OUTBOUND_UPSTREAMS, |l, raw, source| {
         let items = l.list(&f::OUTBOUND_UPSTREAMS, raw, source)?;
-        parse_upstreams(&items.join(","))
+        parse_remote_relays(&items)
             .map_err(|e| l.problem(&f::OUTBOUND_UPSTREAMS, source, e))
             .ok()
+    });
+    let plain_headers = l.optional(&f::PLAIN_HEADERS, |l, raw, source| {
+        l.header_names(&f::PLAIN_HEADERS, raw, source)
     });
     if matches!(outbound_token, Some(Some(_))) && matches!(&outbound_upstreams, Some(None)) {
         let message =
@@ -342,6 +360,7 @@ pub fn load(src: &Sources) -> Result<Loaded, ConfigErrors> {
             demo: demo?.unwrap_or(false),
             outbound_token: outbound_token?,
             outbound_upstreams: outbound_upstreams?.unwrap_or_default(),
+            plain_headers: plain_headers?.unwrap_or_else(|| vec![http::header::COOKIE]),
             limits: limits?,
         })
     })();

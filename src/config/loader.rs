@@ -283,6 +283,63 @@ impl Loader<'_> {
         Some(out)
     }
 
+    /// `RELAY_KEYS`: each item a file holding a key value (a path: it has a `/`) or the value
+    /// itself; every value checked (PROTOCOL.md §4), never echoed in a problem.
+    pub(super) fn relay_keys(&mut self, f: &Field, raw: Raw, source: &str) -> Option<Vec<Secret>> {
+        let items = self.list(f, raw, source)?;
+        if items.is_empty() {
+            self.problem(f, source, "must list at least one key (current first)");
+            return None;
+        }
+        let mut out = Vec::new();
+        for (i, item) in items.into_iter().enumerate() {
+            let (value, what) = if item.contains('/') {
+                match std::fs::read_to_string(&item) {
+                    Ok(text) => (text.trim().to_owned(), format!("the key file {item:?}")),
+                    Err(e) => {
+                        self.problem(f, source, format!("{item:?} cannot be read: {e}"));
+                        continue;
+                    }
+                }
+            } else {
+                (item, format!("key {}", i + 1))
+            };
+            match pqrelay_protocol::relay_key::check_key_value(&value) {
+                Ok(()) => out.push(Secret::new(value)),
+                Err(_) => {
+                    let message = format!(
+                        "{what} is not a relay key: 43 or more characters of A-Z a-z 0-9 - _ \
+                         (pqrelay keygen --out FILE writes one)"
+                    );
+                    self.problem(f, source, message);
+                }
+            }
+        }
+        Some(out)
+    }
+
+    /// A list of header names (lowercase, valid tokens, not `x-mte-*` or hop-by-hop).
+    pub(super) fn header_names(
+        &mut self,
+        f: &Field,
+        raw: Raw,
+        source: &str,
+    ) -> Option<Vec<HeaderName>> {
+        let mut out = Vec::new();
+        for item in self.list(f, raw, source)? {
+            match HeaderName::from_bytes(item.to_ascii_lowercase().as_bytes()) {
+                Ok(n)
+                    if !n.as_str().starts_with("x-mte-")
+                        && !FORBIDDEN_EXTRA_HEADERS.contains(&n.as_str()) =>
+                {
+                    out.push(n)
+                }
+                _ => self.problem(f, source, format!("{item:?} cannot be listed here")),
+            }
+        }
+        Some(out)
+    }
+
     pub(super) fn pem_file(&mut self, f: &Field, raw: Raw, source: &str) -> Option<PathBuf> {
         let s = self.string(f, raw, source)?;
         match std::fs::read_to_string(&s) {

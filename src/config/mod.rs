@@ -27,7 +27,7 @@ pub use limits::Limits;
 pub use load::{load, DEFAULT_PORT};
 pub use loader::MIN_SECRET_LEN;
 pub use sources::{ConfigErrors, ConfigProblem, Sources};
-pub use values::{LogFormat, RoutePattern, Secret, UpstreamSpec};
+pub use values::{LogFormat, RemoteRelay, RoutePattern, Secret, UpstreamSpec};
 
 /// The settings of one site: the whole relay without `DOMAIN_MAP`, else one host of it.
 #[derive(Debug, Clone)]
@@ -46,6 +46,9 @@ pub struct SiteConfig {
     pub mte_routes: Option<Vec<RoutePattern>>,
     /// Headers added to every upstream request and every response.
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// `RELAY_KEYS`: the key values (files already read), current first; empty = derived
+    /// from the client-id secrets (PROTOCOL.md §4).
+    pub relay_keys: Vec<Secret>,
 }
 
 impl Default for SiteConfig {
@@ -58,6 +61,29 @@ impl Default for SiteConfig {
             pass_through_routes: Vec::new(),
             mte_routes: None,
             headers: Vec::new(),
+            relay_keys: Vec::new(),
+        }
+    }
+}
+
+impl SiteConfig {
+    /// The site's relay keys (PROTOCOL.md §4): `RELAY_KEYS`, else derived from the client-id
+    /// secrets (current, then previous); `true` when derived.
+    pub fn relay_key_set(
+        &self,
+    ) -> (
+        Result<pqrelay_protocol::RelayKeySet, pqrelay_protocol::RelayKeyError>,
+        bool,
+    ) {
+        use pqrelay_protocol::RelayKeySet;
+        if self.relay_keys.is_empty() {
+            let secrets = std::iter::once(&self.client_id_secret)
+                .chain(&self.client_id_previous_secrets)
+                .map(|s| s.expose().as_bytes());
+            (RelayKeySet::from_client_id_secrets(secrets), true)
+        } else {
+            let values = self.relay_keys.iter().map(Secret::expose);
+            (RelayKeySet::from_values(values), false)
         }
     }
 }
@@ -101,8 +127,10 @@ pub struct Config {
     pub demo: bool,
     /// `OUTBOUND_TOKEN`: enables outbound mode; `None` = off.
     pub outbound_token: Option<Secret>,
-    /// `OUTBOUND_UPSTREAMS`: the remote relays outbound requests may go to.
-    pub outbound_upstreams: Vec<UpstreamSpec>,
+    /// `OUTBOUND_UPSTREAMS`: the remote relays outbound requests may go to, with their pins.
+    pub outbound_upstreams: Vec<RemoteRelay>,
+    /// `PLAIN_HEADERS`: plain request headers forwarded on MTE routes (lowercase names).
+    pub plain_headers: Vec<HeaderName>,
     /// Edge limits: sizes, timeouts, pairing rates.
     pub limits: Limits,
 }

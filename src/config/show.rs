@@ -32,6 +32,26 @@ fn masked(secrets: &[Secret]) -> Value {
     secrets.iter().map(Secret::masked).collect()
 }
 
+/// The fingerprints of a site's relay keys, current first (`(derived)` when they come from the
+/// client-id secrets); never the keys themselves.
+pub fn relay_key_fingerprints(site: &SiteConfig) -> Vec<String> {
+    let (keys, derived) = site.relay_key_set();
+    let note = if derived {
+        " (derived from the client-id secret)"
+    } else {
+        ""
+    };
+    keys.map(|k| k.fingerprints())
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .map(|(i, fp)| match i {
+            0 => format!("{fp} (current){note}"),
+            _ => format!("{fp}{note}"),
+        })
+        .collect()
+}
+
 /// A site setting's effective value, secrets masked; `None` for relay-wide settings.
 fn shown_site(site: &SiteConfig, field: &Field) -> Option<Value> {
     Some(match field.key {
@@ -41,6 +61,7 @@ fn shown_site(site: &SiteConfig, field: &Field) -> Option<Value> {
         "clientIdPreviousSecrets" => masked(&site.client_id_previous_secrets),
         "passThroughRoutes" => routes(&site.pass_through_routes),
         "mteRoutes" => site.mte_routes.as_deref().map_or(Value::Null, routes),
+        "relayKeys" => json!(relay_key_fingerprints(site)),
         "headers" => site
             .headers
             .iter()
@@ -84,8 +105,14 @@ pub fn shown(config: &Config, field: &Field) -> Value {
         "outboundUpstreams" => config
             .outbound_upstreams
             .iter()
-            .map(|u| u.to_string())
+            .map(|r| {
+                let pins = r.pins.iter().map(|p| format!(";pin={}", p.fingerprint()));
+                std::iter::once(r.spec.to_string())
+                    .chain(pins)
+                    .collect::<String>()
+            })
             .collect(),
+        "plainHeaders" => config.plain_headers.iter().map(|h| h.as_str()).collect(),
         "domainMap" => match &config.domain_map {
             None => Value::Null,
             Some(sites) => sites

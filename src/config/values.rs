@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use pqrelay_protocol::KeyId;
+
 /// A secret string: never printed, never logged.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -209,6 +211,41 @@ fn parse_upstream(item: &str) -> Result<UpstreamSpec, String> {
     })
 }
 
+/// A remote relay of `OUTBOUND_UPSTREAMS`: its origin and the relay keys it is pinned to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteRelay {
+    /// The remote relay's origin.
+    pub spec: UpstreamSpec,
+    /// Fingerprints it must present (none: trust on first use, PROTOCOL.md §13).
+    pub pins: Vec<KeyId>,
+}
+
+/// Parses `OUTBOUND_UPSTREAMS` entries: `origin` or `origin;pin=sha256:…` (pins repeatable).
+pub fn parse_remote_relays(items: &[String]) -> Result<Vec<RemoteRelay>, String> {
+    items
+        .iter()
+        .map(|item| {
+            let mut parts = item.split(';').map(str::trim);
+            let origin = parts.next().unwrap_or_default();
+            let spec = match parse_upstreams(origin)?.as_slice() {
+                [one] => one.clone(),
+                _ => return Err(format!("{item:?} must name one remote relay")),
+            };
+            let pins = parts
+                .map(|p| {
+                    let fp = p.strip_prefix("pin=").ok_or_else(|| {
+                        format!("{item:?}: after the origin only pin=sha256:… may follow")
+                    })?;
+                    KeyId::parse_fingerprint(fp).map_err(|_| {
+                        format!("{fp:?} is not a fingerprint (sha256: and 43 characters)")
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(RemoteRelay { spec, pins })
+        })
+        .collect()
+}
+
 /// `scheme://host[:port]`, lower-cased, without a trailing slash.
 pub fn normalize_origin(s: &str) -> Result<String, &'static str> {
     if s == "*" {
@@ -355,6 +392,21 @@ mod tests {
         let v = parse_upstreams("http://[::1]:8081").unwrap();
         assert_eq!(v[0].host, "::1");
         assert_eq!(v[0].host_header(), "[::1]:8081");
+    }
+
+    #[test]
+    fn remote_relays_take_pins() {
+        let fp = "sha256:47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU";
+        let items = [
+            format!("https://b.example;pin={fp};pin={fp}"),
+            "http://c:81".into(),
+        ];
+        let remotes = parse_remote_relays(&items).unwrap();
+        assert_eq!(remotes[0].pins.len(), 2);
+        assert_eq!(remotes[0].pins[0].fingerprint(), fp);
+        assert!(remotes[1].pins.is_empty());
+        assert!(parse_remote_relays(&["https://b.example;pin=md5:x".into()]).is_err());
+        assert!(parse_remote_relays(&["https://b.example;other".into()]).is_err());
     }
 
     #[test]

@@ -1,68 +1,144 @@
-//! The request half of an exchange (PROTOCOL.md §8.2): open, validate, commit, rewrite, decode.
+//! The request half of an exchange (PROTOCOL.md §9.2, §9.4): commit, open, validate, rewrite,
+//! decode.
 
 use bytes::Bytes;
 use http::{header, HeaderName, Uri};
 use pingora_error::{Error, ErrorType, Result};
 use pingora_http::RequestHeader;
-use pqrelay_protocol::msgs::headers::is_forbidden_request_header;
-use pqrelay_protocol::names::SEALED_HEADERS;
+use pqrelay_protocol::msgs::relay_header::sealed_headers_field;
+use pqrelay_protocol::names::EH_HEADER;
 use pqrelay_protocol::{
-    open_headers, open_url, plain_len, validate_origin_form, ClientId, ExchangeHeader,
-    ExchangeKeys, Flags, MessageContext, RelayHeader, StreamDecoder, MAX_SKIP,
+    open_headers, open_url, plain_len, validate_origin_form, Accepted, ClientId, ExchangeHeader,
+    ExchangeId, Flags, MessageContext, StreamDecoder, Verdict, MAX_SKIP,
 };
 
-use super::Exchange;
+use super::{Exchange, Framing};
 use crate::config::values::matches_any;
 use crate::error::{ErrorKind, Refusal};
 use crate::http::ctx::RelayRequest;
-use crate::http::guard::path_problem;
 use crate::site::Site;
 use crate::store::Stored;
 
-/// Whether a plain wire header stays behind: `x-mte-*`, framing and hop-by-hop headers (the
-/// names a client may not seal, except `host`, which the upstream step rewrites), the wire
-/// `content-type` (the plain one is sealed) and `accept-encoding` (the upstream answers
-/// identity).
-fn is_dropped_request_header(name: &str) -> bool {
-    (name != "host" && is_forbidden_request_header(name))
-        || name == "content-type"
-        || name == "accept-encoding"
-}
-
-/// Opens and checks an exchange request, then commits the pair's next state.
-///
-/// Order (§6, §8.2): parse `x-mte-relay` → load the pair → ratchet to the counter → open the
-/// URL (flag `url`) and `x-mte-relay-eh` → validate the decoded URL (origin-form, and
-/// [`path_problem`]) and headers → `MTE_ROUTES`
-/// on the decoded path → body framing → compare-and-set. Nothing is committed before the
-/// sealed items opened and the request is known to be forwardable.
+/// Begins an exchange in the order of PROTOCOL.md §9.4: the pair's state and counter, the
+/// commit of the next state, then the sealed items and the checks that need them. Refusals
+/// before the commit are plain; from the commit on they are authenticated, verdict `dead`
+/// (the counter is spent and nothing went upstream) or `unknown` (the commit failed).
 pub(crate) async fn begin(
     site: &Site,
     req: &RequestHeader,
     relay: &RelayRequest,
 ) -> Result<Exchange, Refusal> {
-    let RelayHeader::Exchange(h) = &relay.header else {
-        let why = "an MTE route needs x-mte-relay: 1.<client id>.<pair id>.<counter>.<flags>";
-        return Err(Refusal::new(ErrorKind::RELAY_HEADER_INVALID, why));
-    };
+    let protocol = |e: pqrelay_protocol::Error| Refusal::protocol(&e);
+    let h = relay
+        .header
+        .clone()
+        .into_exchange()
+        .map_err(|e| protocol(e.into()))?;
     let client = relay.client.id;
-    let method = req.method.as_str();
     let wire_target = std::str::from_utf8(req.raw_path())
         .map_err(|_| Refusal::new(ErrorKind::INVALID_URL, "the request-target is not ASCII"))?;
+    let method = req.method.as_str();
     let context =
         MessageContext::request(client, h.pair_id, h.counter, h.flags, method, wire_target)
-            .map_err(|e| Refusal::protocol(&e))?;
+            .map_err(protocol)?;
+    let eh_fields = req.headers.get_all(EH_HEADER);
+    let eh = sealed_headers_field(eh_fields.iter().map(|v| v.as_bytes()))
+        .map_err(|e| protocol(e.into()))?;
 
-    let mut stored = load(site, &client, h, true).await?;
-    if stored.remembered {
-        // This relay's memory of its own last write: if another relay advanced the pair since,
-        // the exchange fails on it, and is tried once more on a fresh read.
-        match commit(site, req, relay, h, &context, wire_target, stored).await {
-            Ok(x) => return Ok(x),
-            Err(_) => stored = load(site, &client, h, false).await?,
+    let accepted = commit(site, &client, &h).await?;
+    let id = ExchangeId {
+        client_id: client,
+        pair_id: h.pair_id,
+        counter: h.counter,
+    };
+    let refused = |refusal: Refusal, verdict| {
+        let auth = crate::error::ErrorAuth {
+            exchange: id,
+            key: accepted.keys.error.clone(),
+            verdict,
+        };
+        refusal.authenticated(auth)
+    };
+    let opened = open(site, req, &h, &context, &accepted, wire_target, eh)
+        .map_err(|r| refused(r, Verdict::Dead))?;
+    let Opened {
+        target,
+        headers,
+        framing,
+    } = opened;
+    let decoder = h.flags.contains(Flags::BODY).then(|| {
+        let expected = match framing {
+            Framing::Sized(len) => Some(len),
+            _ => None,
+        };
+        StreamDecoder::new(&accepted.keys.request, &context, expected)
+    });
+    let Accepted { keys, .. } = accepted;
+    Ok(Exchange {
+        token: relay.client.token.clone(),
+        id,
+        request_flags: h.flags,
+        context,
+        response_key: keys.response,
+        error_key: keys.error,
+        target,
+        headers,
+        framing,
+        body_done: decoder.is_none(),
+        decoder,
+        body_started: false,
+        head_sent: false,
+        encoder: None,
+        streaming_response: false,
+    })
+}
+
+/// Reads the pair, checks its relay key and the counter (plain refusals: 563, 569, 564), and
+/// commits `(m+1, ck_{m+1})`. A read answered from this relay's memory of its own last write
+/// that loses the compare-and-set (another relay advanced the pair) is done once more on a
+/// fresh read; otherwise a lost compare-and-set is 564 and a store failure 503, both
+/// authenticated with verdict `unknown` (the counter may still be usable).
+async fn commit(site: &Site, client: &ClientId, h: &ExchangeHeader) -> Result<Accepted, Refusal> {
+    let mut recent = true;
+    loop {
+        let stored = load(site, client, h, recent).await?;
+        let remembered = stored.remembered;
+        site.relay_keys
+            .check_kid(&stored.pair.kid())
+            .map_err(|e| Refusal::protocol(&e.into()))?;
+        let accepted = stored
+            .pair
+            .accept(h.counter, MAX_SKIP)
+            .map_err(|e| Refusal::protocol(&e.into()))?;
+        let unknown = |refusal: Refusal| {
+            let auth = crate::error::ErrorAuth {
+                exchange: ExchangeId {
+                    client_id: *client,
+                    pair_id: h.pair_id,
+                    counter: h.counter,
+                },
+                key: accepted.keys.error.clone(),
+                verdict: Verdict::Unknown,
+            };
+            refusal.authenticated(auth)
+        };
+        let cas = site
+            .store
+            .compare_and_set(client, &h.pair_id, &stored.version, &accepted.next);
+        match cas.await {
+            Ok(true) => return Ok(accepted),
+            Ok(false) if remembered => recent = false,
+            Ok(false) => {
+                let why = "the pair was used concurrently";
+                return Err(unknown(Refusal::new(ErrorKind::COUNTER_REJECTED, why)));
+            }
+            Err(e) => {
+                log::warn!("exchange: state store: {e}");
+                let why = "the pair state could not be saved";
+                return Err(unknown(Refusal::new(e.kind(), why)));
+            }
         }
     }
-    commit(site, req, relay, h, &context, wire_target, stored).await
 }
 
 /// Reads the pair's state (`recent`: [`crate::store::PairStore::load_recent`]): 563 when there
@@ -80,10 +156,10 @@ async fn load(
     };
     match read {
         Ok(Some(stored)) => Ok(stored),
-        Ok(None) => Err(Refusal::new(
-            ErrorKind::STATE_NOT_FOUND,
-            "no state for this pair: pair again",
-        )),
+        Ok(None) => {
+            let why = "no state for this pair: pair again";
+            Err(Refusal::new(ErrorKind::STATE_NOT_FOUND, why))
+        }
         Err(e) => {
             log::warn!("exchange: state store: {e}");
             Err(Refusal::new(e.kind(), "the pair state could not be read"))
@@ -91,186 +167,128 @@ async fn load(
     }
 }
 
-/// Ratchets `stored` to the request's counter, opens and validates the sealed items, and
-/// commits the pair's next state (compare-and-set against `stored`).
-async fn commit(
+/// What an exchange's request opened to.
+struct Opened {
+    target: Uri,
+    headers: Vec<(String, String)>,
+    framing: Framing,
+}
+
+/// Opens the URL (flag `url`) and the header block, applies the `retry` rule, `MTE_ROUTES` on
+/// the decoded path, and works out the body framing.
+fn open(
     site: &Site,
     req: &RequestHeader,
-    relay: &RelayRequest,
     h: &ExchangeHeader,
     context: &MessageContext,
+    accepted: &Accepted,
     wire_target: &str,
-    stored: Stored,
-) -> Result<Exchange, Refusal> {
-    let client = relay.client.id;
-    let (keys, next) = stored
-        .pair
-        .accept(h.counter, MAX_SKIP)
-        .map_err(|e| Refusal::protocol(&e.into()))?;
-    let ExchangeKeys {
-        request: request_key,
-        response: response_key,
-        ..
-    } = keys;
-
+    eh: &str,
+) -> Result<Opened, Refusal> {
+    let protocol = |e: pqrelay_protocol::Error| Refusal::protocol(&e);
+    let key = &accepted.keys.request;
     let target = if h.flags.contains(Flags::URL) {
-        open_url(&request_key, context, wire_target).map_err(|e| Refusal::protocol(&e))?
+        open_url(key, context, wire_target).map_err(protocol)?
     } else {
-        validate_origin_form(wire_target).map_err(|e| Refusal::protocol(&e.into()))?;
+        validate_origin_form(wire_target).map_err(|e| protocol(e.into()))?;
         wire_target.to_owned()
     };
-    let sealed = req
-        .headers
-        .get(SEALED_HEADERS)
-        .and_then(|v| v.to_str().ok())
-        .ok_or(Refusal::new(
-            ErrorKind::RELAY_HEADER_INVALID,
-            "the exchange has no x-mte-relay-eh header",
-        ))?;
-    let headers = open_headers(&request_key, context, sealed).map_err(|e| Refusal::protocol(&e))?;
-    if let Some(why) = path_problem(&target) {
-        return Err(Refusal::new(ErrorKind::INVALID_URL, why));
-    }
-    let target_uri: Uri = target.parse().map_err(|_| {
+    let headers = open_headers(key, context, eh).map_err(protocol)?;
+    accepted
+        .check_retry(h.flags)
+        .map_err(|e| protocol(e.into()))?;
+    let target: Uri = target.parse().map_err(|_| {
         Refusal::new(
             ErrorKind::INVALID_URL,
             "the decoded URL is not a valid path",
         )
     })?;
     if let Some(routes) = &site.config.mte_routes {
-        if !matches_any(routes, target_uri.path()) {
+        if !matches_any(routes, target.path()) {
             return Err(Refusal::new(ErrorKind::NOT_FOUND, "no such route"));
         }
     }
-    let plain_len = body_framing(req, h.flags)?;
-
-    match site
-        .store
-        .compare_and_set(&client, &h.pair_id, &stored.version, &next)
-        .await
-    {
-        Ok(true) => {}
-        Ok(false) => {
-            let why = "the pair was used concurrently";
-            return Err(Refusal::new(ErrorKind::COUNTER_REJECTED, why));
-        }
-        Err(e) => {
-            log::warn!("exchange: state store: {e}");
-            let kind = match e {
-                crate::store::StoreError::Unreadable => ErrorKind::REPAIR_REQUIRED,
-                _ => ErrorKind::STATE_STORE_FAILED,
-            };
-            return Err(Refusal::new(kind, "the pair state could not be saved"));
-        }
-    }
-
-    let decoder = h
-        .flags
-        .contains(Flags::BODY)
-        .then(|| StreamDecoder::new(&request_key, context, plain_len));
-    Ok(Exchange {
-        token: relay.client.token.clone(),
-        pair_id: h.pair_id,
-        counter: h.counter,
-        request_flags: h.flags,
-        context: context.clone(),
-        response_key,
-        target: target_uri,
+    let framing = body_framing(req, h.flags)?;
+    Ok(Opened {
+        target,
         headers,
-        plain_len,
-        decoder,
-        body_started: false,
-        encoder: None,
-        streaming_response: false,
+        framing,
     })
 }
 
-/// The plain body length to announce upstream (`Some` for a sized wire body without flag
-/// `streaming`), checking that the body flag and the wire framing agree.
-fn body_framing(req: &RequestHeader, flags: Flags) -> Result<Option<u64>, Refusal> {
+/// How the body goes upstream, checking that the body flag and the wire framing agree
+/// (PROTOCOL.md §9.2).
+fn body_framing(req: &RequestHeader, flags: Flags) -> Result<Framing, Refusal> {
+    let invalid = |why: &'static str| Refusal::new(ErrorKind::INVALID_LENGTH, why);
     let content_length = match req.headers.get(header::CONTENT_LENGTH) {
         None => None,
         Some(v) => Some(
             v.to_str()
                 .ok()
                 .and_then(|v| v.trim().parse::<u64>().ok())
-                .ok_or(Refusal::new(
-                    ErrorKind::INVALID_LENGTH,
-                    "content-length is not a number",
-                ))?,
+                .ok_or(invalid("content-length is not a number"))?,
         ),
     };
-    let chunked = req
-        .headers
-        .get_all(header::TRANSFER_ENCODING)
-        .iter()
-        .any(|v| {
-            v.to_str()
-                .is_ok_and(|v| v.to_ascii_lowercase().contains("chunked"))
-        });
+    let chunked = req.headers.contains_key(header::TRANSFER_ENCODING);
     if !flags.contains(Flags::BODY) {
-        if chunked || content_length.is_some_and(|n| n > 0) {
-            return Err(Refusal::new(
-                ErrorKind::INVALID_LENGTH,
-                "the request has a body but not the body flag",
-            ));
-        }
-        return Ok(None);
+        return match (content_length, chunked) {
+            (None, false) => Ok(Framing::None),
+            (Some(0), false) => Ok(Framing::Empty),
+            _ => Err(invalid("the request has a body but not the body flag")),
+        };
     }
     match (content_length, chunked) {
         // Streaming records may be short: the plain length cannot be derived from the wire
         // length, so the upstream gets a chunked body.
-        (Some(_), false) if flags.contains(Flags::STREAMING) => Ok(None),
-        (Some(e), false) => plain_len(e).map(Some).ok_or(Refusal::new(
-            ErrorKind::INVALID_LENGTH,
-            "content-length is not the encoded length of any body",
-        )),
-        (None, true) => Ok(None),
-        _ => Err(Refusal::new(
-            ErrorKind::INVALID_LENGTH,
+        (Some(_), false) if flags.contains(Flags::STREAMING) => Ok(Framing::Chunked),
+        (Some(e), false) => match plain_len(e) {
+            // An empty sealed body still has a record to open: with `content-length: 0` the
+            // upstream would hold a complete request before the relay opened it.
+            Some(0) => Ok(Framing::Chunked),
+            Some(len) => Ok(Framing::Sized(len)),
+            None => Err(invalid(
+                "content-length is not the encoded length of any body",
+            )),
+        },
+        (None, true) => Ok(Framing::Chunked),
+        _ => Err(invalid(
             "the body flag needs a content-length or a chunked body",
         )),
     }
 }
 
-/// Rewrites the upstream request: the decoded target, the plain headers minus `x-mte-*`,
-/// framing, hop-by-hop and `accept-encoding`, the decoded headers (replacing plain ones of the
-/// same name), and `content-length` = the plain length when the wire request was sized and
-/// not empty (otherwise Pingora frames the body chunked). An empty sealed body still has a
-/// record to open: with `content-length: 0` the upstream would hold a complete request before
-/// the relay opened it, so it gets a chunked body that ends only once the record opened.
-pub(crate) fn rewrite_upstream_request(x: &Exchange, req: &mut RequestHeader) -> Result<()> {
+/// Rewrites the upstream request (PROTOCOL.md §9.2): the decoded target; of the plain headers
+/// only `host` (rewritten by the upstream step) and those of `plain_headers`; the sealed
+/// headers, replacing plain ones of the same name (a sealed `accept-encoding` is not
+/// forwarded); `accept-encoding: identity`; and the body's framing.
+pub(crate) fn rewrite_upstream_request(
+    x: &mut Exchange,
+    req: &mut RequestHeader,
+    plain_headers: &[HeaderName],
+) -> Result<()> {
     req.set_uri(x.target.clone());
-    let nominated: Vec<String> = req
-        .headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|t| t.trim().to_ascii_lowercase())
-        .filter(|t| !t.is_empty())
-        .collect();
+    let sealed = |n: &HeaderName| x.headers.iter().any(|(s, _)| s == n.as_str());
     let dropped: Vec<HeaderName> = req
         .headers
         .keys()
-        .filter(|n| {
-            let n = n.as_str();
-            is_dropped_request_header(n) || nominated.iter().any(|t| t == n)
-        })
+        .filter(|n| *n != header::HOST && (!plain_headers.contains(n) || sealed(n)))
         .cloned()
         .collect();
     for name in dropped {
         req.remove_header(&name);
     }
-    for (name, _) in &x.headers {
-        req.remove_header(name.as_str());
-    }
     for (name, value) in &x.headers {
-        req.append_header(name.clone(), value.as_str())?;
+        if name != header::ACCEPT_ENCODING.as_str() {
+            req.append_header(name.clone(), value.as_str())?;
+        }
     }
-    if let Some(len) = x.plain_len.filter(|&len| len > 0) {
-        req.insert_header(header::CONTENT_LENGTH, len.to_string())?;
+    req.insert_header(header::ACCEPT_ENCODING, "identity")?;
+    match x.framing {
+        Framing::Sized(len) => req.insert_header(header::CONTENT_LENGTH, len.to_string())?,
+        Framing::Empty => req.insert_header(header::CONTENT_LENGTH, "0")?,
+        Framing::None | Framing::Chunked => {}
     }
+    x.head_sent = true;
     Ok(())
 }
 
@@ -301,17 +319,13 @@ pub(crate) fn decode_body(
     if end_of_stream && body.as_ref().is_some_and(Bytes::is_empty) {
         *body = None;
     }
-    finish_body(x, end_of_stream)
-}
-
-/// At the end of the stream the decoder must have opened its final record.
-fn finish_body(x: &mut Exchange, end_of_stream: bool) -> Result<()> {
     if end_of_stream {
         if let Some(decoder) = x.decoder.take() {
             decoder
                 .finish()
                 .map_err(|_| body_error("the request body is truncated or did not open"))?;
         }
+        x.body_done = true;
     }
     Ok(())
 }

@@ -12,7 +12,7 @@ use pqrelay_protocol::{
 };
 
 use super::Exchange;
-use pqrelay_protocol::names::{RELAY_HEADER, SEALED_HEADERS};
+use pqrelay_protocol::names::{EH_HEADER, RELAY_HEADER};
 
 /// Seals a response head in place: the upstream headers (everything but `set-cookie`,
 /// hop-by-hop/framing and `access-control-*`) move into `x-mte-relay-eh`, `x-mte-relay`
@@ -75,13 +75,13 @@ pub(crate) fn seal_head(x: &mut Exchange, is_head: bool, resp: &mut ResponseHead
 
     let relay = ExchangeHeader {
         token: x.token.clone(),
-        pair_id: x.pair_id,
-        counter: x.counter,
+        pair_id: x.id.pair_id,
+        counter: x.id.counter,
         flags,
     }
     .encode();
     resp.insert_header(RELAY_HEADER, relay)?;
-    resp.insert_header(SEALED_HEADERS, eh)?;
+    resp.insert_header(EH_HEADER, eh)?;
     if has_body {
         resp.insert_header(header::CONTENT_TYPE, "application/octet-stream")?;
         match sized {

@@ -11,9 +11,6 @@ use pingora_http::{RequestHeader, ResponseHeader};
 
 use crate::config::SiteConfig;
 
-/// Response headers a browser script may read.
-pub(crate) const EXPOSED_HEADERS: &str =
-    "x-mte-relay, x-mte-relay-eh, x-mte-relay-info, x-mte-relay-error";
 /// How long a browser may cache a preflight answer, in seconds.
 pub(crate) const PREFLIGHT_MAX_AGE: u32 = 600;
 
@@ -98,12 +95,18 @@ fn requested_headers(req: &RequestHeader) -> Option<String> {
     (!names.is_empty()).then(|| names.join(", "))
 }
 
+/// The protocol's response headers a browser script must read, comma-separated.
+fn exposed_headers() -> &'static str {
+    static EXPOSED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    EXPOSED.get_or_init(|| pqrelay_protocol::names::EXPOSED_HEADERS.join(", "))
+}
+
 /// Adds CORS headers for an allowed origin and `Vary: Origin` to any response.
 pub(crate) fn decorate(resp: &mut ResponseHeader, origin: Option<&str>) {
     if let Some(origin) = origin.and_then(|o| HeaderValue::from_str(o).ok()) {
         let _ = resp.insert_header(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
         let _ = resp.insert_header(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, "true");
-        let _ = resp.insert_header(header::ACCESS_CONTROL_EXPOSE_HEADERS, EXPOSED_HEADERS);
+        let _ = resp.insert_header(header::ACCESS_CONTROL_EXPOSE_HEADERS, exposed_headers());
     } else {
         // Never pass through an upstream's own CORS answer for an origin we did not allow.
         for h in [

@@ -1,19 +1,28 @@
-//! The request-head deadline (slowloris defence): a new connection must deliver its first
-//! request head within `HEADER_TIMEOUT_MS`, however it trickles the bytes.
+//! The request-head deadline (slowloris defence): every request head must arrive within
+//! `HEADER_TIMEOUT_MS`, however its bytes trickle, and a kept-alive connection may wait at most
+//! `CLIENT_TIMEOUT_MS` for its next request.
 //!
-//! Pingora times out each *read* of a request head (60 s), not the head as a whole, so a client
+//! Pingora times out each *read* of a request head, not the head as a whole, so a client
 //! sending one byte every few seconds could hold a connection and its task for hours. Pingora
 //! offers no hook before the head is parsed, so [`HeadDeadline`] wraps the proxy's
-//! [`ServerApp`] and hands it each accepted stream inside a [`Guarded`] stream: until the bytes
-//! read so far contain the end of a head (an empty line, CRLF or bare LF), a read after the
-//! deadline fails with `TimedOut` and Pingora closes the connection. Once the head is complete
-//! the guard is off for good; later heads on a kept-alive connection are bounded by Pingora's
-//! keep-alive idle timeout (60 s per read).
+//! [`ServerApp`] and hands it each accepted stream inside a [`Guarded`] stream; at the end of
+//! every request the proxy re-arms it for the next one ([`next_request`]):
+//!
+//! - a new connection's first head must be complete `HEADER_TIMEOUT_MS` after the accept;
+//! - between requests, the next head must start within `CLIENT_TIMEOUT_MS` (the idle limit of a
+//!   kept-alive connection), and be complete `HEADER_TIMEOUT_MS` after its first byte;
+//! - CR and LF before a request line (RFC 9112 §2.2 lets a server ignore them) neither start a
+//!   head nor end one.
+//!
+//! A read after a deadline fails with `TimedOut` and Pingora closes the connection. Once a head
+//! is complete, the guard is off until the next request (body reads and response writes have
+//! Pingora's own per-read timeouts, `CLIENT_TIMEOUT_MS`).
 
 use std::fmt;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -29,18 +38,18 @@ use pingora_core::server::ShutdownWatch;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
-/// A [`ServerApp`] whose connections must deliver their first request head in time.
+/// A [`ServerApp`] whose connections must deliver every request head in time.
 pub(crate) struct HeadDeadline<A> {
     app: Arc<A>,
-    timeout: Duration,
+    head: Duration,
 }
 
 impl<A> HeadDeadline<A> {
-    /// Wraps `app` (the Pingora HTTP proxy) with a first-head deadline of `timeout`.
-    pub(crate) fn new(app: A, timeout: Duration) -> HeadDeadline<A> {
+    /// Wraps `app` (the Pingora HTTP proxy): a head must be complete within `head`.
+    pub(crate) fn new(app: A, head: Duration) -> HeadDeadline<A> {
         HeadDeadline {
             app: Arc::new(app),
-            timeout,
+            head,
         }
     }
 }
@@ -52,7 +61,7 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for HeadDeadline<A> {
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        let guarded: Stream = Box::new(Guarded::new(stream, self.timeout));
+        let guarded: Stream = Box::new(Guarded::new(stream, self.head));
         self.app.process_new(guarded, shutdown).await
     }
 
@@ -61,56 +70,122 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for HeadDeadline<A> {
     }
 }
 
-/// An accepted stream whose reads fail after a deadline until a request head was read.
-pub(crate) struct Guarded {
-    inner: Stream,
-    /// `None` once a complete head was seen.
-    deadline: Option<Pin<Box<Sleep>>>,
+/// At the end of a request (the proxy's `logging`): the connection's next head must start
+/// within `idle` from now and be complete within `HEADER_TIMEOUT_MS` from its first byte.
+pub(crate) fn next_request(session: &pingora_proxy::Session, idle: Duration) {
+    let guarded = session
+        .as_downstream()
+        .stream()
+        .and_then(|s| s.as_any().downcast_ref::<Guarded>());
+    if let Some(g) = guarded {
+        let ms = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX).max(1);
+        g.next_idle_ms.store(ms, Ordering::Relaxed);
+    }
+}
+
+/// Where a connection is in its current request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for the first byte of the next head (after CR/LF), until the deadline.
+    Idle,
+    /// Inside a head, until the deadline.
+    Head,
+    /// The head is complete: no deadline until the next request.
+    Open,
+}
+
+/// Follows the bytes of a connection: where it is in its current request.
+#[derive(Debug, Clone, Copy)]
+struct HeadScan {
+    phase: Phase,
+    /// A byte other than CR and LF was seen in this head.
+    started: bool,
     /// The last two bytes read (to find `\n\n` or `\n\r\n` across reads).
     last: [u8; 2],
 }
 
-impl Guarded {
-    /// Guards `inner` with a deadline `timeout` from now.
-    pub(crate) fn new(inner: Stream, timeout: Duration) -> Guarded {
-        Guarded {
-            inner,
-            deadline: Some(Box::pin(tokio::time::sleep_until(Instant::now() + timeout))),
+impl HeadScan {
+    /// Awaiting a head in `phase` (`Head` for a new connection, `Idle` between requests).
+    fn new(phase: Phase) -> HeadScan {
+        HeadScan {
+            phase,
+            started: false,
             last: [0, 0],
         }
     }
 
-    /// Scans newly read bytes for the empty line that ends a request head.
+    /// Follows the bytes just read; `true` when they held the first byte of a head awaited
+    /// while idle (its deadline starts then). The empty line after a head's first byte ends it.
+    fn scan(&mut self, bytes: &[u8]) -> bool {
+        let mut started_now = false;
+        for &b in bytes {
+            if !self.started {
+                if b == b'\r' || b == b'\n' {
+                    continue;
+                }
+                self.started = true;
+                if self.phase == Phase::Idle {
+                    self.phase = Phase::Head;
+                    started_now = true;
+                }
+            }
+            let [p2, p1] = self.last;
+            if b == b'\n' && (p1 == b'\n' || (p1 == b'\r' && p2 == b'\n')) {
+                self.phase = Phase::Open;
+                break;
+            }
+            self.last = [p1, b];
+        }
+        started_now
+    }
+}
+
+/// An accepted stream whose reads fail after a deadline while a request head is awaited.
+pub(crate) struct Guarded {
+    inner: Stream,
+    scan: HeadScan,
+    deadline: Pin<Box<Sleep>>,
+    /// How long a head may take from its first byte (for the heads after the first).
+    head: Duration,
+    /// Set by [`next_request`]: the idle limit before the next head, in ms (0: none pending).
+    next_idle_ms: AtomicU64,
+}
+
+impl Guarded {
+    /// Guards `inner`: its first head must be complete within `head` from now.
+    pub(crate) fn new(inner: Stream, head: Duration) -> Guarded {
+        Guarded {
+            inner,
+            scan: HeadScan::new(Phase::Head),
+            deadline: Box::pin(tokio::time::sleep_until(Instant::now() + head)),
+            head,
+            next_idle_ms: AtomicU64::new(0),
+        }
+    }
+
+    /// The connection's next request: its head must start within `idle` from now.
+    fn next_request(&mut self, idle: Duration) {
+        self.scan = HeadScan::new(Phase::Idle);
+        self.deadline.as_mut().reset(Instant::now() + idle);
+    }
+
+    /// Follows the bytes just read, arming the head deadline at a head's first byte.
     fn scan(&mut self, bytes: &[u8]) {
-        if ends_head(&mut self.last, bytes) {
-            self.deadline = None;
+        if self.scan.scan(bytes) {
+            self.deadline.as_mut().reset(Instant::now() + self.head);
         }
     }
 
     fn expired(&self) -> bool {
-        self.deadline
-            .as_ref()
-            .is_some_and(|d| d.deadline() <= Instant::now())
+        self.deadline.deadline() <= Instant::now()
     }
-}
-
-/// Whether `bytes`, read after bytes ending in `last`, complete an empty line (`\n\n` or
-/// `\n\r\n`); `last` moves on.
-fn ends_head(last: &mut [u8; 2], bytes: &[u8]) -> bool {
-    for &b in bytes {
-        let [p2, p1] = *last;
-        if b == b'\n' && (p1 == b'\n' || (p1 == b'\r' && p2 == b'\n')) {
-            return true;
-        }
-        *last = [p1, b];
-    }
-    false
 }
 
 fn timed_out() -> io::Error {
     io::Error::new(
         io::ErrorKind::TimedOut,
-        "the request head did not arrive within HEADER_TIMEOUT_MS",
+        "the request head did not arrive within HEADER_TIMEOUT_MS (or the kept-alive \
+         connection idled past CLIENT_TIMEOUT_MS)",
     )
 }
 
@@ -118,7 +193,7 @@ impl fmt::Debug for Guarded {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Guarded")
             .field("inner", &self.inner)
-            .field("head_pending", &self.deadline.is_some())
+            .field("phase", &self.scan.phase)
             .finish()
     }
 }
@@ -130,7 +205,11 @@ impl AsyncRead for Guarded {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
-        if this.deadline.is_none() {
+        let idle = this.next_idle_ms.swap(0, Ordering::Relaxed);
+        if idle > 0 {
+            this.next_request(Duration::from_millis(idle));
+        }
+        if this.scan.phase == Phase::Open {
             return Pin::new(&mut this.inner).poll_read(cx, buf);
         }
         if this.expired() {
@@ -145,11 +224,7 @@ impl AsyncRead for Guarded {
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => {
-                let fired = this
-                    .deadline
-                    .as_mut()
-                    .is_some_and(|d| d.as_mut().poll(cx).is_ready());
-                if fired {
+                if this.deadline.as_mut().poll(cx).is_ready() {
                     Poll::Ready(Err(timed_out()))
                 } else {
                     Poll::Pending
@@ -268,12 +343,29 @@ mod tests {
             &[b"GET / HTTP/1.1\r\nhost: x\r", b"\n", b"\r", b"\n"],
             &[b"GET / HTTP/1.1\nhost: x\n", b"\n"],
         ] {
-            let mut last = [0, 0];
-            let found = pieces.iter().any(|p| ends_head(&mut last, p));
-            assert!(found, "{pieces:?}");
+            let mut h = HeadScan::new(Phase::Head);
+            pieces.iter().for_each(|p| {
+                h.scan(p);
+            });
+            assert_eq!(h.phase, Phase::Open, "{pieces:?}");
         }
-        let mut last = [0, 0];
-        assert!(!ends_head(&mut last, b"GET / HTTP/1.1\r\nhost: x\r\n"));
-        assert!(!ends_head(&mut last, b"x: \r\r\n"));
+        let mut h = HeadScan::new(Phase::Head);
+        h.scan(b"GET / HTTP/1.1\r\nhost: x\r\n");
+        h.scan(b"x: \r\r\n");
+        assert_eq!(h.phase, Phase::Head);
+    }
+
+    #[test]
+    fn leading_empty_lines_neither_start_nor_end_a_head() {
+        let mut h = HeadScan::new(Phase::Head);
+        h.scan(b"\r\n\r\n\r\n");
+        assert_eq!(h.phase, Phase::Head, "CR/LF before the request line is no head");
+        h.scan(b"GET / HTTP/1.1\r\n\r\n");
+        assert_eq!(h.phase, Phase::Open);
+        let mut h = HeadScan::new(Phase::Idle);
+        assert!(!h.scan(b"\r\n\n"));
+        assert_eq!(h.phase, Phase::Idle, "still waiting for the next head");
+        assert!(h.scan(b"G"), "its first byte arms the head deadline");
+        assert_eq!(h.phase, Phase::Head);
     }
 }

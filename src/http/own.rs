@@ -9,9 +9,9 @@ use http::header;
 use pingora_error::Result;
 use pingora_proxy::Session;
 use pqrelay_protocol::names::{
-    DISCOVERY_PATH, ERRORS_PATH, PAIRING_PATH, RELAY_HEADER, RELAY_INFO_HEADER,
+    DISCOVERY_PATH, ERRORS_PATH, INFO_HEADER, KEYS_HEADER, PAIRING_PATH, RELAY_HEADER,
 };
-use pqrelay_protocol::{RelayHeader, RelayInfo, CHUNK_SIZE, MAX_SKIP};
+use pqrelay_protocol::{RelayHeader, RelayInfo};
 use sha2::{Digest, Sha256};
 
 use super::ctx::{RequestCtx, RouteKind};
@@ -20,8 +20,6 @@ use super::reply::{refuse, send, send_json_no_store, JSON};
 use crate::error::{ErrorKind, Refusal};
 use crate::state::RelayState;
 
-/// The protocol version this relay speaks.
-const PROTOCOL_VERSION: u64 = pqrelay_protocol::msgs::relay_header::VERSION;
 /// The browser client (`clients/js/dist`, built by the JS client's reproducible bundle) served
 /// at `/public/mte-relay-browser.js`.
 const BROWSER_JS: &[u8] = include_bytes!("../../clients/js/dist/mte-relay-browser.js");
@@ -160,8 +158,9 @@ async fn echo(session: &mut Session, ctx: &mut RequestCtx, msg: &str) -> Result<
     send_json_no_store(session, ctx, &body).await
 }
 
-/// `HEAD /api/mte-relay`: (re)issues the client id and announces capabilities. A sent token
-/// that verifies keeps its id (re-signed if needed); anything else gets a fresh id.
+/// `HEAD /api/mte-relay`: (re)issues the client id and announces the relay's parameters and
+/// keys (PROTOCOL.md §5). A sent token that verifies keeps its id (re-signed if needed);
+/// anything else gets a fresh id.
 async fn discovery(
     state: &RelayState,
     session: &mut Session,
@@ -173,7 +172,7 @@ async fn discovery(
         .and_then(|h| verify(&site, h).ok());
     let token = match sent {
         Some(relay) => relay.client.token,
-        None => match site.client_ids.issue() {
+        None => match crate::site::issue_client_id(&site.signer) {
             Ok(token) => token,
             Err(_) => {
                 let why = "cannot issue a client id";
@@ -182,16 +181,12 @@ async fn discovery(
         },
     };
     let relay = RelayHeader::Discovery { token }.encode();
-    let info = RelayInfo {
-        versions: vec![PROTOCOL_VERSION],
-        max_pairs: state.config.max_pool_size as u64,
-        chunk_size: CHUNK_SIZE as u64,
-        max_skip: MAX_SKIP,
-    }
-    .encode();
+    let info = RelayInfo::new(state.config.max_pool_size as u64).encode();
+    let keys = site.relay_keys.header_value();
     let headers = [
         (RELAY_HEADER, relay.as_str()),
-        (RELAY_INFO_HEADER, info.as_str()),
+        (INFO_HEADER, info.as_str()),
+        (KEYS_HEADER, keys.as_str()),
         (header::CACHE_CONTROL.as_str(), "no-store"),
     ];
     let text = "text/plain; charset=utf-8";

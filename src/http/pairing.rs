@@ -3,10 +3,12 @@
 //! Counts the request against the pairing rates (429 with `Retry-After: 1` beyond
 //! `PAIR_RATE_PER_IP` / `PAIR_RATE_PER_CLIENT`, [`super::guard::check_pairing_rate`]), checks
 //! the client id (560 absent, 566 invalid), reads the JSON body up to [`MAX_PAIRING_BODY`] (413
-//! beyond; `Expect: 100-continue` is answered first), parses it with the protocol crate (400
-//! `invalid_pairing` naming the problem), encapsulates with fresh randomness, stores every
-//! state with one all-or-nothing [`PairStore::insert`](crate::store::PairStore::insert) and
-//! answers in order.
+//! beyond; `Expect: 100-continue` is answered first), parses it (400 `invalid_pairing` naming
+//! the problem), answers with the protocol crate (400 `unknown_relay_key` listing the relay's
+//! fingerprints when the client chose another key): one decapsulation with the chosen relay
+//! key, one encapsulation to the client's ephemeral key, the chain keys of every pair, and
+//! `confirm`. The pairs are stored with one all-or-nothing
+//! [`PairStore::insert`](crate::store::PairStore::insert) that refuses a pair id in use.
 
 use bytes::{Bytes, BytesMut};
 use http::header;
@@ -15,10 +17,7 @@ use pingora_proxy::Session;
 use pqrelay_protocol::kem::ESEED_SIZE;
 use pqrelay_protocol::msgs::pairing::MAX_PAIRING_BODY;
 use pqrelay_protocol::names::RELAY_HEADER;
-use pqrelay_protocol::{
-    ClientId, KemCiphertext, PairId, PairingError, PairingRequest, PairingResponse, RelayHeader,
-    ServerPair,
-};
+use pqrelay_protocol::{answer_pairing, Error, PairingError, PairingRequest, RelayHeader};
 use zeroize::Zeroizing;
 
 use super::ctx::RequestCtx;
@@ -27,9 +26,7 @@ use super::relay_header::{relay_header, verify};
 use super::reply::{refuse, send};
 use crate::error::{ErrorKind, Refusal};
 use crate::state::RelayState;
-
-/// The ciphertexts to answer and the states to store, in request order.
-type Paired = (Vec<(PairId, KemCiphertext)>, Vec<(PairId, ServerPair)>);
+use crate::store::StoreError;
 
 /// Answers `POST /api/mte-pair`. Always `Ok(true)` unless writing the answer fails.
 pub(crate) async fn serve(
@@ -57,47 +54,42 @@ async fn pair(
 ) -> Result<(String, Bytes), Refusal> {
     let limits = &state.config.limits;
     check_pairing_rate(limits, client_ip(session), None)?;
-    let why = "pairing needs x-mte-relay: 1.<client id>";
-    let header = relay_header(session.req_header())
-        .unwrap_or_else(|| Err(Refusal::new(ErrorKind::CLIENT_ID_MISSING, why)))?;
-    if !matches!(header, RelayHeader::Discovery { .. }) {
-        let why = "pairing takes x-mte-relay: 1.<client id> without exchange fields";
-        return Err(Refusal::new(ErrorKind::RELAY_HEADER_INVALID, why));
-    }
+    let why = "pairing needs x-mte-relay: 2.<client id>";
+    let token = relay_header(session.req_header())
+        .unwrap_or_else(|| Err(Refusal::new(ErrorKind::CLIENT_ID_MISSING, why)))?
+        .into_discovery()
+        .map_err(|e| Refusal::protocol(&e.into()))?;
     let site = &ctx.site;
-    let relay = verify(site, header)?;
+    let relay = verify(site, RelayHeader::Discovery { token })?;
     let client = relay.client.id;
     check_pairing_rate(limits, None, Some(client.as_bytes()))?;
     let body = read_body(session, MAX_PAIRING_BODY).await?;
-    let max_pairs = state.config.max_pool_size;
-    let request =
-        PairingRequest::parse(&body, max_pairs).map_err(|e| pairing_refusal(&e, max_pairs))?;
-    let (cts, states) = encapsulate_all(&client, &request)?;
-    site.store.insert(&client, &states).await.map_err(|e| {
-        log::warn!("pairing: state store failed: {e}");
-        Refusal::new(e.kind(), "the pair state could not be stored")
-    })?;
-    log::debug!("paired {} pair(s) for client {client}", states.len());
-    let body = PairingResponse { pairs: cts }.encode();
-    let answer = RelayHeader::Discovery {
-        token: relay.client.token,
-    };
-    Ok((answer.encode(), Bytes::from(body)))
-}
-
-/// Encapsulates to every pair's key with fresh randomness from the operating system.
-fn encapsulate_all(client: &ClientId, request: &PairingRequest) -> Result<Paired, Refusal> {
-    let mut cts = Vec::with_capacity(request.pairs.len());
-    let mut states = Vec::with_capacity(request.pairs.len());
+    let request = PairingRequest::parse(&body, state.config.max_pool_size)
+        .map_err(|e| pairing_refusal(e, site))?;
     let mut eseed = Zeroizing::new([0u8; ESEED_SIZE]);
-    for (pid, ek) in &request.pairs {
-        getrandom::getrandom(eseed.as_mut())
-            .map_err(|_| Refusal::new(ErrorKind::INTERNAL, "random generator failed"))?;
-        let (ct, server) = ServerPair::pair(client, pid, ek, &eseed);
-        cts.push((*pid, ct));
-        states.push((*pid, server));
-    }
-    Ok((cts, states))
+    getrandom::getrandom(eseed.as_mut())
+        .map_err(|_| Refusal::new(ErrorKind::INTERNAL, "random generator failed"))?;
+    let answer = answer_pairing(&client, &site.relay_keys, &request, &eseed)
+        .map_err(|e| pairing_refusal(e, site))?;
+    site.store
+        .insert(&client, &answer.pairs)
+        .await
+        .map_err(|e| match e {
+            StoreError::PairIdInUse => {
+                let why = "a pair id is in use: pair with fresh random pair ids";
+                Refusal::new(ErrorKind::INVALID_PAIRING, why)
+            }
+            e => {
+                log::warn!("pairing: state store failed: {e}");
+                Refusal::new(e.kind(), "the pair state could not be stored")
+            }
+        })?;
+    log::debug!("paired {} pair(s) for client {client}", answer.pairs.len());
+    let token = relay.client.token;
+    Ok((
+        RelayHeader::Discovery { token }.encode(),
+        Bytes::from(answer.body),
+    ))
 }
 
 /// Reads the request body up to `limit` bytes (413 beyond), answering `Expect: 100-continue`.
@@ -137,21 +129,19 @@ async fn read_body(session: &mut Session, limit: usize) -> Result<Bytes, Refusal
     Ok(body.freeze())
 }
 
-/// A 400 (or 413) naming what is wrong with a pairing body.
-fn pairing_refusal(e: &PairingError, max_pairs: usize) -> Refusal {
-    let kind = ErrorKind::for_protocol(&e.clone().into());
-    let message = match e {
-        PairingError::TooLarge => format!("a pairing request body is at most {MAX_PAIRING_BODY} bytes"),
-        PairingError::Json(why) => format!(
-            "the body must be {{\"pairs\":[{{\"id\":..,\"ek\":..}}, ...]}} with no other keys: {why}"
-        ),
-        PairingError::PairCount => format!("`pairs` must hold 1 to {max_pairs} entries"),
-        PairingError::DuplicateId => "two pairs share one id".into(),
-        PairingError::BadId => "a pair `id` is not 22 characters of base64url (16 bytes)".into(),
-        PairingError::BadEncapsulationKey => {
-            "an `ek` is not a valid X-Wing encapsulation key (1216 bytes of base64url)".into()
+/// A 400 (or 413) naming what is wrong with a pairing request; an unknown relay key lists the
+/// fingerprints this site has.
+fn pairing_refusal(e: PairingError, site: &crate::site::Site) -> Refusal {
+    let refusal = Refusal::protocol(&Error::from(e.clone()));
+    match e {
+        PairingError::UnknownRelayKey(fp) => {
+            let offered = site.relay_keys.fingerprints().join(", ");
+            let message = format!(
+                "this relay holds no key {}; it has {offered}: discover again",
+                fp.fingerprint()
+            );
+            Refusal::new(refusal.kind, message)
         }
-        other => format!("invalid pairing request: {other}"),
-    };
-    Refusal::new(kind, message)
+        _ => refusal,
+    }
 }

@@ -10,6 +10,7 @@ use pingora_error::Result;
 use pingora_http::ResponseHeader;
 use pingora_proxy::Session;
 use pqrelay_protocol::names::ERROR_HEADER;
+use pqrelay_protocol::ErrorReport;
 
 use super::cors;
 use super::ctx::{RequestCtx, RouteKind};
@@ -64,30 +65,31 @@ pub(crate) async fn send_json_no_store(
     send(session, ctx, 200, JSON, &cache, body).await
 }
 
-/// Answers with an error reply (JSON body, `x-mte-relay-error`, and the refusal's
-/// `Retry-After` / `Allow`), then reads and drops what the client still sends. Always
-/// `Ok(true)`.
+/// Answers with an error reply (JSON body, `x-mte-relay-error`, the refusal's `Retry-After` /
+/// `Allow`, and for an exchange's error its verdict and tag, PROTOCOL.md §11.2), then reads and
+/// drops what the client still sends. Always `Ok(true)`.
 pub(crate) async fn refuse(
     session: &mut Session,
     ctx: &mut RequestCtx,
     refusal: &Refusal,
-) -> Result<bool> {
-    refuse_with(session, ctx, refusal, &[]).await
-}
-
-/// [`refuse`] with more reply headers (the authentication of an exchange's error).
-pub(crate) async fn refuse_with(
-    session: &mut Session,
-    ctx: &mut RequestCtx,
-    refusal: &Refusal,
-    extra: &[(&str, &str)],
 ) -> Result<bool> {
     if matches!(ctx.route, RouteKind::Unrouted | RouteKind::Mte) {
         ctx.route = RouteKind::Rejected;
     }
     let kind = refusal.kind;
     ctx.error_code = Some(kind.code);
-    let body = Bytes::from(kind.body(&refusal.message));
+    let auth = refusal.auth.as_ref().and_then(|auth| {
+        let report = ErrorReport {
+            exchange: auth.exchange,
+            status: kind.status,
+            code: kind.code,
+            verdict: auth.verdict,
+        };
+        // Codes are short table names: the tag always fits.
+        Some((auth.verdict, report.headers(&auth.key).ok()?))
+    });
+    let verdict = auth.as_ref().map(|(v, _)| *v);
+    let body = Bytes::from(kind.body(&refusal.message, verdict));
     let retry_after = refusal.retry_after.map(|s| s.to_string());
     let mut headers = vec![
         (ERROR_HEADER, kind.code),
@@ -99,7 +101,9 @@ pub(crate) async fn refuse_with(
     if let Some(allow) = refusal.allow {
         headers.push((header::ALLOW.as_str(), allow));
     }
-    headers.extend_from_slice(extra);
+    if let Some((_, tagged)) = &auth {
+        headers.extend(tagged.iter().map(|(name, value)| (*name, value.as_str())));
+    }
     let sent = send(session, ctx, kind.status, JSON, &headers, body).await;
     discard_request_body(session).await;
     sent

@@ -13,18 +13,22 @@
 //! - re-pair all is a new pool agreed by compare-and-set: of many relays answered 569 at once
 //!   only the first resets;
 //! - at most `max_in_flight` exchanges at once from this relay (the store has no bound of its
-//!   own that would make a task wait).
+//!   own that would make a task wait);
+//! - trust (§13): the pins of the remote relay's `OUTBOUND_UPSTREAMS` entry
+//!   ([`EngineSettings::pins`]), else the keys trusted on first use kept in the shared session
+//!   record, so that the whole fleet trusts what the first relay saw.
 //!
 //! The engine runs with [`EngineSettings::stream_replay`] ([`UNSENT_REPLAY`]: a streamed body
-//! cut young, e.g. on a kept-alive connection the remote relay closed, is sent again on a fresh
-//! connection) and [`EngineSettings::renew_pool_when_not_retried`] (a streamed body that met a
-//! stale pair, or was cut, resets the shared pool so the next request pairs afresh).
+//! cut young, e.g. on a kept-alive connection the remote relay closed, counts as replayable for
+//! the one resend §12 allows) and [`EngineSettings::renew_pool_when_not_retried`] (a streamed
+//! body that met a stale pair, or was cut, resets the shared pool so the next request pairs
+//! afresh).
 
 use std::sync::Arc;
 
 use http::Uri;
 use pqrelay_client::engine::{Engine, EngineError, EngineSettings, Sent};
-use pqrelay_client::pqrelay_protocol::{ClientIdToken, ClientPair};
+use pqrelay_client::pqrelay_protocol::{ClientIdToken, ClientPair, KeyId};
 use pqrelay_client::source::{Discovered, Lease, Obtained, PairSource, PoolSession};
 use pqrelay_client::HttpClient;
 use tokio::sync::{Mutex, OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
@@ -34,8 +38,9 @@ use crate::store::StoreError;
 
 /// Pairs asked for when the shared pool is empty.
 pub(crate) const PAIRS_PER_PAIRING: usize = 5;
-/// Bytes of a streamed request body kept so that the request can be sent again when the
-/// connection fails early (a kept-alive connection the remote relay closed, e.g. restarted).
+/// Bytes of a streamed request body kept so that the request can be sent again (as §12 allows)
+/// when the connection fails early (a kept-alive connection the remote relay closed, e.g.
+/// restarted).
 pub(crate) const UNSENT_REPLAY: usize = 256 * 1024;
 
 /// The client of one remote relay.
@@ -46,12 +51,14 @@ pub(crate) type OutboundError = EngineError<StoreError>;
 /// back to the shared pool (dropping it loses the pair, nothing else).
 pub(crate) type Answer = Sent<StorePairs>;
 
-/// The client of the relay at `base` with its pairs in `pairs`; `max_in_flight` exchanges at
-/// once from this relay.
+/// The client of the relay at `base` with its pairs in `pairs`, trusting exactly `pins` (none:
+/// trust on first use, shared through the store); `max_in_flight` exchanges at once from this
+/// relay.
 pub(crate) fn remote(
     base: Uri,
     http: HttpClient,
     pairs: OutboundPairs,
+    pins: Vec<KeyId>,
     max_in_flight: usize,
 ) -> Remote {
     let source = StorePairs {
@@ -60,6 +67,7 @@ pub(crate) fn remote(
         pairing: Arc::new(Mutex::new(())),
     };
     let mut settings = EngineSettings::default();
+    settings.pins = pins;
     settings.stream_replay = UNSENT_REPLAY;
     settings.renew_pool_when_not_retried = true;
     Engine::new(base, http, source, settings)
@@ -68,6 +76,10 @@ pub(crate) fn remote(
 impl PoolSession for OutboundSession {
     fn token(&self) -> &ClientIdToken {
         &self.token
+    }
+
+    fn trusted(&self) -> &[KeyId] {
+        &self.trusted
     }
 
     fn same_pool(&self, other: &Self) -> bool {
@@ -159,6 +171,14 @@ impl PairSource for StorePairs {
             .install(token, Some(session), Install::Keep)
             .await;
         installed.ok()
+    }
+
+    async fn trust(
+        &self,
+        session: &Self::Session,
+        keys: Vec<KeyId>,
+    ) -> Result<Self::Session, StoreError> {
+        self.pairs.trust(session, keys).await
     }
 
     async fn reset(&self, session: &Self::Session) -> Result<(), StoreError> {

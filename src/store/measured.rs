@@ -74,6 +74,14 @@ impl<S: PairStore + ?Sized> PairStore for MeasuredStore<S> {
         measure("ping", self.inner.ping()).await
     }
 
+    async fn relay_keys(
+        &self,
+        site: &str,
+        ours: Option<&str>,
+    ) -> Result<Option<String>, StoreError> {
+        self.inner.relay_keys(site, ours).await
+    }
+
     fn kind(&self) -> &'static str {
         self.inner.kind()
     }

@@ -297,6 +297,14 @@ impl PairStore for MemoryStore {
         // Versions handed out from here on belong to this request: they are newer than every
         // version already in this shard (all were assigned under this lock).
         let keep_from = self.writes.load(Ordering::Relaxed) + 1;
+        let in_use = shard.clients.get(client).is_some_and(|slots| {
+            slots
+                .iter()
+                .any(|s| !self.expired(s, now) && pairs.iter().any(|(pid, _)| *pid == s.pid))
+        });
+        if in_use {
+            return Err(StoreError::PairIdInUse);
+        }
         let slots = match shard.clients.entry(*client) {
             Entry::Occupied(e) => e.into_mut(),
             Entry::Vacant(e) => e.insert(Vec::with_capacity(pairs.len())),

@@ -60,6 +60,9 @@ pub enum StoreError {
     Unreadable,
     /// The memory store is full and nothing could be evicted (503).
     Full,
+    /// A pair id of a pairing request is held already: nothing was stored (400
+    /// `invalid_pairing`; a pair is never replaced).
+    PairIdInUse,
 }
 
 impl std::fmt::Display for StoreError {
@@ -68,6 +71,7 @@ impl std::fmt::Display for StoreError {
             StoreError::Unavailable(why) => write!(f, "state store unavailable: {why}"),
             StoreError::Unreadable => f.write_str("stored pair state does not open"),
             StoreError::Full => f.write_str("state store full"),
+            StoreError::PairIdInUse => f.write_str("a pair id is in use"),
         }
     }
 }
@@ -80,6 +84,7 @@ impl StoreError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             StoreError::Unreadable => ErrorKind::REPAIR_REQUIRED,
+            StoreError::PairIdInUse => ErrorKind::INVALID_PAIRING,
             _ => ErrorKind::STATE_STORE_UNAVAILABLE,
         }
     }
@@ -88,8 +93,8 @@ impl StoreError {
 /// Where pair states live. Implementations are cheap to share (`Arc<dyn PairStore>`).
 #[async_trait]
 pub trait PairStore: Send + Sync {
-    /// Stores freshly paired states, replacing any previous state of those pair ids.
-    /// All or nothing.
+    /// Stores freshly paired states, all or nothing: [`StoreError::PairIdInUse`] (nothing
+    /// stored) when one of the pair ids is held already.
     async fn insert(
         &self,
         client: &ClientId,
@@ -123,6 +128,18 @@ pub trait PairStore: Send + Sync {
 
     /// Checks that the store answers (readiness).
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// The relay key fingerprints last announced for `site` by a relay sharing this store,
+    /// after announcing `ours` when given (so that relays with different keys on one Redis say
+    /// so). `Ok(None)` when nothing was announced, and always for a store no other relay sees.
+    async fn relay_keys(
+        &self,
+        site: &str,
+        ours: Option<&str>,
+    ) -> Result<Option<String>, StoreError> {
+        let _ = (site, ours);
+        Ok(None)
+    }
 
     /// A short name for logs and metrics (`memory`, `redis`, `redis-cluster`).
     fn kind(&self) -> &'static str;
@@ -169,6 +186,7 @@ impl StoreConfig {
         let secret = config.state_secret().expose().as_bytes();
         let mut redis = RedisConfig::new(url.expose(), config.redis_cluster, secret, &[]);
         redis.timeout = config.redis_timeout;
+        redis.max_pairs_per_client = memory::POOLS_PER_CLIENT * config.max_pool_size;
         redis.ca_file = config.redis_ca_file.clone();
         base.with_redis(redis)
     }

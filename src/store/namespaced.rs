@@ -78,6 +78,14 @@ impl PairStore for NamespacedStore {
         self.inner.ping().await
     }
 
+    async fn relay_keys(
+        &self,
+        site: &str,
+        ours: Option<&str>,
+    ) -> Result<Option<String>, StoreError> {
+        self.inner.relay_keys(site, ours).await
+    }
+
     fn kind(&self) -> &'static str {
         self.inner.kind()
     }
@@ -94,7 +102,11 @@ mod tests {
         let b = NamespacedStore::new(inner, "b.example");
         let id = ClientId([7; 16]);
         let pid = PairId([9; 16]);
-        let pair = ServerPair::from_parts(0, pqrelay_protocol::ChainKey::from_bytes([1; 32]));
+        let pair = ServerPair::from_parts(
+            0,
+            pqrelay_protocol::ChainKey::from_bytes([1; 32]),
+            pqrelay_protocol::Kid([0; 8]),
+        );
         a.insert(&id, &[(pid, pair)]).await.unwrap();
         assert!(a.load(&id, &pid).await.unwrap().is_some());
         assert!(b.load(&id, &pid).await.unwrap().is_none());

@@ -1,13 +1,16 @@
-//! Outbound client state (PROTOCOL.md §10.1): what this relay keeps as a *client* of a remote
+//! Outbound client state (PROTOCOL.md §14.1): what this relay keeps as a *client* of a remote
 //! relay in outbound mode, in the configured store so that every relay of a fleet shares it.
 //!
 //! Per remote relay (its origin hashed: `h = b64url(SHA-256(origin))[..16]`):
 //!
-//! - `pqrelay:1:out:{h}:session`: the client id token the remote relay issued and a random
-//!   *pool id*. Written once with put-if-absent (two relays discovering at the same time agree
-//!   on the first one stored), changed only by compare-and-set: a new pool id means every pair
-//!   is forgotten (re-pair all, a new client id).
-//! - `pqrelay:1:out:{h}:pairs:<pool id>`: a list of idle pairs `(pid, counter, ck)`.
+//! - `pqrelay:2:out:{h}:session` = seal(`pool_id(8) || u8(k) || k key ids (32 each) || token`):
+//!   the client id token the remote relay issued, the remote's relay keys this fleet trusts on
+//!   first use (§13; with pins from `OUTBOUND_UPSTREAMS` the pins decide) and a random *pool
+//!   id*. Written once with put-if-absent (two relays discovering at the same time agree on the
+//!   first one stored, so the whole fleet trusts the same keys), changed only by
+//!   compare-and-set: a new pool id means every pair is forgotten (re-pair all, a new client
+//!   id); trust carries over.
+//! - `pqrelay:2:out:{h}:pairs:<pool id>`: a list of idle pairs `(pid, counter, ck)`.
 //!
 //! A pair is **leased** by an atomic pop (Redis `LPOP`): from then on exactly one exchange of
 //! one relay holds it, so a counter is never used twice; it is pushed back, advanced, when the
@@ -15,7 +18,7 @@
 //! pushes the spare pairs for everybody). A relay that dies holding a pair loses that pair only.
 //!
 //! Records are sealed like the relay-side blobs: AES-256-GCM under a key derived from
-//! `STATE_SECRET` (label `pqrelay/1 outbound`), a fresh 16-byte salt per write, the record's
+//! `STATE_SECRET` (labels `pqrelay/2 outbound…`), a fresh 16-byte salt per write, the record's
 //! key name as associated data (a record moved to another key does not open). A record that
 //! does not open (other secret, tampering) is treated as absent.
 
@@ -28,14 +31,15 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use hkdf::Hkdf;
 use parking_lot::Mutex;
-use pqrelay_protocol::{ChainKey, ClientIdToken, ClientPair, PairId};
+use pqrelay_protocol::relay_key::KEY_ID_SIZE;
+use pqrelay_protocol::{ChainKey, ClientIdToken, ClientPair, KeyId, PairId};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use super::StoreError;
 
 /// Prefix of every outbound key.
-pub const OUT_KEY_PREFIX: &str = "pqrelay:1:out:";
+pub const OUT_KEY_PREFIX: &str = "pqrelay:2:out:";
 /// Lifetime of an outbound record after its last write (pair lists are refreshed on every
 /// push; a remote relay that forgot a pair earlier answers 563 and the pair is re-paired).
 pub const RECORD_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -45,6 +49,14 @@ const SALT_SIZE: usize = 16;
 const POOL_ID_SIZE: usize = 8;
 /// A pair record: `pid(16) || counter(8) || ck(32)`.
 const PAIR_SIZE: usize = 16 + 8 + 32;
+/// Most trusted key ids a session record holds (`u8(k)`).
+const MAX_TRUSTED: usize = u8::MAX as usize;
+/// HKDF-Extract salt of the outbound key (§14.1).
+const LABEL_SALT: &[u8] = b"pqrelay/2 outbound";
+/// HKDF-Expand info of the outbound key.
+const LABEL_KEY: &[u8] = b"pqrelay/2 outbound key";
+/// HKDF-Expand info prefix of a record's key (followed by its salt).
+const LABEL_RECORD: &[u8] = b"pqrelay/2 outbound record";
 
 /// The raw operations outbound state needs; memory and Redis implement them.
 #[async_trait]
@@ -75,9 +87,9 @@ struct Sealer {
 
 impl Sealer {
     fn new(state_secret: &[u8]) -> Sealer {
-        let hk = Hkdf::<Sha256>::new(Some(b"pqrelay/1 outbound"), state_secret);
+        let hk = Hkdf::<Sha256>::new(Some(LABEL_SALT), state_secret);
         let mut key = Zeroizing::new([0u8; 32]);
-        hk.expand(b"pqrelay/1 outbound key", key.as_mut_slice())
+        hk.expand(LABEL_KEY, key.as_mut_slice())
             .expect("32 bytes is a valid HKDF-SHA256 output length");
         Sealer { key }
     }
@@ -85,7 +97,7 @@ impl Sealer {
     fn cipher(&self, salt: &[u8]) -> Aes256Gcm {
         let hk = Hkdf::<Sha256>::from_prk(self.key.as_slice()).expect("a 32-byte PRK");
         let mut k = Zeroizing::new([0u8; 32]);
-        hk.expand_multi_info(&[b"pqrelay/1 outbound record", salt], k.as_mut_slice())
+        hk.expand_multi_info(&[LABEL_RECORD, salt], k.as_mut_slice())
             .expect("32 bytes is a valid HKDF-SHA256 output length");
         Aes256Gcm::new_from_slice(k.as_slice()).expect("a 32-byte key")
     }
@@ -121,10 +133,13 @@ impl Sealer {
     }
 }
 
-/// The shared session with a remote relay: its client id token and the current pool id.
+/// The shared session with a remote relay: its client id token, the relay keys trusted on first
+/// use, and the current pool id.
 pub struct OutboundSession {
     /// The client id token the remote relay issued.
     pub token: ClientIdToken,
+    /// The remote relay's keys this fleet trusts on first use (§13), newest first.
+    pub trusted: Vec<KeyId>,
     pool: [u8; POOL_ID_SIZE],
     /// The stored blob (what a compare-and-set expects).
     blob: Vec<u8>,
@@ -137,9 +152,29 @@ impl std::fmt::Debug for OutboundSession {
 }
 
 impl OutboundSession {
-    /// Whether both are the same stored session (same client id and pool).
+    /// Whether both are the same session: the same token and pool (the trusted keys may
+    /// differ).
     pub fn same(&self, other: &OutboundSession) -> bool {
-        self.blob == other.blob
+        self.pool == other.pool && self.token == other.token
+    }
+
+    /// The plain record: `pool_id(8) || u8(k) || key ids || token`.
+    fn encode(
+        pool: &[u8; POOL_ID_SIZE],
+        trusted: &[KeyId],
+        token: &ClientIdToken,
+    ) -> Zeroizing<Vec<u8>> {
+        let trusted = &trusted[..trusted.len().min(MAX_TRUSTED)];
+        let mut plain = Zeroizing::new(Vec::with_capacity(
+            POOL_ID_SIZE + 1 + KEY_ID_SIZE * trusted.len() + 64,
+        ));
+        plain.extend_from_slice(pool);
+        plain.push(u8::try_from(trusted.len()).unwrap_or(u8::MAX));
+        for k in trusted {
+            plain.extend_from_slice(k.as_bytes());
+        }
+        plain.extend_from_slice(token.encode().as_bytes());
+        plain
     }
 
     /// Whether both use the same pool of pairs (same client id and pool id; the token may
@@ -221,25 +256,33 @@ impl OutboundPairs {
 
     fn open_session(&self, key: &str, blob: Vec<u8>) -> Option<OutboundSession> {
         let plain = self.sealer.open(key, &blob)?;
-        let (pool, token) = plain.split_at_checked(POOL_ID_SIZE)?;
-        let token = ClientIdToken::parse(std::str::from_utf8(token).ok()?).ok()?;
+        let (pool, rest) = plain.split_at_checked(POOL_ID_SIZE)?;
+        let (&k, mut rest) = rest.split_first()?;
+        let mut trusted = Vec::with_capacity(usize::from(k));
+        for _ in 0..k {
+            let (id, tail) = rest.split_first_chunk::<KEY_ID_SIZE>()?;
+            trusted.push(KeyId(*id));
+            rest = tail;
+        }
+        let token = ClientIdToken::parse(std::str::from_utf8(rest).ok()?).ok()?;
         Some(OutboundSession {
             token,
+            trusted,
             pool: pool.try_into().ok()?,
             blob,
         })
     }
 
     /// Stores `token` as the session, replacing `previous` (the session it was derived from,
-    /// `None` for a first discovery). The pool is reset when asked or when the client id
-    /// changed. If another relay changed the session first, its session wins and is returned.
+    /// `None` for a first discovery); the trusted keys carry over (trust belongs to the remote
+    /// relay, not to a client id). The pool is reset when asked or when the client id changed.
+    /// If another relay changed the session first, its session wins and is returned.
     pub async fn install(
         &self,
         token: ClientIdToken,
         previous: Option<&OutboundSession>,
         install: Install,
     ) -> Result<Arc<OutboundSession>, StoreError> {
-        let key = self.session_key();
         let keep = previous
             .filter(|p| install == Install::Keep && p.token.id() == token.id())
             .map(|p| p.pool);
@@ -247,8 +290,38 @@ impl OutboundPairs {
             Some(pool) => pool,
             None => random_pool_id()?,
         };
-        let mut plain = Zeroizing::new(pool.to_vec());
-        plain.extend_from_slice(token.encode().as_bytes());
+        let trusted = previous.map(|p| p.trusted.clone()).unwrap_or_default();
+        let session = self.store(previous, pool, trusted, token).await?;
+        if let (Some(p), None, true) = (previous, keep, session.pool == pool) {
+            // The old pool is forgotten: drop its idle pairs now (stragglers expire).
+            self.backend.delete(&self.list_key(p)).await?;
+        }
+        Ok(session)
+    }
+
+    /// Stores `trusted` as the keys trusted on first use (§13) of `session` (same token and
+    /// pool). If another relay changed the session first, its session is returned.
+    pub async fn trust(
+        &self,
+        session: &OutboundSession,
+        trusted: Vec<KeyId>,
+    ) -> Result<Arc<OutboundSession>, StoreError> {
+        self.store(Some(session), session.pool, trusted, session.token.clone())
+            .await
+    }
+
+    /// Writes a session record, put-if-absent without `previous`, else compare-and-set
+    /// against it; the loser gets the record stored.
+    async fn store(
+        &self,
+        previous: Option<&OutboundSession>,
+        pool: [u8; POOL_ID_SIZE],
+        mut trusted: Vec<KeyId>,
+        token: ClientIdToken,
+    ) -> Result<Arc<OutboundSession>, StoreError> {
+        let key = self.session_key();
+        trusted.truncate(MAX_TRUSTED);
+        let plain = OutboundSession::encode(&pool, &trusted, &token);
         let blob = self.sealer.seal(&key, &plain)?;
         let won = match previous {
             None => self.backend.put_if_absent(&key, &blob).await?,
@@ -262,11 +335,12 @@ impl OutboundPairs {
                 )),
             };
         }
-        if let (Some(p), None) = (previous, keep) {
-            // The old pool is forgotten: drop its idle pairs now (stragglers expire).
-            self.backend.delete(&self.list_key(p)).await?;
-        }
-        let session = Arc::new(OutboundSession { token, pool, blob });
+        let session = Arc::new(OutboundSession {
+            token,
+            trusted,
+            pool,
+            blob,
+        });
         self.remember(Some(session.clone()));
         Ok(session)
     }
@@ -321,7 +395,7 @@ impl OutboundPairs {
     }
 }
 
-/// `pqrelay:1:out:{<16 chars of b64url(SHA-256(origin))>}:` (a Redis Cluster hash tag: one
+/// `pqrelay:2:out:{<16 chars of b64url(SHA-256(origin))>}:` (a Redis Cluster hash tag: one
 /// remote relay's keys share a slot).
 fn namespace(origin: &str) -> String {
     let digest = Sha256::digest(origin.as_bytes());
@@ -378,6 +452,30 @@ mod tests {
             .await
             .unwrap();
         assert!(lost.same(&reset), "the first reset wins");
+    }
+
+    #[tokio::test]
+    async fn trust_is_shared_and_outlives_a_new_client_id() {
+        let backend: Arc<dyn OutboundBackend> = Arc::new(OutboundMemory::default());
+        let a = OutboundPairs::new(backend.clone(), b"s", "http://b:1");
+        let b = OutboundPairs::new(backend.clone(), b"s", "http://b:1");
+        let s = a.install(token(1), None, Install::Keep).await.unwrap();
+        assert!(s.trusted.is_empty(), "first contact");
+        a.give_back(&s, vec![pair(1)]).await.unwrap();
+        let keys = vec![KeyId([7; 32]), KeyId([8; 32])];
+        let trusted = a.trust(&s, keys.clone()).await.unwrap();
+        assert!(trusted.same(&s) && trusted.same_pool(&s), "same session and pool");
+        assert_eq!(a.take(&trusted).await.unwrap(), Some(pair(1)), "pairs kept");
+        // Another relay of the fleet reads the same trust.
+        let seen = b.reload().await.unwrap().unwrap();
+        assert_eq!(seen.trusted, keys);
+        // A new client id (re-discovery after 566) keeps the trust, not the pool.
+        let renewed = b.install(token(2), Some(&seen), Install::Reset).await.unwrap();
+        assert_eq!((renewed.token.clone(), renewed.trusted.clone()), (token(2), keys));
+        assert!(!renewed.same_pool(&seen));
+        // A stale session loses the compare-and-set: the stored one is returned.
+        let lost = a.trust(&trusted, vec![KeyId([9; 32])]).await.unwrap();
+        assert!(lost.same(&renewed));
     }
 
     #[tokio::test]

@@ -50,14 +50,41 @@ use super::{PairStore, StoreConfigError, StoreError, Stored, Version};
 
 /// Default time limit of one store operation (connecting included): `REDIS_TIMEOUT_MS`'s.
 pub const DEFAULT_TIMEOUT: Duration = crate::config::load::DEFAULT_REDIS_TIMEOUT;
-/// Prefix of every key: `pqrelay:1:{<b64(id)>}:<b64(pid)>`.
-pub const KEY_PREFIX: &str = "pqrelay:1:";
+/// Prefix of every key: `pqrelay:2:{<b64(id)>}:<b64(pid)>`.
+pub const KEY_PREFIX: &str = "pqrelay:2:";
+/// How long a pair that was never used lives (PROTOCOL.md §14): a client pairs a few pairs ahead
+/// and uses them within seconds; a pairing flood's pairs go away after this.
+pub const UNUSED_PAIR_TTL: Duration = Duration::from_secs(10 * 60);
 
-/// Replaces `KEYS[1]` with `ARGV[2]` (TTL `ARGV[3]` ms) only if it still holds `ARGV[1]`.
+/// Replaces `KEYS[1]` with `ARGV[2]` (TTL `ARGV[3]` ms) only if it still holds `ARGV[1]`, and
+/// marks it the most recently written pair of its client in the index `KEYS[2]` (which then
+/// lives as long as its longest-lived pair).
 pub const CAS_SCRIPT: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
-     redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 else return 0 end";
+     redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) \
+     redis.call('ZADD', KEYS[2], ARGV[4], KEYS[1]) \
+     redis.call('PEXPIRE', KEYS[2], ARGV[3]) return 1 else return 0 end";
+
+/// Stores a client's new pairs `KEYS[2..]` (blobs `ARGV[4..]`, TTL `ARGV[2]` ms) all or none:
+/// -1 without writing anything when one of the keys exists (a pair id is never reused). Each is
+/// added to the client's index `KEYS[1]` (score: time `ARGV[1]`), and the oldest entries beyond
+/// `ARGV[3]` are dropped with their pairs, in the same step. The keys of one client share a
+/// Redis Cluster slot (hash tag), so the script also runs on a cluster.
+pub const INSERT_SCRIPT: &str = "for i = 2, #KEYS do \
+       if redis.call('EXISTS', KEYS[i]) == 1 then return -1 end end \
+     for i = 2, #KEYS do \
+       redis.call('SET', KEYS[i], ARGV[i + 2], 'PX', ARGV[2]) \
+       redis.call('ZADD', KEYS[1], ARGV[1], KEYS[i]) end \
+     local over = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[3]) \
+     if over > 0 then \
+       for _, key in ipairs(redis.call('ZRANGE', KEYS[1], 0, over - 1)) do \
+         redis.call('DEL', key) end \
+       redis.call('ZREMRANGEBYRANK', KEYS[1], 0, over - 1) end \
+     if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then \
+       redis.call('PEXPIRE', KEYS[1], ARGV[2]) end \
+     return 1";
 
 static CAS: LazyLock<Script> = LazyLock::new(|| Script::new(CAS_SCRIPT));
+static INSERT: LazyLock<Script> = LazyLock::new(|| Script::new(INSERT_SCRIPT));
 
 /// Settings of a [`RedisStore`]. `Debug` never shows the URL or the secrets.
 #[derive(Clone)]
@@ -74,6 +101,10 @@ pub struct RedisConfig {
     pub timeout: Duration,
     /// Idle expiry of a pair (the key's TTL, refreshed on every write).
     pub idle: Duration,
+    /// Pairs kept per client id (the oldest written are dropped beyond it).
+    pub max_pairs_per_client: usize,
+    /// How long a pair that was never used lives.
+    pub unused: Duration,
     /// `STATE_SECRET` (UTF-8 bytes): seals every write.
     pub state_secret: Vec<u8>,
     /// Older state secrets: blobs sealed under them still open (newest first).
@@ -108,6 +139,9 @@ impl RedisConfig {
             ca_file: None,
             timeout: DEFAULT_TIMEOUT,
             idle: super::memory::DEFAULT_IDLE,
+            max_pairs_per_client: super::memory::POOLS_PER_CLIENT
+                * crate::config::load::DEFAULT_MAX_POOL_SIZE,
+            unused: UNUSED_PAIR_TTL,
             state_secret: state_secret.to_vec(),
             previous_secrets: previous_secrets.iter().map(|s| s.to_vec()).collect(),
         }
@@ -178,6 +212,17 @@ impl ConnectionLike for Conn {
     }
 }
 
+/// Milliseconds of `d`, at least 1.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+/// The wall clock in milliseconds: the order of the per-client index.
+fn now_ms() -> u64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    since.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// The Redis [`PairStore`]. See the [module docs](self).
 pub struct RedisStore {
     conn: Conn,
@@ -189,6 +234,8 @@ pub struct RedisStore {
     written: Written,
     timeout: Duration,
     ttl_ms: u64,
+    unused_ms: u64,
+    max_per_client: usize,
     cluster: bool,
 }
 
@@ -286,16 +333,21 @@ impl RedisStore {
                 .collect(),
             written: Written::new(),
             timeout: config.timeout,
-            ttl_ms: u64::try_from(config.idle.as_millis())
-                .unwrap_or(u64::MAX)
-                .max(1),
+            ttl_ms: millis(config.idle),
+            unused_ms: millis(config.unused.min(config.idle)),
+            max_per_client: config.max_pairs_per_client.max(1),
             cluster: config.cluster,
         })
     }
 
-    /// The key of a pair: `pqrelay:1:{<b64(id)>}:<b64(pid)>`.
+    /// The key of a pair: `pqrelay:2:{<b64(id)>}:<b64(pid)>`.
     pub fn key(client: &ClientId, pair: &PairId) -> String {
         format!("{KEY_PREFIX}{{{}}}:{}", client.to_b64(), pair.to_b64())
+    }
+
+    /// The index of a client's pairs: `pqrelay:2:{<b64(id)>}:index`.
+    pub fn index_key(client: &ClientId) -> String {
+        format!("{KEY_PREFIX}{{{}}}:index", client.to_b64())
     }
 
     /// Runs `op` on the store's runtime with the timeout.
@@ -372,21 +424,27 @@ impl PairStore for RedisStore {
         if pairs.is_empty() {
             return Ok(());
         }
-        let mut pipe = redis::pipe();
-        pipe.atomic();
+        if pairs.len() > self.max_per_client {
+            return Err(StoreError::Full);
+        }
+        let mut invocation = INSERT.prepare_invoke();
+        invocation
+            .key(Self::index_key(client))
+            .arg(now_ms())
+            .arg(self.unused_ms)
+            .arg(self.max_per_client);
         let mut blobs = Vec::with_capacity(pairs.len());
         for (pid, state) in pairs {
             let blob = self.seal(client, pid, state)?;
-            pipe.cmd("SET")
-                .arg(Self::key(client, pid))
-                .arg(&blob[..])
-                .arg("PX")
-                .arg(self.ttl_ms)
-                .ignore();
+            invocation.key(Self::key(client, pid)).arg(&blob[..]);
             blobs.push(blob);
         }
-        self.run(|mut conn| async move { pipe.query_async::<()>(&mut conn).await })
+        let stored: i64 = self
+            .run(|mut conn| async move { invocation.invoke_async(&mut conn).await })
             .await?;
+        if stored != 1 {
+            return Err(StoreError::PairIdInUse);
+        }
         for ((pid, pair), blob) in pairs.iter().zip(blobs) {
             let pair = pair.clone();
             self.written.put(client, pid, Entry { blob, pair });
@@ -439,9 +497,11 @@ impl PairStore for RedisStore {
         let mut invocation = CAS.prepare_invoke();
         invocation
             .key(Self::key(client, pair))
+            .key(Self::index_key(client))
             .arg(expected.as_slice())
             .arg(&blob[..])
-            .arg(self.ttl_ms);
+            .arg(self.ttl_ms)
+            .arg(now_ms());
         let won: i64 = self
             .run(|mut conn| async move { invocation.invoke_async(&mut conn).await })
             .await?;
@@ -457,6 +517,29 @@ impl PairStore for RedisStore {
             );
         }
         Ok(won == 1)
+    }
+
+    async fn relay_keys(
+        &self,
+        site: &str,
+        ours: Option<&str>,
+    ) -> Result<Option<String>, StoreError> {
+        let key = format!("{KEY_PREFIX}relay-keys:{site}");
+        // `SET … GET` (Redis 6.2+) announces ours and returns the previous announcement.
+        let cmd = match ours {
+            Some(ours) => {
+                let mut cmd = redis::cmd("SET");
+                cmd.arg(&key).arg(ours).arg("GET");
+                cmd
+            }
+            None => {
+                let mut cmd = redis::cmd("GET");
+                cmd.arg(&key);
+                cmd
+            }
+        };
+        self.run(|mut conn| async move { cmd.query_async::<Option<String>>(&mut conn).await })
+            .await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

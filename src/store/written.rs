@@ -77,7 +77,11 @@ mod tests {
     fn entry(fill: u8) -> Entry {
         Entry {
             blob: [fill; BLOB_SIZE],
-            pair: ServerPair::from_parts(1, ChainKey::from_bytes([fill; 32])),
+            pair: ServerPair::from_parts(
+                1,
+                ChainKey::from_bytes([fill; 32]),
+                pqrelay_protocol::Kid([0; 8]),
+            ),
         }
     }
 

@@ -30,6 +30,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod attack;
 mod data;
 mod error;
 mod port;
@@ -40,6 +41,7 @@ pub mod relay;
 mod tap;
 mod temp;
 
+pub use attack::{Attacker, CountingUpstream};
 pub use data::{pattern, sha256_hex};
 pub use error::Error;
 pub use nix::sys::signal::Signal;

@@ -8,7 +8,7 @@ use pqrelay_protocol::ClientId;
 
 fn token_of(relay_header: &str) -> &str {
     relay_header
-        .strip_prefix("1.")
+        .strip_prefix("2.")
         .expect("x-mte-relay starts with the version")
 }
 
@@ -55,7 +55,7 @@ async fn discovery_issues_a_signed_client_id_and_capabilities() {
         .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
     assert_eq!(
         resp.headers()["x-mte-relay-info"],
-        "versions=1;max-pairs=7;chunk-size=65536;max-skip=16"
+        "versions=2;max-pairs=7;chunk-size=65536;max-skip=16"
     );
     assert_eq!(resp.headers()["cache-control"], "no-store");
 
@@ -70,7 +70,7 @@ async fn discovery_issues_a_signed_client_id_and_capabilities() {
     assert_ne!(discover(&relay, None).await, relay_header);
 
     // A malformed or tampered token on discovery is not an error: a new id is issued.
-    for bad in ["1.garbage", "nonsense", "2.x", ""] {
+    for bad in ["2.garbage", "nonsense", "9.x", ""] {
         let fresh = discover(&relay, Some(bad)).await;
         assert_ne!(fresh, relay_header);
         let fresh = ClientIdToken::parse(token_of(&fresh)).expect("a token");
@@ -105,7 +105,7 @@ async fn a_tampered_client_id_gets_566_and_a_good_one_passes() {
         .post(relay.url("/login"))
         .header(
             "x-mte-relay",
-            format!("1.{foreign}.AAAAAAAAAAAAAAAAAAAAAA.0.2"),
+            format!("2.{foreign}.AAAAAAAAAAAAAAAAAAAAAA.0.2"),
         )
         .body("{}")
         .send()
@@ -116,7 +116,7 @@ async fn a_tampered_client_id_gets_566_and_a_good_one_passes() {
     // Other malformed headers.
     let resp = get_with_relay_header(&relay, "/headers", "9.abc").await;
     expect_error(resp, 568, "version_unsupported").await;
-    let resp = get_with_relay_header(&relay, "/headers", "1").await;
+    let resp = get_with_relay_header(&relay, "/headers", "2").await;
     expect_error(resp, 560, "client_id_missing").await;
 }
 

@@ -225,10 +225,15 @@ async fn domains_with_redis_state_keep_keys_and_pairs_apart() {
 
     // The pairs are in Redis under one key space per site, none under a raw client id.
     let keys = std::process::Command::new("redis-cli")
-        .args(["-u", &url, "--scan", "--pattern", "pqrelay:1:*"])
+        .args(["-u", &url, "--scan", "--pattern", "pqrelay:2:{*"])
         .output()
         .unwrap();
-    let keys = String::from_utf8_lossy(&keys.stdout).into_owned();
+    // Pair keys only: each client also has an index of its pairs.
+    let keys: String = String::from_utf8_lossy(&keys.stdout)
+        .lines()
+        .filter(|k| !k.ends_with(":index"))
+        .map(|k| format!("{k}\n"))
+        .collect();
     let tags: std::collections::BTreeSet<&str> = keys
         .lines()
         .filter_map(|k| k.split_once('{')?.1.split_once('}').map(|(t, _)| t))

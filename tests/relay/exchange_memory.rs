@@ -92,20 +92,34 @@ async fn pairing_validates_its_input() {
     )
     .await;
     expect_error(
-        post(b"{}".to_vec(), Some("1.AAAA".into())).await.unwrap(),
+        post(b"{}".to_vec(), Some("2.AAAA".into())).await.unwrap(),
         566,
         "invalid_client_id",
     )
     .await;
+    // A well-formed request but for its pair count (MAX_POOL_SIZE 3).
+    let resp = crate::util::exchange::discovery(relay, None).await;
+    let keys = resp.headers()["x-mte-relay-keys"].to_str().unwrap();
+    let key = pqrelay_protocol::RelayKeys::parse(keys)
+        .unwrap()
+        .choose(&[])
+        .unwrap()
+        .clone();
+    let id = pqrelay_protocol::ClientIdToken::parse(token.trim_start_matches("2."))
+        .unwrap()
+        .id();
+    let seed = pqrelay_protocol::DecapsulationSeed::from_bytes([3; 32]);
+    let pids = (1..=4).map(|i| pqrelay_protocol::PairId([i; 16])).collect();
+    let four = pqrelay_protocol::ClientPairing::new(id, &key, &[4; 64], &seed, pids).unwrap();
     let v = expect_error(
-        post(b"{\"pairs\":[]}".to_vec(), Some(token.clone()))
+        post(four.request_body().to_vec(), Some(token.clone()))
             .await
             .unwrap(),
         400,
         "invalid_pairing",
     )
     .await;
-    assert!(v["message"].as_str().unwrap().contains("1 to 3"), "{v}");
+    assert!(v["message"].as_str().unwrap().contains("max-pairs"), "{v}");
     let v = expect_error(
         post(b"not json".to_vec(), Some(token.clone()))
             .await
@@ -114,7 +128,7 @@ async fn pairing_validates_its_input() {
         "invalid_pairing",
     )
     .await;
-    assert!(v["message"].as_str().unwrap().contains("pairs"), "{v}");
+    assert!(v["message"].as_str().unwrap().contains("JSON"), "{v}");
     expect_error(
         post(vec![b' '; 70_000], Some(token.clone())).await.unwrap(),
         413,

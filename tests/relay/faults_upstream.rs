@@ -38,6 +38,7 @@ fn expect_relay_error(r: Result<pqrelay_client::RelayResponse, Error>, status: u
             status: s,
             code: c,
             message,
+            ..
         }) => {
             assert_eq!((s, c.as_str()), (status, code));
             assert!(!message.is_empty(), "{status} {code} without a reason");

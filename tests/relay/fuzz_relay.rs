@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use pqrelay_protocol::{DecapsulationSeed, PairId, PairingRequest, PendingPair};
+use pqrelay_protocol::{ClientId, ClientPairing, DecapsulationSeed, PairId, RelayKey};
 use pqrelay_testkit::fd_count;
 
 use crate::util::exchange::{relay_client, seal_request, HandPair};
@@ -164,7 +164,7 @@ fn random_request(rng: &mut Rng, token: &str) -> Vec<u8> {
     }
     if rng.chance(40) {
         let v = match rng.below(4) {
-            0 => format!("1.{}", rng.safe(64)),
+            0 => format!("2.{}", rng.safe(64)),
             1 if !clean => rng.some_token(0, 200),
             _ => token.to_owned(),
         };
@@ -359,17 +359,20 @@ fn sealed_case(rng: &mut Rng, p: &mut HandPair) -> Case {
 /// A pairing request whose JSON body is mutated or random.
 fn pairing_case(rng: &mut Rng, token: &str) -> Case {
     let mut body = if rng.chance(70) {
-        let pairs = (0..1 + rng.below(3))
-            .map(|_| {
-                let mut id = [0u8; 16];
-                id.iter_mut().for_each(|b| *b = rng.next() as u8);
-                let mut seed = [0u8; 32];
-                seed.iter_mut().for_each(|b| *b = rng.next() as u8);
-                let pending = PendingPair::new(PairId(id), DecapsulationSeed::from_bytes(seed));
-                (PairId(id), pending.encapsulation_key())
-            })
+        let mut bytes = |n: usize| -> Vec<u8> { (0..n).map(|_| rng.next() as u8).collect() };
+        let seed = |b: Vec<u8>| DecapsulationSeed::from_bytes(b.try_into().unwrap_or([7; 32]));
+        // A well-formed request to some relay key (usually not this relay's: 400).
+        let key = RelayKey::from_seed(&seed(bytes(32))).config().clone();
+        let client = ClientId(bytes(16).try_into().unwrap_or([1; 16]));
+        let eseed: [u8; 64] = bytes(64).try_into().unwrap_or([2; 64]);
+        let ephemeral = seed(bytes(32));
+        let count = 1 + rng.below(3);
+        let pids = (0..count)
+            .map(|i| PairId([i as u8 ^ rng.next() as u8; 16]))
             .collect();
-        PairingRequest { pairs }.encode()
+        ClientPairing::new(client, &key, &eseed, &ephemeral, pids)
+            .map(|p| p.request_body().to_vec())
+            .unwrap_or_default()
     } else {
         let depth = rng.len(3000);
         let mut b = "[".repeat(depth).into_bytes();

@@ -26,6 +26,7 @@ mod fuzz_relay;
 mod ops_metrics;
 mod ops_upgrade;
 mod outbound;
+mod protocol2;
 mod security_limits;
 mod security_logs;
 mod security_smuggling;

@@ -235,6 +235,56 @@ async fn a_client_trickling_its_head_is_cut_after_header_timeout() {
         .all(|s| s.target() == "/pt/ok"));
 }
 
+/// Trickles `prefix` then one byte every 100 ms; when the relay cut the connection (within 6 s).
+async fn trickle_until_cut(s: &mut TcpStream, prefix: &[u8]) -> Option<Duration> {
+    let started = Instant::now();
+    s.write_all(prefix).await.ok()?;
+    while started.elapsed() < Duration::from_secs(6) {
+        if s.write_all(b"a").await.is_err() {
+            return Some(started.elapsed());
+        }
+        let mut buf = [0u8; 4096];
+        if let Ok(Ok(0) | Err(_)) =
+            tokio::time::timeout(Duration::from_millis(100), s.read(&mut buf)).await
+        {
+            return Some(started.elapsed());
+        }
+    }
+    None
+}
+
+#[tokio::test]
+async fn empty_lines_before_a_head_and_a_second_head_do_not_escape_the_deadline() {
+    let _turn = machine::timed();
+    let up = Strict::start(Duration::ZERO).await;
+    let relay = Relay::start(
+        &up.url(),
+        &[
+            ("PASS_THROUGH_ROUTES", "/pt/*"),
+            ("HEADER_TIMEOUT_MS", "1500"),
+        ],
+    );
+    // `\r\n\r\n` before the request line is no head: the trickled head is still cut.
+    let mut s = TcpStream::connect(("127.0.0.1", relay.port)).await.unwrap();
+    let cut = trickle_until_cut(&mut s, b"\r\n\r\nGET /pt/a HTTP/1.1\r\nHost: x\r\nX-A: ").await;
+    let cut = cut.expect("a head trickled after empty lines was not cut within 6 s");
+    assert!(cut < Duration::from_millis(3000), "cut late: {cut:?}");
+    // The second head on a kept-alive connection has a deadline of its own.
+    let mut s = TcpStream::connect(("127.0.0.1", relay.port)).await.unwrap();
+    s.write_all(b"GET /pt/first HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(IDLE, s.read(&mut buf)).await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"), "first answered");
+    let cut = trickle_until_cut(&mut s, b"GET /pt/second HTTP/1.1\r\nHost: x\r\nX-A: ").await;
+    let cut = cut.expect("a slow second head was not cut within 6 s");
+    assert!(cut >= Duration::from_millis(1400), "cut too early: {cut:?}");
+    assert!(cut < Duration::from_millis(3000), "cut late: {cut:?}");
+    assert!(up
+        .well_formed("second head")
+        .iter()
+        .all(|s| s.target() != "/pt/second"));
+}
+
 #[tokio::test]
 async fn a_stalled_request_body_is_cut_after_client_timeout() {
     let up = Strict::start(Duration::ZERO).await;

@@ -14,7 +14,7 @@ use pqrelay_client::{Body, Bytes, RelayClient};
 use pqrelay_protocol::{seal, DecapsulationSeed, ServerPair};
 use pqrelay_testkit::redis::RedisServer;
 
-use crate::util::exchange::{relay_client, seal_request, send_sealed, HandPair, Sealed};
+use crate::util::exchange::{random, relay_client, seal_request, send_sealed, HandPair, Sealed};
 use crate::util::{client, discover, expect_error, free_port, Relay, Upstream};
 
 const REDIS_PASSWORD: &str = "redispw-LEAKCHECK-6c0f1e93a2d8";
@@ -121,16 +121,20 @@ fn tail(log: &str) -> &str {
     crate::util::fuzz::tail(log, 20_000)
 }
 
-/// A hand-made pair, recording the decapsulation seed, the shared secret and `ck_0`.
+/// A hand-made pair, recording the ephemeral decapsulation seed, both shared secrets and
+/// `ck_0`.
 async fn keyed_pair(relay: &Relay, token: Option<&str>, needles: &mut Needles) -> HandPair {
-    let mut seed = [0u8; 32];
-    getrandom::getrandom(&mut seed).unwrap();
-    needles.bytes("decapsulation seed", &seed);
-    let (p, ct) = HandPair::with_seed(relay, token, seed).await;
-    let ss = DecapsulationSeed::from_bytes(seed)
-        .decapsulate(&ct)
+    let (seed_e, eseed_r) = (random::<32>(), random::<64>());
+    needles.bytes("decapsulation seed", &seed_e);
+    needles.bytes("encapsulation randomness", &eseed_r);
+    let (p, answer) = HandPair::with_secrets(relay, token, &[], seed_e, eseed_r).await;
+    let ss_e = DecapsulationSeed::from_bytes(seed_e)
+        .expand()
+        .decapsulate(&answer.response.ct)
         .expect("decapsulate");
-    needles.bytes("shared secret", ss.as_bytes());
+    needles.bytes("shared secret (ephemeral)", ss_e.as_bytes());
+    let (_, ss_r) = answer.relay_key.public_key().encapsulate(&eseed_r);
+    needles.bytes("shared secret (relay key)", ss_r.as_bytes());
     needles.bytes("ck_0", p.pair.as_ref().unwrap().chain_key().as_bytes());
     p
 }
@@ -148,9 +152,10 @@ fn sealed(
     let s = seal_request(p, method, path, headers, body);
     needles.bytes("request key", s.keys.request.as_bytes());
     needles.bytes("response key", s.keys.response.as_bytes());
+    needles.bytes("error tag key", s.keys.error.as_bytes());
     let ck = p.pair.as_ref().unwrap().chain_key().clone();
     needles.bytes("chain key", ck.as_bytes());
-    let state = ServerPair::from_parts(s.keys.counter + 1, ck).to_bytes();
+    let state = ServerPair::from_parts(s.keys.counter + 1, ck, p.key.kid()).to_bytes();
     needles.bytes("server pair state", &state[..]);
     s
 }
@@ -166,7 +171,26 @@ fn redis_blobs(port: u16, needles: &mut Needles) -> usize {
         .query(&mut con)
         .expect("KEYS");
     for key in &keys {
-        let blob: Vec<u8> = redis::cmd("GET").arg(key).query(&mut con).expect("GET");
+        let kind: String = redis::cmd("TYPE").arg(key).query(&mut con).expect("TYPE");
+        let blob: Vec<u8> = match kind.as_str() {
+            "string" => redis::cmd("GET").arg(key).query(&mut con).expect("GET"),
+            // A client's index of its pairs: pair ids (public on the wire) and their scores.
+            "zset" => redis::cmd("ZRANGE")
+                .arg(key)
+                .arg(0)
+                .arg(-1)
+                .query::<Vec<Vec<u8>>>(&mut con)
+                .expect("ZRANGE")
+                .concat(),
+            "list" => redis::cmd("LRANGE")
+                .arg(key)
+                .arg(0)
+                .arg(-1)
+                .query::<Vec<Vec<u8>>>(&mut con)
+                .expect("LRANGE")
+                .concat(),
+            other => panic!("unexpected Redis type {other} at {key:?}"),
+        };
         needles.bytes("stored blob", &blob);
     }
     keys.len()
@@ -368,7 +392,7 @@ async fn plain_traffic(relay: &Relay) {
     assert_eq!(resp.status(), 561);
     let resp = http
         .head(relay.url("/api/mte-relay"))
-        .header("x-mte-relay", "1.AAAA")
+        .header("x-mte-relay", "2.AAAA")
         .send()
         .await
         .unwrap();

@@ -31,8 +31,8 @@ async fn memory_insert_many() {
 }
 
 #[tokio::test]
-async fn memory_repair_replaces_state() {
-    store_suite::repair_replaces(&default_store()).await;
+async fn memory_pair_id_in_use_is_refused() {
+    store_suite::pair_id_in_use_is_refused(&default_store()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -172,8 +172,12 @@ async fn memory_client_over_its_bound_loses_its_oldest_pairs() {
     }
     assert!(s.load(&client(8), &pid(0)).await.unwrap().is_some());
     assert_eq!(s.len(), 4);
-    // Re-pairing an existing pair id does not count twice.
-    s.insert(&c, &[(pid(10), state(0, 2))]).await.unwrap();
+    // Pairing an existing pair id is refused and counts nothing.
+    let refused = s.insert(&c, &[(pid(10), state(0, 2))]).await;
+    assert!(
+        matches!(refused, Err(StoreError::PairIdInUse)),
+        "{refused:?}"
+    );
     assert_eq!(s.len(), 4);
 }
 

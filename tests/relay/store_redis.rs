@@ -28,7 +28,11 @@ fn distinctive_state(next: u64) -> ServerPair {
     for (i, b) in ck.iter_mut().enumerate() {
         *b = 0x40 + i as u8;
     }
-    ServerPair::from_parts(next, ChainKey::from_bytes(ck))
+    ServerPair::from_parts(
+        next,
+        ChainKey::from_bytes(ck),
+        pqrelay_protocol::Kid([0; 8]),
+    )
 }
 
 async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
@@ -52,9 +56,9 @@ async fn redis_insert_many() {
 }
 
 #[tokio::test]
-async fn redis_repair_replaces_state() {
+async fn redis_pair_id_in_use_is_refused() {
     let server = RedisServer::start();
-    store_suite::repair_replaces(&store(&server.url())).await;
+    store_suite::pair_id_in_use_is_refused(&store(&server.url())).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -128,28 +132,32 @@ async fn redis_load_recent_remembers_own_writes_and_loses_to_another_relays() {
 }
 
 #[tokio::test]
-async fn redis_values_are_sealed_73_byte_blobs_with_ttl() {
+async fn redis_values_are_sealed_81_byte_blobs_with_ttl() {
     let server = RedisServer::start();
     let mut cfg = config(&server.url());
     cfg.idle = Duration::from_secs(3600);
+    cfg.unused = Duration::from_secs(600);
     let s = RedisStore::new(&cfg).unwrap();
     let (c, p) = (client(9), pid(9));
     s.insert(&c, &[(p, distinctive_state(7))]).await.unwrap();
     let key = RedisStore::key(&c, &p);
-    assert_eq!(key, format!("pqrelay:1:{{{}}}:{}", c.to_b64(), p.to_b64()));
+    assert_eq!(key, format!("pqrelay:2:{{{}}}:{}", c.to_b64(), p.to_b64()));
     let mut conn = raw(&server.url()).await;
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg("pqrelay:1:*")
+    let mut keys: Vec<String> = redis::cmd("KEYS")
+        .arg("pqrelay:2:*")
         .query_async(&mut conn)
         .await
         .unwrap();
-    assert_eq!(keys, vec![key.clone()]);
+    keys.sort();
+    let mut want = vec![key.clone(), RedisStore::index_key(&c)];
+    want.sort();
+    assert_eq!(keys, want);
     let blob: Vec<u8> = redis::cmd("GET")
         .arg(&key)
         .query_async(&mut conn)
         .await
         .unwrap();
-    assert_eq!(blob.len(), 73);
+    assert_eq!(blob.len(), 81);
     let state_bytes = distinctive_state(7).to_bytes();
     let ck = &state_bytes[9..];
     for window in [ck, &ck[..8], &ck[24..], &state_bytes[..9]] {
@@ -163,9 +171,25 @@ async fn redis_values_are_sealed_73_byte_blobs_with_ttl() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    assert!(ttl > 3_590_000 && ttl <= 3_600_000, "ttl {ttl}");
-    // A fresh salt per write: re-storing the same state gives another blob.
-    s.insert(&c, &[(p, distinctive_state(7))]).await.unwrap();
+    assert!(
+        ttl > 590_000 && ttl <= 600_000,
+        "a pair never used lives 10 min: ttl {ttl}"
+    );
+    // A fresh salt per write: advancing the pair gives another blob, and the idle TTL.
+    let seen = s.load(&c, &p).await.unwrap().unwrap();
+    assert!(s
+        .compare_and_set(&c, &p, &seen.version, &distinctive_state(7))
+        .await
+        .unwrap());
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        ttl > 3_590_000 && ttl <= 3_600_000,
+        "a used pair lives an hour idle: ttl {ttl}"
+    );
     let again: Vec<u8> = redis::cmd("GET")
         .arg(&key)
         .query_async(&mut conn)
@@ -422,7 +446,7 @@ async fn redis_cluster_round_trip_race_and_slots() {
     assert_eq!(s.kind(), "redis-cluster");
     store_suite::round_trip(&*s).await;
     store_suite::insert_many(&*s).await;
-    store_suite::repair_replaces(&*s).await;
+    store_suite::pair_id_in_use_is_refused(&*s).await;
     store_suite::cas_race(s.clone(), 8, 25).await;
     // Many clients land on every node; a client's pairs share one node (hash tag).
     for n in 100..160 {
@@ -431,8 +455,11 @@ async fn redis_cluster_round_trip_race_and_slots() {
     }
     let mut total = 0;
     for node in &cluster.nodes {
-        let keys = node.cli(&["keys", "pqrelay:1:*"]);
-        let keys: Vec<&str> = keys.lines().filter(|l| !l.is_empty()).collect();
+        let keys = node.cli(&["keys", "pqrelay:2:*"]);
+        let keys: Vec<&str> = keys
+            .lines()
+            .filter(|l| !l.is_empty() && !l.ends_with(":index"))
+            .collect();
         assert!(!keys.is_empty(), "a node holds no pair");
         total += keys.len();
         for n in 100..160 {

@@ -9,15 +9,15 @@ use std::time::Duration;
 
 use pqrelay_client::{Method, RelayClient};
 use pqrelay_protocol::{
-    seal_headers, seal_url, ClientId, ClientIdToken, ClientPair, DecapsulationSeed, ExchangeHeader,
-    ExchangeKeys, Flags, KemCiphertext, MessageContext, PairId, PairingRequest, PairingResponse,
-    PendingPair, StreamEncoder,
+    seal_headers, seal_url, ClientId, ClientIdToken, ClientPair, ClientPairing, DecapsulationSeed,
+    ExchangeHeader, ExchangeKeys, Flags, KeyId, MessageContext, PairId, PairingResponse,
+    RelayKeyConfig, RelayKeys, StreamEncoder,
 };
 use pqrelay_testkit::{pattern, proc_status_kib};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::{client, discover, Relay};
+use super::{client, Relay};
 
 /// A client with a small pool against `relay` (or any base URL).
 pub fn relay_client(base: &str) -> RelayClient {
@@ -35,53 +35,67 @@ pub struct HandPair {
     pub token: ClientIdToken,
     pub pid: PairId,
     pub pair: Option<ClientPair>,
+    /// The relay key the pair was made with.
+    pub key: KeyId,
 }
 
 impl HandPair {
-    /// Discovers (with `token` if given) and pairs one pair.
+    /// Discovers (with `token` if given) and pairs one pair with the relay's current key.
     pub async fn new(relay: &Relay, token: Option<&str>) -> HandPair {
-        let mut seed = [0u8; 32];
-        getrandom::getrandom(&mut seed).unwrap();
-        Self::with_seed(relay, token, seed).await.0
+        Self::with_pins(relay, token, &[]).await
     }
 
-    /// [`HandPair::new`] with a given decapsulation seed; also returns the relay's KEM
-    /// ciphertext (with the seed, a test can derive the shared secret).
-    pub async fn with_seed(
+    /// [`HandPair::new`] with the relay keys the client trusts (`&[]`: the first offered).
+    pub async fn with_pins(relay: &Relay, token: Option<&str>, pins: &[KeyId]) -> HandPair {
+        Self::with_secrets(relay, token, pins, random(), random())
+            .await
+            .0
+    }
+
+    /// [`HandPair::with_pins`] with given randomness (the ephemeral key's seed, the
+    /// encapsulation to the relay key); also returns the pairing answer (with them, a test can
+    /// derive every secret of the pairing).
+    pub async fn with_secrets(
         relay: &Relay,
         token: Option<&str>,
-        seed: [u8; 32],
-    ) -> (HandPair, KemCiphertext) {
-        let sent = token.map(|t| format!("1.{t}"));
-        let relay_value = discover(relay, sent.as_deref()).await;
-        let token = ClientIdToken::parse(relay_value.trim_start_matches("1.")).expect("token");
-        let mut pid = [0u8; 16];
-        getrandom::getrandom(&mut pid).unwrap();
-        let pid = PairId(pid);
-        let pending = PendingPair::new(pid, DecapsulationSeed::from_bytes(seed));
-        let body = PairingRequest {
-            pairs: vec![(pid, pending.encapsulation_key())],
-        }
-        .encode();
+        pins: &[KeyId],
+        seed_e: [u8; 32],
+        eseed_r: [u8; 64],
+    ) -> (HandPair, PairingAnswer) {
+        let sent = token.map(|t| format!("2.{t}"));
+        let resp = discovery(relay, sent.as_deref()).await;
+        let value = resp.headers()["x-mte-relay"].to_str().unwrap().to_owned();
+        let token = ClientIdToken::parse(value.trim_start_matches("2.")).expect("token");
+        let keys = resp.headers()["x-mte-relay-keys"].to_str().unwrap();
+        let offered = RelayKeys::parse(keys).expect("relay keys");
+        let key = offered.choose(pins).expect("a trusted key").clone();
+        let pid = PairId(random());
+        let seed = DecapsulationSeed::from_bytes(seed_e);
+        let pending = ClientPairing::new(token.id(), &key, &eseed_r, &seed, vec![pid])
+            .expect("pairing request");
         let resp = client()
             .post(relay.url("/api/mte-pair"))
-            .header("x-mte-relay", format!("1.{}", token.encode()))
+            .header("x-mte-relay", format!("2.{}", token.encode()))
             .header("content-type", "application/json")
-            .body(body)
+            .body(pending.request_body().to_vec())
             .send()
             .await
             .expect("pairing");
         assert_eq!(resp.status(), 200, "pairing");
         let body = resp.bytes().await.unwrap();
-        let mut response = PairingResponse::parse(&body, &[pid]).expect("pairing response");
-        let (_, ct) = response.pairs.remove(0);
-        let pair = pending.complete(&token.id(), &ct).expect("decapsulate");
+        let answer = PairingAnswer {
+            response: PairingResponse::parse(&body).expect("pairing answer"),
+            relay_key: key.clone(),
+        };
+        let mut confirmed = pending.complete(&body).expect("confirmed by the relay key");
+        let (pid, pair) = confirmed.pairs.remove(0);
         let pair = HandPair {
             token,
             pid,
             pair: Some(pair),
+            key: key.id(),
         };
-        (pair, ct)
+        (pair, answer)
     }
 
     /// The next exchange's keys (the pair moves on).
@@ -96,6 +110,14 @@ impl HandPair {
     }
 }
 
+/// What a hand-made pairing was answered, and the relay key it used.
+pub struct PairingAnswer {
+    /// The parsed answer (`ct_E`, the relay's key ids, `confirm`).
+    pub response: PairingResponse,
+    /// The relay key configuration the client encapsulated to.
+    pub relay_key: RelayKeyConfig,
+}
+
 /// A hand-sealed request: method, wire target, headers and wire body.
 pub struct Sealed {
     pub method: String,
@@ -106,6 +128,24 @@ pub struct Sealed {
     pub context: MessageContext,
 }
 
+/// Random bytes from the OS.
+pub fn random<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    getrandom::getrandom(&mut b).unwrap();
+    b
+}
+
+/// A discovery answer (`sent`: the `x-mte-relay` value to send).
+pub async fn discovery(relay: &Relay, sent: Option<&str>) -> reqwest::Response {
+    let mut req = client().head(relay.url("/api/mte-relay"));
+    if let Some(v) = sent {
+        req = req.header("x-mte-relay", v);
+    }
+    let resp = req.send().await.expect("discovery");
+    assert_eq!(resp.status(), 200);
+    resp
+}
+
 /// Seals `method path` with `headers` and an optional sized `body`, URL sealed.
 pub fn seal_request(
     p: &mut HandPair,
@@ -114,8 +154,20 @@ pub fn seal_request(
     headers: &[(&str, &str)],
     body: Option<&[u8]>,
 ) -> Sealed {
+    seal_request_flags(p, method, path, headers, body, Flags::empty())
+}
+
+/// [`seal_request`] with `extra` flags (e.g. [`Flags::RETRY`]).
+pub fn seal_request_flags(
+    p: &mut HandPair,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+    extra: Flags,
+) -> Sealed {
     let keys = p.next();
-    let mut flags = Flags::URL | Flags::HEADERS;
+    let mut flags = Flags::URL | Flags::HEADERS | extra;
     if body.is_some() {
         flags = flags | Flags::BODY;
     }
@@ -165,6 +217,33 @@ pub async fn send_sealed(relay: &Relay, s: &Sealed) -> reqwest::Response {
         req = req.body(b.clone());
     }
     req.send().await.expect("request")
+}
+
+/// Opens the sealed answer to `s`: status, decoded headers and plain body.
+pub async fn open_answer(
+    s: &Sealed,
+    resp: reqwest::Response,
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let status = resp.status().as_u16();
+    let value = resp.headers()["x-mte-relay"].to_str().unwrap().to_owned();
+    let h = pqrelay_protocol::RelayHeader::parse_response(&value)
+        .unwrap()
+        .into_exchange()
+        .unwrap();
+    let rctx = s.context.response(status, h.flags);
+    let eh = resp.headers()["x-mte-relay-eh"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let headers = pqrelay_protocol::open_headers(&s.keys.response, &rctx, &eh).unwrap();
+    let wire = resp.bytes().await.unwrap();
+    let mut body = Vec::new();
+    if h.flags.contains(Flags::BODY) {
+        let mut dec = pqrelay_protocol::StreamDecoder::new(&s.keys.response, &rctx, None);
+        dec.push(&wire, &mut body).unwrap();
+        dec.finish().unwrap();
+    }
+    (status, headers, body)
 }
 
 /// Sends raw bytes on a new connection and returns what came back until the relay closed or
@@ -233,7 +312,7 @@ pub async fn sealed_get_with_token(
     relay_value: &str,
     path: &str,
 ) -> reqwest::Response {
-    let token = relay_value.trim_start_matches("1.");
+    let token = relay_value.trim_start_matches("2.");
     let mut p = HandPair::new(relay, Some(token)).await;
     p.token = ClientIdToken::parse(token).expect("token");
     let s = seal_request(&mut p, "GET", path, &[], None);

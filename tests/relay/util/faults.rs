@@ -179,7 +179,10 @@ impl Failure {
     /// Sorts a client error: a relay answer by status and code, a transport error by step.
     pub fn of(e: &pqrelay_client::Error) -> Failure {
         let kind = match e {
-            pqrelay_client::Error::Relay { status, code, .. } => format!("{status} {code}"),
+            pqrelay_client::Error::Relay { status, code, .. }
+            | pqrelay_client::Error::ErrorUnauthenticated { status, code, .. } => {
+                format!("{status} {code}")
+            }
             pqrelay_client::Error::Http { context, .. } => format!("transport ({context})"),
             other => format!("other ({other})"),
         };
@@ -188,7 +191,10 @@ impl Failure {
 }
 
 /// One sealed `POST /upload` of a small body to the demo upstream; checks the status and the
-/// size and digest the upstream saw.
+/// size and digest the upstream saw. It carries an `idempotency-key`, so the client may send it
+/// again after a fault like a GET (PROTOCOL.md §12): these loads measure recovery, not the
+/// outcome-unknown rule of non-idempotent requests (tests/relay/protocol2.rs and the client's
+/// tests prove that one).
 pub async fn small_upload(c: &RelayClient, n: u64) -> Result<(), Failure> {
     let body = pattern(1024 + (n as usize % 512));
     let want = sha256_hex(&body);
@@ -196,6 +202,7 @@ pub async fn small_upload(c: &RelayClient, n: u64) -> Result<(), Failure> {
     let resp = c
         .post("/upload")
         .header("content-type", "application/octet-stream")
+        .header("idempotency-key", format!("upload-{n}"))
         .body(body)
         .send()
         .await

@@ -34,12 +34,7 @@ pub fn client() -> reqwest::Client {
 
 /// Discovery: the `x-mte-relay` value (`1.<token>`) the relay hands out.
 pub async fn discover(relay: &Relay, sent: Option<&str>) -> String {
-    let mut req = client().head(relay.url("/api/mte-relay"));
-    if let Some(v) = sent {
-        req = req.header("x-mte-relay", v);
-    }
-    let resp = req.send().await.expect("discovery");
-    assert_eq!(resp.status(), 200);
+    let resp = exchange::discovery(relay, sent).await;
     resp.headers()["x-mte-relay"]
         .to_str()
         .expect("ascii")

@@ -3,12 +3,12 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use pqrelay::store::{PairStore, Version};
-use pqrelay_protocol::{ChainKey, ClientId, PairId, ServerPair};
+use pqrelay::store::{PairStore, StoreError, Version};
+use pqrelay_protocol::{ChainKey, ClientId, Kid, PairId, ServerPair};
 
 /// A pair state with a recognisable chain key.
 pub fn state(next: u64, fill: u8) -> ServerPair {
-    ServerPair::from_parts(next, ChainKey::from_bytes([fill; 32]))
+    ServerPair::from_parts(next, ChainKey::from_bytes([fill; 32]), Kid([0; 8]))
 }
 
 /// A client id unique to `n`.
@@ -65,20 +65,29 @@ pub async fn insert_many(store: &dyn PairStore) {
     }
 }
 
-/// Re-pairing replaces the state and invalidates the version read before.
-pub async fn repair_replaces(store: &dyn PairStore) {
-    let (c, p) = (client(4), pid(4));
+/// A pairing that names a pair id in use stores nothing and leaves that pair as it was: a
+/// pair is never replaced (PROTOCOL.md §6 step 6).
+pub async fn pair_id_in_use_is_refused(store: &dyn PairStore) {
+    let (c, p, fresh) = (client(4), pid(4), pid(40));
     store.insert(&c, &[(p, state(5, 1))]).await.unwrap();
     let old = store.load(&c, &p).await.unwrap().unwrap();
-    store.insert(&c, &[(p, state(0, 7))]).await.unwrap();
-    let new = store.load(&c, &p).await.unwrap().unwrap();
-    assert_eq!(new.pair, state(0, 7));
-    assert_ne!(new.version, old.version);
-    assert!(!store
+    let refused = store
+        .insert(&c, &[(fresh, state(0, 7)), (p, state(0, 7))])
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::PairIdInUse)),
+        "{refused:?}"
+    );
+    assert!(
+        store.load(&c, &fresh).await.unwrap().is_none(),
+        "all or nothing"
+    );
+    let kept = store.load(&c, &p).await.unwrap().unwrap();
+    assert_eq!(kept.pair, state(5, 1));
+    assert!(store
         .compare_and_set(&c, &p, &old.version, &state(6, 1))
         .await
         .unwrap());
-    assert_eq!(store.load(&c, &p).await.unwrap().unwrap().pair, state(0, 7));
 }
 
 /// Many tasks race on one pair: for each version exactly one compare-and-set wins, and the
