@@ -1,5 +1,6 @@
 //! [`Body`]: what a request carries — nothing, bytes (sized, replayable) or a stream (sized or
-//! chunked, sealed as it is read, never replayed as such).
+//! chunked, sealed as it is read, never replayed as such). An empty body (no bytes, or a sized
+//! stream of length 0) is sent as `content-length: 0` without flag `body` (§9.2).
 
 use bytes::Bytes;
 use futures_core::Stream;
@@ -10,14 +11,15 @@ use crate::exchange::{BodyKind, ByteStream};
 
 /// A request body.
 pub enum Body {
-    /// No body.
+    /// No body: sent without `content-length` (a [`RequestBuilder`](crate::RequestBuilder)
+    /// sends a `POST`, `PUT` or `PATCH` without a body as an empty body, `content-length: 0`).
     Empty,
-    /// A body in memory: sent in sized mode, and replayable (a request with it is retried once
-    /// after a recoverable relay error).
+    /// A body in memory: sent in sized mode (or, when empty, as `content-length: 0`), and
+    /// replayable (§12 decides whether a request is sent again).
     Bytes(Bytes),
-    /// A stream of chunks, sealed as it is read (constant memory), never retried. With `len`
-    /// it is sent in sized mode and must yield exactly `len` bytes; without, in streaming mode
-    /// (chunked).
+    /// A stream of chunks, sealed as it is read (constant memory), never sent again (unless the
+    /// engine keeps it, [`crate::engine::EngineSettings::stream_replay`]). With `len` it is sent
+    /// in sized mode and must yield exactly `len` bytes; without, in streaming mode (chunked).
     Stream {
         /// The chunks.
         stream: ByteStream,
@@ -62,7 +64,7 @@ impl Body {
         }
     }
 
-    /// Whether the request can be sent again after a recoverable relay error.
+    /// Whether the request can be sent again (§12 decides whether it is).
     pub fn is_replayable(&self) -> bool {
         !matches!(self, Self::Stream { .. })
     }
@@ -70,6 +72,8 @@ impl Body {
     pub(crate) fn kind(&self) -> BodyKind {
         match self {
             Self::Empty => BodyKind::None,
+            Self::Bytes(b) if b.is_empty() => BodyKind::Empty,
+            Self::Stream { len: Some(0), .. } => BodyKind::Empty,
             Self::Bytes(b) => BodyKind::Sized(b.len() as u64),
             Self::Stream { len: Some(l), .. } => BodyKind::Sized(*l),
             Self::Stream { len: None, .. } => BodyKind::Streaming,

@@ -1,22 +1,23 @@
 //! [`RelayClient`]: a pqrelay client over the send / recover engine ([`crate::engine`]) with
 //! its pairs in this process ([`crate::local`]).
 
-use std::convert::Infallible;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use http::{Method, Uri};
-use pqrelay_protocol::{ClientIdToken, RelayInfo};
+use pqrelay_protocol::{ClientIdToken, KeyId, RelayInfo};
 
 use crate::body::Body;
-use crate::engine::{Engine, EngineError, EngineSettings, Outgoing, Sent};
+use crate::engine::{origin_of, Engine, EngineError, EngineSettings, Outgoing, Sent};
 use crate::error::Error;
 use crate::exchange::{HeaderSelection, SealOptions};
-use crate::local::LocalPairs;
+use crate::local::{LocalPairs, Persist};
 use crate::observer::{WireEvent, WireObserver};
 use crate::pool::PoolStats;
 use crate::response::RelayResponse;
 use crate::transport::{http_client, HttpClient, HttpOptions};
+use crate::trust_store::TrustStore;
 
 /// Default number of pairs paired at first use (and per growth step).
 pub const DEFAULT_PAIRS: usize = 5;
@@ -31,11 +32,16 @@ pub struct ClientStats {
     pub pool: PoolStats,
     /// Discoveries done (the first one included).
     pub discoveries: u64,
-    /// Requests sent again after a recoverable relay error.
+    /// Requests sent again after a relay error (§11.1 action, then a new attempt).
     pub retries: u64,
-    /// Requests (exchanges, discoveries, pairings) sent again on a new connection because the
-    /// reused keep-alive connection they were written on closed before any answer byte.
+    /// Requests sent again on a new connection: idempotent exchanges whose connection failed
+    /// before an answer; discoveries and pairings written on a reused keep-alive connection
+    /// that closed before any answer byte.
     pub connection_retries: u64,
+    /// Non-idempotent requests sent again with flag `retry` on the same pair (§12).
+    pub retry_attempts: u64,
+    /// Requests that ended with [`Error::OutcomeUnknown`].
+    pub outcomes_unknown: u64,
     /// Times the relay handed back a re-signed token that was stored.
     pub token_updates: u64,
 }
@@ -44,6 +50,14 @@ pub struct ClientStats {
 ///
 /// Cheap to clone (`Arc` inside), `Send + Sync`: share one across tasks. Discovery and the
 /// first pairing happen on first use, or eagerly with [`connect`](Self::connect).
+///
+/// **Trust** (§13): with [`ClientBuilder::pin`], the client pairs only with those relay keys.
+/// Without pins it trusts the keys it stored for this relay origin (in memory, in a
+/// [`ClientBuilder::trust_store`] file, or given with [`ClientBuilder::trusted_keys`]), and at
+/// first contact the relay's current key; after every confirmed pairing it stores the keys the
+/// relay confirmed. A key it does not trust, or a pairing the relay does not confirm, is a hard
+/// error ([`Error::RelayKeyNotTrusted`], [`Error::PairingNotConfirmed`]) naming the
+/// fingerprints.
 #[derive(Clone)]
 pub struct RelayClient {
     engine: Arc<Engine<LocalPairs>>,
@@ -67,6 +81,9 @@ pub struct ClientBuilder {
     seal: SealOptions,
     observer: Option<WireObserver>,
     token: Option<String>,
+    pins: Vec<String>,
+    trusted: Vec<String>,
+    trust_store: Option<PathBuf>,
     http: Option<HttpClient>,
     http_options: HttpOptions,
 }
@@ -107,9 +124,39 @@ impl ClientBuilder {
         self
     }
 
-    /// A stored client id token to present at discovery (see [`RelayClient::token`]).
+    /// A stored client id token to present at discovery (see [`RelayClient::token`]); it
+    /// takes precedence over the one of a [`trust_store`](Self::trust_store).
     pub fn token(mut self, token: impl Into<String>) -> Self {
         self.token = Some(token.into());
+        self
+    }
+
+    /// Pins a relay key by its fingerprint (`sha256:` and 43 characters, as `pqrelay keygen`
+    /// and `pqrelay check-config` print it); repeatable. With pins, the client pairs only with
+    /// these keys, whatever it stored (§13).
+    pub fn pin(mut self, fingerprint: impl Into<String>) -> Self {
+        self.pins.push(fingerprint.into());
+        self
+    }
+
+    /// Relay keys trusted on first use that the application stored (see
+    /// [`RelayClient::trusted_keys`]), as fingerprints; with a
+    /// [`trust_store`](Self::trust_store) they are added to its own.
+    pub fn trusted_keys<I, F>(mut self, fingerprints: I) -> Self
+    where
+        I: IntoIterator<Item = F>,
+        F: Into<String>,
+    {
+        self.trusted
+            .extend(fingerprints.into_iter().map(Into::into));
+        self
+    }
+
+    /// Keeps the client id token and the relay keys trusted on first use in this
+    /// known-relays file ([`crate::trust_store`]), under the relay's origin: read at
+    /// [`build`](Self::build), written whenever they change.
+    pub fn trust_store(mut self, path: impl Into<PathBuf>) -> Self {
+        self.trust_store = Some(path.into());
         self
     }
 
@@ -139,24 +186,42 @@ impl ClientBuilder {
     }
 
     /// Builds the client. Fails on a relay URL that is not `http(s)://host[:port]`, a token
-    /// that is not a token, or an unusable CA file. Does no I/O.
+    /// or fingerprint that is malformed, an unreadable or malformed trust store, or an
+    /// unusable CA file. Does no network I/O.
     pub fn build(self) -> Result<RelayClient, Error> {
         let base = parse_base(&self.base)?;
+        let origin = origin_of(&base);
+        let persist = self.trust_store.map(|path| Persist {
+            store: TrustStore::new(path),
+            origin: origin.clone(),
+        });
+        let known = match &persist {
+            Some(p) => p.store.load(&origin)?.unwrap_or_default(),
+            None => Default::default(),
+        };
         let initial_token = match &self.token {
             Some(t) => Some(
                 ClientIdToken::parse(t.trim())
                     .map_err(|_| Error::InvalidRequest("malformed client id token".into()))?,
             ),
-            None => None,
+            None => known.token,
         };
+        let pins = parse_fingerprints(&self.pins)?;
+        let mut trusted = known.trusted;
+        for key in parse_fingerprints(&self.trusted)? {
+            if !trusted.contains(&key) {
+                trusted.push(key);
+            }
+        }
         let http = match self.http {
             Some(h) => h,
             None => http_client(&self.http_options)?,
         };
         let max_pairs = self.max_pairs;
-        let pairs = LocalPairs::new(self.pairs.min(max_pairs), max_pairs);
+        let pairs = LocalPairs::new(self.pairs.min(max_pairs), max_pairs, trusted, persist);
         let settings = EngineSettings {
             initial_token,
+            pins,
             observer: self.observer,
             ..EngineSettings::default()
         };
@@ -165,6 +230,19 @@ impl ClientBuilder {
             seal: self.seal,
         })
     }
+}
+
+/// Parses fingerprints (`sha256:` and 43 characters of base64url).
+fn parse_fingerprints(list: &[String]) -> Result<Vec<KeyId>, Error> {
+    list.iter()
+        .map(|f| {
+            KeyId::parse_fingerprint(f.trim()).map_err(|_| {
+                Error::InvalidRequest(format!(
+                    "{f:?} is not a relay key fingerprint (sha256: and 43 characters of base64url)"
+                ))
+            })
+        })
+        .collect()
 }
 
 /// Parses the relay base URL: `http(s)://host[:port]` with an empty or `/` path.
@@ -220,6 +298,9 @@ impl RelayClient {
             seal: SealOptions::default(),
             observer: None,
             token: None,
+            pins: Vec::new(),
+            trusted: Vec::new(),
+            trust_store: None,
             http: None,
             http_options: HttpOptions::default(),
         }
@@ -271,7 +352,24 @@ impl RelayClient {
 
     /// The relay's `x-mte-relay-info` parameters; `None` before discovery.
     pub fn relay_info(&self) -> Option<RelayInfo> {
-        self.engine.source().relay_info()
+        self.engine.relay_info()
+    }
+
+    /// The relay's origin (`scheme://host:port`), the key of its trust store entry.
+    pub fn origin(&self) -> &str {
+        self.engine.origin()
+    }
+
+    /// The relay keys trusted on first use for this relay (persist them beside the token and
+    /// pass them to [`ClientBuilder::trusted_keys`]); empty before the first confirmed
+    /// pairing. Pins are not listed.
+    pub fn trusted_keys(&self) -> Vec<KeyId> {
+        self.engine.source().trusted()
+    }
+
+    /// The relay keys offered at the last discovery, current first; `None` before discovery.
+    pub fn offered_keys(&self) -> Option<Vec<KeyId>> {
+        self.engine.offered_keys()
     }
 
     /// Counters: pool state, pairings, discoveries, retries.
@@ -282,6 +380,8 @@ impl RelayClient {
             discoveries: engine.discoveries,
             retries: engine.retries,
             connection_retries: engine.connection_retries,
+            retry_attempts: engine.retry_attempts,
+            outcomes_unknown: engine.outcomes_unknown,
             token_updates: engine.token_updates,
         }
     }
@@ -370,9 +470,18 @@ impl RequestBuilder {
 
     /// Sends the request and opens the response head. The body is read from the returned
     /// response; the pair stays checked out until it is read to the end or dropped.
-    pub async fn send(self) -> Result<RelayResponse, Error> {
+    ///
+    /// A `POST`, `PUT` or `PATCH` without a body is sent with an empty one
+    /// (`content-length: 0`). A request that is not idempotent (§12: not `GET HEAD OPTIONS
+    /// TRACE PUT DELETE` and no `idempotency-key` header) is never run twice: when the client
+    /// cannot know whether the upstream ran it, the answer is [`Error::OutcomeUnknown`].
+    pub async fn send(mut self) -> Result<RelayResponse, Error> {
         if let Some(e) = self.error {
             return Err(e);
+        }
+        let carries_content = [Method::POST, Method::PUT, Method::PATCH].contains(&self.method);
+        if carries_content && matches!(self.body, Body::Empty) {
+            self.body = Body::Bytes(Default::default());
         }
         let outgoing = Outgoing {
             method: self.method,
@@ -388,10 +497,9 @@ impl RequestBuilder {
     }
 }
 
-/// The client's error for an engine error (its pair source never fails).
-fn client_error(e: EngineError<Infallible>) -> Error {
+/// The client's error for an engine error (its pair source fails only on its trust store).
+fn client_error(e: EngineError<Error>) -> Error {
     match e {
-        EngineError::Exchange(e) | EngineError::StreamCut(e) => e,
-        EngineError::Source(never) => match never {},
+        EngineError::Exchange(e) | EngineError::StreamCut(e) | EngineError::Source(e) => e,
     }
 }

@@ -1,6 +1,10 @@
 //! `pqrelay-curl`: a curl-like command sending one request through a relay. The argument
-//! parser ([`Args`]) and the runner ([`run`]) live here so that they can be tested; the binary
-//! only maps errors to an exit code.
+//! parser ([`Args`]), the runner ([`run`]) and the exit statuses ([`exit_code`]) live here so
+//! that they can be tested; the binary only prints the error and exits.
+//!
+//! Trust (§13): `--pin FINGERPRINT` (repeatable) pins the relay's keys; without it the keys
+//! are trusted on first use and kept, with the client id, in a known-relays file
+//! ([`crate::trust_store`]; `--known-relays FILE`, default [`default_known_relays`]).
 
 use std::path::PathBuf;
 
@@ -20,7 +24,15 @@ use crate::observer::WireEvent;
     name = "pqrelay-curl",
     version,
     about = "Send one HTTP request through a pqrelay, sealed end to end (curl-like)",
-    after_help = "URL is the relay URL plus the path: http://127.0.0.1:8080/api/x?y=1"
+    after_help = "URL is the relay URL plus the path: http://127.0.0.1:8080/api/x?y=1\n\n\
+Trust: with --pin, only the pinned relay keys are trusted. Without, the keys the relay shows at \
+first contact are trusted and kept, with the client id, in the known-relays file \
+($XDG_CONFIG_HOME/pqrelay/known_relays, else ~/.config/pqrelay/known_relays; --known-relays \
+FILE to choose another). Remove a relay's line there to trust new keys.\n\n\
+Exit status: 0 success; 1 failure (transport, relay error, the answer did not open); 2 invalid \
+arguments or request; 3 the relay is not trusted (no offered key is pinned or known, or the \
+pairing was not confirmed: an attacker may be in the middle); 4 outcome unknown (a request \
+that is not idempotent may or may not have run upstream: it was not sent again)."
 )]
 pub struct Args {
     /// Request method (default GET, or POST with -d/--data-binary).
@@ -58,8 +70,70 @@ pub struct Args {
     /// Extra CA certificate(s) to trust for https (PEM).
     #[arg(long, value_name = "FILE")]
     pub cacert: Option<PathBuf>,
+    /// Trust only this relay key (sha256:..., as `pqrelay keygen` or `pqrelay check-config`
+    /// print it); repeatable.
+    #[arg(long = "pin", value_name = "FINGERPRINT")]
+    pub pins: Vec<String>,
+    /// The known-relays file: client ids and relay keys trusted on first use (default
+    /// $XDG_CONFIG_HOME/pqrelay/known_relays, else ~/.config/pqrelay/known_relays).
+    #[arg(long = "known-relays", value_name = "FILE")]
+    pub known_relays: Option<PathBuf>,
     /// Relay URL plus path and query.
     pub url: String,
+}
+
+/// Exit status for a failure to trust the relay ([`Error::is_trust_failure`]).
+pub const EXIT_NOT_TRUSTED: i32 = 3;
+/// Exit status for [`Error::OutcomeUnknown`] (§12).
+pub const EXIT_OUTCOME_UNKNOWN: i32 = 4;
+
+/// The exit status for `e`: 2 invalid arguments or request, [`EXIT_NOT_TRUSTED`] (3),
+/// [`EXIT_OUTCOME_UNKNOWN`] (4), else 1.
+pub fn exit_code(e: &Error) -> i32 {
+    match e {
+        Error::InvalidRequest(_) => 2,
+        Error::OutcomeUnknown { .. } => EXIT_OUTCOME_UNKNOWN,
+        e if e.is_trust_failure() => EXIT_NOT_TRUSTED,
+        _ => 1,
+    }
+}
+
+/// The default known-relays file: `$XDG_CONFIG_HOME/pqrelay/known_relays`, else
+/// `$HOME/.config/pqrelay/known_relays`; `None` when neither variable is set (trust then lasts
+/// one run).
+pub fn default_known_relays() -> Option<PathBuf> {
+    let nonempty = |v: &str| std::env::var_os(v).filter(|s| !s.is_empty());
+    let config = match nonempty("XDG_CONFIG_HOME") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(nonempty("HOME")?).join(".config"),
+    };
+    Some(config.join("pqrelay").join("known_relays"))
+}
+
+/// The message `pqrelay-curl` prints for `e`: the error, and for a failure to trust the relay
+/// what to do about it.
+pub fn error_message(e: &Error, args: &Args) -> String {
+    let mut msg = format!("pqrelay-curl: {e}");
+    match e {
+        Error::RelayKeyNotTrusted { pinned: true, .. } => {
+            msg.push_str("\npqrelay-curl: check the --pin fingerprints against the relay's");
+        }
+        Error::RelayKeyNotTrusted { origin, .. } => {
+            if let Some(file) = args.known_relays_file() {
+                msg.push_str(&format!(
+                    "\npqrelay-curl: the keys of {origin} are kept in {}: if the relay's keys \
+                     really changed, remove its line there (or pin the new key with --pin)",
+                    file.display()
+                ));
+            }
+        }
+        Error::OutcomeUnknown { .. } => msg.push_str(
+            "\npqrelay-curl: check with the upstream whether the request ran before sending it \
+             again",
+        ),
+        _ => {}
+    }
+    msg
 }
 
 /// Where the request body comes from.
@@ -97,6 +171,11 @@ impl Args {
     /// The `-H` headers, parsed.
     pub fn parsed_headers(&self) -> Result<Vec<(HeaderName, HeaderValue)>, Error> {
         self.headers.iter().map(|h| parse_header(h)).collect()
+    }
+
+    /// The known-relays file: `--known-relays`, else [`default_known_relays`].
+    pub fn known_relays_file(&self) -> Option<PathBuf> {
+        self.known_relays.clone().or_else(default_known_relays)
     }
 }
 
@@ -137,13 +216,14 @@ fn shorten(s: &str) -> String {
 /// Prints a [`WireEvent`] the way `-v` shows it.
 pub fn describe(event: &WireEvent) -> String {
     match event {
-        WireEvent::Discovery { status, relay_header, relay_info } => format!(
-            "* discovery: HEAD /api/mte-relay -> {status}\n*   x-mte-relay: {}\n*   x-mte-relay-info: {}",
+        WireEvent::Discovery { status, relay_header, relay_info, relay_keys } => format!(
+            "* discovery: HEAD /api/mte-relay -> {status}\n*   x-mte-relay: {}\n*   x-mte-relay-info: {}\n*   relay keys offered: {}",
             relay_header.as_deref().unwrap_or("(none)"),
-            relay_info.as_deref().unwrap_or("(none)")
+            relay_info.as_deref().unwrap_or("(none)"),
+            if relay_keys.is_empty() { "(none)".to_owned() } else { relay_keys.join(", ") }
         ),
-        WireEvent::Pairing { pairs, status, request_len, response_len } => format!(
-            "* pairing: POST /api/mte-pair, {pairs} pairs -> {status} ({request_len} bytes sent, {response_len} received)"
+        WireEvent::Pairing { pairs, status, request_len, response_len, relay_key } => format!(
+            "* pairing: POST /api/mte-pair, {pairs} pairs, relay key {relay_key} -> {status} ({request_len} bytes sent, {response_len} received)"
         ),
         WireEvent::Request {
             method, target, relay_header, sealed_headers, plain_headers, body_len, has_body,
@@ -163,7 +243,7 @@ pub fn describe(event: &WireEvent) -> String {
             }
             s
         }
-        WireEvent::Response { status, relay_header, sealed_headers, content_length, relay_error } => {
+        WireEvent::Response { status, relay_header, sealed_headers, content_length, relay_error, verdict } => {
             let mut s = format!("< {status}");
             if let Some(h) = relay_header {
                 s.push_str(&format!("\n< x-mte-relay: {h}"));
@@ -173,6 +253,9 @@ pub fn describe(event: &WireEvent) -> String {
             }
             if let Some(e) = relay_error {
                 s.push_str(&format!("\n< x-mte-relay-error: {e}"));
+            }
+            if let Some(v) = verdict {
+                s.push_str(&format!("\n< x-mte-relay-verdict: {v}"));
             }
             match content_length {
                 Some(n) => s.push_str(&format!("\n< content-length: {n}")),
@@ -187,8 +270,17 @@ pub fn describe(event: &WireEvent) -> String {
             "* relay error {status}: {action}{}",
             if *retried { ", retrying" } else { "" }
         ),
+        WireEvent::RelayError { status, authenticated } => format!(
+            "* relay error {status}: {}",
+            if *authenticated { "authenticated (tag verified)" } else { "NOT authenticated (no valid tag)" }
+        ),
+        WireEvent::Resend { reason, retry_flag } => format!(
+            "* {reason}: sent again on the same pair{}",
+            if *retry_flag { " with flag retry" } else { "" }
+        ),
+        WireEvent::OutcomeUnknown { reason } => format!("* outcome unknown: {reason}"),
         WireEvent::ConnectionRetry { request } => format!(
-            "* reused connection closed before any answer: {request} sent again on a new connection"
+            "* connection failed before an answer: {request} sent again on a new connection"
         ),
     }
 }
@@ -200,6 +292,12 @@ pub async fn run(args: &Args) -> Result<(), Error> {
         .pairs(args.pairs)
         .max_pairs(args.pairs.max(1))
         .encode_url(!args.no_encode_url);
+    for pin in &args.pins {
+        builder = builder.pin(pin.clone());
+    }
+    if let Some(file) = args.known_relays_file() {
+        builder = builder.trust_store(file);
+    }
     if let Some(ca) = &args.cacert {
         let pem = std::fs::read(ca)
             .map_err(|e| Error::InvalidRequest(format!("reading {}: {e}", ca.display())))?;

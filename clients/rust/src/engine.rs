@@ -3,50 +3,56 @@
 //! outbound mode on leases from its shared store.
 //!
 //! [`Engine::send`] obtains a pair (discovering and pairing as needed), moves it on before
-//! anything is sent (§6), seals the request, sends it and opens the response head. Then:
+//! anything is sent (§7), seals the request, sends it and opens the response head. Then:
 //!
-//! - a relay error 559–569 is recovered as §11 says ([`crate::recovery`]): re-pair this pair
-//!   in place and retry on it, re-pair all, re-discover; a replayable request is retried once,
-//!   on the pair that got the error, never on another pair of the pool;
-//! - a replayable request written on a reused keep-alive connection that closed before any
-//!   answer byte is sealed again (the pair's next counter) and sent once more on a new
-//!   connection (`reuse.rs`, PROTOCOL.md §11); so are discovery and pairing requests;
+//! - discovery reads `x-mte-relay-info` and `x-mte-relay-keys` (§5); pairing picks a trusted
+//!   relay key (§13: [`EngineSettings::pins`], else the keys the source stored on first use,
+//!   else the first offered key), checks `confirm`, and stores the confirmed keys when not
+//!   pinned. An untrusted key or an unconfirmed pairing is a hard error
+//!   ([`Error::RelayKeyNotTrusted`], [`Error::PairingNotConfirmed`]), never a silent re-pair;
+//! - a relay error reply is verified with the exchange's `ke_n` (§11.2), and the delivery rules
+//!   of §12 ([`crate::delivery`]) decide what follows: for an idempotent request, the §11.1
+//!   action and one resend on the pair just re-paired, or one resend on a new connection after
+//!   a lost connection; for any other request, a new attempt only after an authenticated
+//!   `dead`, or ONE attempt with flag `retry` on the same pair after an authenticated
+//!   `unknown`, an unauthenticated error or a lost connection — otherwise
+//!   [`Error::OutcomeUnknown`];
 //! - with [`EngineSettings::stream_replay`], a streamed body whose connection failed while the
-//!   body was young and unfinished is taken back and sent again on a fresh connection
-//!   (`replay.rs`);
+//!   body was young and unfinished is taken back and counts as replayable (`replay.rs`);
+//! - discovery and pairing (no upstream effect) are sent once more on a new connection when a
+//!   reused keep-alive connection closed before any answer (`reuse.rs`);
 //! - a re-signed token the relay hands back is adopted.
 //!
 //! The differences between sources are methods of [`PairSource`] (lease or checkout, when a
-//! pair goes back, how a reset is agreed) or [`EngineSettings`] (what a request that cannot be
-//! retried does to the pool).
+//! pair goes back, how a reset is agreed, where trust on first use is stored) or
+//! [`EngineSettings`].
 
 mod recover;
 mod setup;
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::RwLock;
 
 use http::header::HeaderMap;
 use http::{Method, Request, StatusCode, Uri};
 use http_body_util::BodyExt as _;
-use pqrelay_protocol::{ClientIdToken, CounterError, ExchangeKeys};
+use pqrelay_protocol::names::{EH_HEADER, ERROR_HEADER, RELAY_HEADER, VERDICT_HEADER};
+use pqrelay_protocol::{ClientIdToken, CounterError, ExchangeKeys, KeyId, RelayInfo, RelayKeys};
 
-use self::recover::{Attempts, Cut, Failed};
-pub use self::setup::{random_pair_ids, seeded_pairing};
+use self::recover::{Attempts, Cut};
+pub use self::setup::{merge_trusted, random_pair_ids, seeded_pairing, MAX_TRUSTED_KEYS};
 use crate::body::Body;
+use crate::delivery::{is_idempotent, Failure};
 use crate::error::{BoxError, Error};
 use crate::exchange::{
-    is_relay_error, open_response_head, relay_error, seal_body, seal_head, BodyKind, PlainHead,
-    SealOptions, SealedHead, SealingBody, RELAY_ERROR_HEADER, RELAY_HEADER, SEALED_HEADERS,
+    is_relay_error, open_response_head, relay_error, seal_body, seal_head, verify_relay_error,
+    BodyKind, PlainHead, SealOptions, SealedHead, SealingBody,
 };
 use crate::observer::{WireEvent, WireObserver};
-use crate::recovery::Recovery;
 use crate::replay::{Kept, Replayable};
 use crate::response::{RelayResponse, ResponseBody};
 use crate::source::{Lease as _, PairSource, PoolSession as _};
 use crate::transport::{empty_body, full_body, HttpClient, RequestBody};
-
-/// Times a streamed request taken back ([`EngineSettings::stream_replay`]) is sent again.
-pub const STREAM_RESENDS: usize = 3;
 
 /// How an [`Engine`] behaves beyond what its [`PairSource`] decides.
 #[derive(Clone, Default)]
@@ -54,11 +60,14 @@ pub const STREAM_RESENDS: usize = 3;
 pub struct EngineSettings {
     /// A stored client id token to present at the first discovery.
     pub initial_token: Option<ClientIdToken>,
+    /// The relay keys to trust, exactly (§13 pins). Empty: trust on first use, stored by the
+    /// [`PairSource`].
+    pub pins: Vec<KeyId>,
     /// Called with every [`WireEvent`].
     pub observer: Option<WireObserver>,
-    /// Bytes of a streamed request body kept so that the request can be sent again, on a fresh
-    /// connection, when its connection fails before the body ended (at most
-    /// [`STREAM_RESENDS`] times). 0 (the default): a streamed body is never sent again.
+    /// Bytes of a streamed request body kept so that the request can be sent again, on a new
+    /// connection, when its connection fails before the body ended (as §12 allows: once). 0
+    /// (the default): a streamed body is never sent again.
     pub stream_replay: usize,
     /// Reset the whole pool when a request met a stale pair and was not retried (a streamed
     /// body), or its streamed body was cut: the next request pairs afresh instead of meeting
@@ -70,6 +79,7 @@ impl core::fmt::Debug for EngineSettings {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("EngineSettings")
             .field("initial_token", &self.initial_token.is_some())
+            .field("pins", &self.pins)
             .field("observer", &self.observer.is_some())
             .field("stream_replay", &self.stream_replay)
             .field(
@@ -86,11 +96,16 @@ impl core::fmt::Debug for EngineSettings {
 pub struct EngineStats {
     /// Discoveries done (the first one included).
     pub discoveries: u64,
-    /// Requests sent again after a recoverable relay error.
+    /// Requests sent again after a relay error (§11.1 action, then a new attempt).
     pub retries: u64,
-    /// Requests sent again on a new connection because the reused keep-alive connection they
-    /// were written on closed before any answer byte.
+    /// Requests sent again on a new connection: an idempotent exchange whose connection failed
+    /// before an answer, or a discovery or pairing written on a reused keep-alive connection
+    /// that closed before any answer byte.
     pub connection_retries: u64,
+    /// Non-idempotent requests sent again with flag `retry` on the same pair (§12).
+    pub retry_attempts: u64,
+    /// Requests that ended with [`Error::OutcomeUnknown`].
+    pub outcomes_unknown: u64,
     /// Times the relay handed back a re-signed token that was stored.
     pub token_updates: u64,
 }
@@ -100,6 +115,8 @@ struct Counters {
     discoveries: AtomicU64,
     retries: AtomicU64,
     connection_retries: AtomicU64,
+    retry_attempts: AtomicU64,
+    outcomes_unknown: AtomicU64,
     token_updates: AtomicU64,
 }
 
@@ -110,8 +127,9 @@ pub enum EngineError<E> {
     Exchange(Error),
     /// The pair source failed (e.g. a shared store is down).
     Source(E),
-    /// The connection failed while a streamed request body was being sent, too far in to send
-    /// it again (with [`EngineSettings::renew_pool_when_not_retried`] the pool was reset).
+    /// The connection failed while a streamed request body of an idempotent request was being
+    /// sent, too far in to send it again (with [`EngineSettings::renew_pool_when_not_retried`]
+    /// the pool was reset).
     StreamCut(Error),
 }
 
@@ -177,13 +195,22 @@ impl<S: PairSource> core::fmt::Debug for Sent<S> {
     }
 }
 
+/// What the last discovery said about the relay: its parameters and the keys it offered.
+#[derive(Clone, Debug)]
+struct RelayView {
+    info: RelayInfo,
+    keys: RelayKeys,
+}
+
 /// The send / recover engine over a [`PairSource`]. See the [module docs](self).
 pub struct Engine<S> {
     base: Uri,
+    origin: String,
     http: HttpClient,
     source: S,
     settings: EngineSettings,
     discover_lock: tokio::sync::Mutex<()>,
+    relay: RwLock<Option<RelayView>>,
     counters: Counters,
 }
 
@@ -207,13 +234,40 @@ impl<S: PairSource> Engine<S> {
     /// with its pairs in `source`. Does no I/O.
     pub fn new(base: Uri, http: HttpClient, source: S, settings: EngineSettings) -> Self {
         Self {
+            origin: origin_of(&base),
             base,
             http,
             source,
             settings,
             discover_lock: tokio::sync::Mutex::new(()),
+            relay: RwLock::new(None),
             counters: Counters::default(),
         }
+    }
+
+    /// The relay's origin `scheme://host:port` (the port always written): what trust on
+    /// first use is stored under (§13).
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// The relay keys this engine trusts exactly ([`EngineSettings::pins`]).
+    pub fn pins(&self) -> &[KeyId] {
+        &self.settings.pins
+    }
+
+    /// The relay's `x-mte-relay-info` parameters as last discovered; `None` before discovery.
+    pub fn relay_info(&self) -> Option<RelayInfo> {
+        self.relay_view().map(|v| v.info)
+    }
+
+    /// The relay keys offered at the last discovery, current first; `None` before discovery.
+    pub fn offered_keys(&self) -> Option<Vec<KeyId>> {
+        self.relay_view().map(|v| v.keys.ids())
+    }
+
+    fn relay_view(&self) -> Option<RelayView> {
+        self.relay.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The pair source.
@@ -238,6 +292,8 @@ impl<S: PairSource> Engine<S> {
             discoveries: c.discoveries.load(Ordering::Relaxed),
             retries: c.retries.load(Ordering::Relaxed),
             connection_retries: c.connection_retries.load(Ordering::Relaxed),
+            retry_attempts: c.retry_attempts.load(Ordering::Relaxed),
+            outcomes_unknown: c.outcomes_unknown.load(Ordering::Relaxed),
             token_updates: c.token_updates.load(Ordering::Relaxed),
         }
     }
@@ -262,7 +318,7 @@ impl<S: PairSource> Engine<S> {
         }
     }
 
-    /// Counts and reports a request sent again on a new connection ([`crate::reuse`]).
+    /// Counts and reports a request sent again on a new connection.
     fn connection_retry(&self, request: &'static str) {
         let n = &self.counters.connection_retries;
         n.fetch_add(1, Ordering::Relaxed);
@@ -274,39 +330,43 @@ impl<S: PairSource> Engine<S> {
         let _ = self.source.give_back(lease, session).await;
     }
 
-    /// Sends one request, recovering from relay errors as §11 says: a replayable request is
-    /// retried once, on the pair that got the error (re-paired when the status asks for it),
-    /// never on another pair of the pool. Independently, a replayable request written on a
-    /// reused connection that closed before any answer byte is sealed again (next counter of
-    /// the same pair) and sent once more on a new connection (PROTOCOL.md §11), and a young
-    /// streamed body may be taken back ([`EngineSettings::stream_replay`]).
+    /// Sends one request, following the delivery rules of §12 ([`crate::delivery`]): an
+    /// idempotent request is sent again after a relay error (once, after the §11.1 action, on
+    /// the pair just re-paired) and after a lost connection (once, on a new connection); any
+    /// other request only after an authenticated `dead` verdict, or once with flag `retry` on
+    /// the same pair; otherwise it ends with [`Error::OutcomeUnknown`].
     pub async fn send(&self, req: &Outgoing, body: Body) -> Result<Sent<S>, EngineError<S::Error>> {
         pqrelay_protocol::validate_origin_form(&req.path_and_query).map_err(Error::from)?;
-        let mut attempts = Attempts::new(body);
+        let mut attempts = Attempts::new(body, is_idempotent(&req.method, &req.headers));
         loop {
-            let (mut lease, session) = match attempts.retry.take() {
+            let (mut lease, session) = match attempts.next_on.take() {
                 Some(x) => x,
                 None => self.lease().await?,
             };
-            let Some(pair) = lease.slot().take() else {
-                continue;
+            let retry = std::mem::take(&mut attempts.retry_flag);
+            let next = lease
+                .slot()
+                .take()
+                .map(|pair| (pair.pair_id(), pair.next_exchange()));
+            let (pair_id, keys) = match next {
+                Some((pid, Ok((keys, next)))) => {
+                    // The pair moves on before anything is sent (§7).
+                    *lease.slot() = Some(next);
+                    (pid, keys)
+                }
+                // A `retry` attempt must go on the same pair: it is used up.
+                _ if retry => return Err(self.outcome_unknown("the pair is used up").into()),
+                None | Some((_, Err(CounterError::Exhausted))) => continue, // frees the slot
+                Some((_, Err(e))) => return Err(Error::from(e).into()),
             };
-            let pair_id = pair.pair_id();
-            let (keys, next) = match pair.next_exchange() {
-                Ok(x) => x,
-                Err(CounterError::Exhausted) => continue, // the lease frees the slot
-                Err(e) => return Err(Error::from(e).into()),
-            };
-            // The pair moves on before anything is sent (§6).
-            *lease.slot() = Some(next);
 
             let this_body = attempts.next_body();
-            let replayable = attempts.body.is_some();
             let plain = PlainHead {
                 method: &req.method,
                 path_and_query: &req.path_and_query,
                 headers: &req.headers,
                 body: this_body.kind(),
+                retry,
             };
             let head = seal_head(session.token(), pair_id, &keys, &plain, &req.seal)?;
             let wire = self.wire_body(&keys, &head, this_body)?;
@@ -316,7 +376,10 @@ impl<S: PairSource> Engine<S> {
                 .body(wire.body)
                 .map_err(|e| Error::http("building the request", e))?;
             *http_req.headers_mut() = head.headers.clone();
-            self.observe_request(&head, plain.body != BodyKind::None);
+            self.observe_request(
+                &head,
+                !matches!(plain.body, BodyKind::None | BodyKind::Empty),
+            );
             let sent = if std::mem::take(&mut attempts.fresh_connection) {
                 self.http.request_fresh(http_req).await
             } else {
@@ -327,12 +390,11 @@ impl<S: PairSource> Engine<S> {
                 Err(e) => {
                     let cut = Cut {
                         error: e,
-                        replayable,
                         kept: wire.kept,
                         streamed: wire.streamed,
+                        retry,
                     };
-                    self.transport_failed(&mut attempts, cut, lease, session)
-                        .await?;
+                    self.lost(&mut attempts, cut, lease, session).await?;
                     continue;
                 }
             };
@@ -342,25 +404,48 @@ impl<S: PairSource> Engine<S> {
 
             if is_relay_error(status, &parts.headers) {
                 let raw = setup::read_small(incoming, "reading the relay error").await?;
-                let err = relay_error(status, &parts.headers, &raw);
-                let Some(recovery) = Recovery::for_status(status) else {
-                    self.give_back(lease, &session).await;
-                    return Err(err.into());
+                let token = session.token();
+                let verdict = verify_relay_error(&keys, token, pair_id, status, &parts.headers);
+                let err = relay_error(status, &parts.headers, &raw, verdict);
+                let code = match &err {
+                    Error::Relay { code, .. } => code.clone(),
+                    _ => String::new(),
                 };
-                let failed = Failed {
+                let failure = match verdict {
+                    Some(verdict) => Failure::Authenticated {
+                        status,
+                        code: &code,
+                        verdict,
+                    },
+                    None => Failure::Unauthenticated { status },
+                };
+                let failed = recover::Failed {
                     lease,
-                    pair_id,
                     session,
-                    replayable,
-                    attempt: attempts.relay_retries,
+                    failure,
+                    err,
+                    retry,
                 };
-                attempts.retry = Some(self.recover(failed, recovery, err).await?);
-                attempts.relay_retries += 1;
-                self.counters.retries.fetch_add(1, Ordering::Relaxed);
+                self.failed(&mut attempts, failed).await?;
                 continue;
             }
 
-            let opened = open_response_head(&keys, &head, session.token(), status, &parts.headers)?;
+            let opened =
+                match open_response_head(&keys, &head, session.token(), status, &parts.headers) {
+                    Ok(opened) => opened,
+                    Err(err) => {
+                        // An answer that does not open says nothing about the request's fate.
+                        let failed = recover::Failed {
+                            lease,
+                            session,
+                            failure: Failure::NoAnswer,
+                            err,
+                            retry,
+                        };
+                        self.failed(&mut attempts, failed).await?;
+                        continue;
+                    }
+                };
             let session = match opened.new_token.clone() {
                 Some(t) => self.adopt(&session, t).await,
                 None => session,
@@ -389,12 +474,16 @@ impl<S: PairSource> Engine<S> {
         head: &SealedHead,
         body: Body,
     ) -> Result<WireBody, Error> {
+        // No flag `body` (no body, or an empty one): nothing on the wire.
+        let no_body = !head.flags.contains(pqrelay_protocol::Flags::BODY);
+        let empty = || WireBody {
+            body: empty_body(),
+            kept: None,
+            streamed: false,
+        };
         Ok(match body {
-            Body::Empty => WireBody {
-                body: empty_body(),
-                kept: None,
-                streamed: false,
-            },
+            _ if no_body => empty(),
+            Body::Empty => empty(),
             Body::Bytes(b) => WireBody {
                 body: full_body(seal_body(keys, head, &b)?),
                 kept: None,
@@ -426,7 +515,7 @@ impl<S: PairSource> Engine<S> {
             method: head.method.to_string(),
             target: head.target.clone(),
             relay_header: text(RELAY_HEADER),
-            sealed_headers: text(SEALED_HEADERS),
+            sealed_headers: text(EH_HEADER),
             plain_headers: head.plain_headers.iter().map(|n| n.to_string()).collect(),
             body_len: head.encoded_len,
             has_body,
@@ -441,9 +530,19 @@ impl<S: PairSource> Engine<S> {
         self.observe(WireEvent::Response {
             status,
             relay_header: text(RELAY_HEADER),
-            sealed_headers: text(SEALED_HEADERS),
+            sealed_headers: text(EH_HEADER),
             content_length: text("content-length").and_then(|v| v.parse().ok()),
-            relay_error: text(RELAY_ERROR_HEADER),
+            relay_error: text(ERROR_HEADER),
+            verdict: text(VERDICT_HEADER),
         });
     }
+}
+
+/// `scheme://host:port` of a base URL, the port always written (80 and 443 by default).
+pub fn origin_of(base: &Uri) -> String {
+    let scheme = base.scheme_str().unwrap_or("http");
+    let host = base.host().unwrap_or_default();
+    let default = if scheme == "https" { 443 } else { 80 };
+    let port = base.port_u16().unwrap_or(default);
+    format!("{scheme}://{host}:{port}")
 }

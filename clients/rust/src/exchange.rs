@@ -1,7 +1,9 @@
 //! One exchange without I/O: sealing a request head ([`seal_head`]), its body
-//! ([`seal_body`], [`SealingBody`]) and opening a response head ([`open_response_head`]).
-//! [`RelayClient`](crate::RelayClient) is built from these; they are public so that tests can
-//! run an exchange in-process against the protocol crate's relay side.
+//! ([`seal_body`], [`SealingBody`]), opening a response head ([`open_response_head`]) and
+//! reading a relay error reply, its tag verified with the exchange's `ke_n`
+//! ([`read_relay_error`], §11.2). [`RelayClient`](crate::RelayClient) is built from these; they
+//! are public so that tests can run an exchange in-process against the protocol crate's relay
+//! side.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -12,24 +14,16 @@ use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_T
 use http::Method;
 use http_body::{Frame, SizeHint};
 use pqrelay_protocol::msgs::headers::is_forbidden_request_header;
+use pqrelay_protocol::names::{
+    EH_HEADER, ERROR_HEADER, RELAY_HEADER, SEALED_BODY_CONTENT_TYPE, TAG_HEADER, VERDICT_HEADER,
+};
 use pqrelay_protocol::{
     encoded_len, open_headers, plain_len, seal_headers, seal_url, validate_header,
-    validate_origin_form, ClientIdToken, ExchangeHeader, ExchangeKeys, Flags, MessageContext,
-    PairId, RelayHeader, StreamEncoder,
+    validate_origin_form, verify_error_reply, ClientIdToken, ExchangeHeader, ExchangeId,
+    ExchangeKeys, Flags, MessageContext, PairId, RelayHeader, StreamEncoder, Verdict,
 };
 
 use crate::error::{BoxError, Error};
-
-/// The `x-mte-relay` header.
-pub const RELAY_HEADER: &str = "x-mte-relay";
-/// The `x-mte-relay-eh` header (sealed headers).
-pub const SEALED_HEADERS: &str = "x-mte-relay-eh";
-/// The `x-mte-relay-info` header of discovery.
-pub const RELAY_INFO_HEADER: &str = "x-mte-relay-info";
-/// The `x-mte-relay-error` header of the relay's own error answers.
-pub const RELAY_ERROR_HEADER: &str = "x-mte-relay-error";
-/// The plain `content-type` of a sealed body.
-const OCTET_STREAM: &str = "application/octet-stream";
 
 /// Which caller headers are sealed (the rest travel in the clear).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -87,8 +81,11 @@ impl Default for SealOptions {
 /// The body a request will carry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BodyKind {
-    /// No body.
+    /// No body: no flag `body`, no `content-length`.
     None,
+    /// An empty body (e.g. a `POST` with `content-length: 0`): no flag `body`, and
+    /// `content-length: 0` on the wire (§9.2), which the relay passes on to the upstream.
+    Empty,
     /// A body of exactly this many plain bytes (sized mode, `content-length`).
     Sized(u64),
     /// A body of unknown length (streaming mode, chunked).
@@ -103,7 +100,7 @@ pub struct SealedHead {
     /// The wire request-target: `/<sealed>` or the plain path.
     pub target: String,
     /// Every header to send: `x-mte-relay`, `x-mte-relay-eh`, framing, and the caller's
-    /// unsealed headers.
+    /// unsealed headers (a version-2 relay drops those, cookies excepted, §9.2).
     pub headers: HeaderMap,
     /// Names of caller headers left in the clear.
     pub plain_headers: Vec<HeaderName>,
@@ -137,14 +134,17 @@ pub struct PlainHead<'a> {
     pub headers: &'a HeaderMap,
     /// The body the request will carry.
     pub body: BodyKind,
+    /// This attempt repeats the one sent with the previous counter of this pair (flag `retry`,
+    /// §12).
+    pub retry: bool,
 }
 
 /// Seals a request head for exchange `keys.counter` of pair `pair_id` under `token`.
 ///
-/// Caller headers named `host`,
-/// framing or hop-by-hop names (`content-length`, `transfer-encoding`, `connection`, ...) are
-/// dropped; `x-mte-*` names are an error. With a body, `content-type` is always sealed
-/// (`application/octet-stream` when the caller gave none).
+/// Caller headers named `host`, framing or hop-by-hop names (`content-length`,
+/// `transfer-encoding`, `connection`, ...) are dropped; `x-mte-*` names are an error. A
+/// caller's `content-type` is sealed; none is invented (a body without one reaches the
+/// upstream without one).
 pub fn seal_head(
     token: &ClientIdToken,
     pair_id: PairId,
@@ -157,14 +157,18 @@ pub fn seal_head(
         path_and_query,
         headers,
         body,
+        retry,
     } = *request;
     validate_origin_form(path_and_query)?;
     let mut flags = Flags::HEADERS;
     if options.encode_url {
         flags = flags | Flags::URL;
     }
+    if retry {
+        flags = flags | Flags::RETRY;
+    }
     match body {
-        BodyKind::None => {}
+        BodyKind::None | BodyKind::Empty => {}
         BodyKind::Sized(_) => flags = flags | Flags::BODY,
         BodyKind::Streaming => flags = flags | Flags::BODY | Flags::STREAMING,
     }
@@ -199,10 +203,6 @@ pub fn seal_head(
             }
         }
     }
-    if body != BodyKind::None && !headers.contains_key(CONTENT_TYPE) {
-        sealed.push(("content-type", OCTET_STREAM));
-    }
-
     let target = if options.encode_url {
         seal_url(&keys.request, &ctx, path_and_query)?
     } else {
@@ -216,15 +216,29 @@ pub fn seal_head(
         flags,
     };
     wire.insert(RELAY_HEADER, header_value(&relay.encode())?);
-    wire.insert(SEALED_HEADERS, header_value(&eh)?);
+    wire.insert(EH_HEADER, header_value(&eh)?);
     let mut encoded = None;
-    if body != BodyKind::None {
-        wire.insert(CONTENT_TYPE, HeaderValue::from_static(OCTET_STREAM));
-    }
-    if let BodyKind::Sized(len) = body {
-        let e = encoded_len(len).ok_or_else(|| Error::InvalidRequest("body too large".into()))?;
-        wire.insert(CONTENT_LENGTH, HeaderValue::from(e));
-        encoded = Some(e);
+    match body {
+        BodyKind::None => {}
+        BodyKind::Empty => {
+            wire.insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
+        }
+        BodyKind::Sized(len) => {
+            wire.insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static(SEALED_BODY_CONTENT_TYPE),
+            );
+            let e =
+                encoded_len(len).ok_or_else(|| Error::InvalidRequest("body too large".into()))?;
+            wire.insert(CONTENT_LENGTH, HeaderValue::from(e));
+            encoded = Some(e);
+        }
+        BodyKind::Streaming => {
+            wire.insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static(SEALED_BODY_CONTENT_TYPE),
+            );
+        }
     }
     Ok(SealedHead {
         method: method.clone(),
@@ -401,7 +415,7 @@ pub fn open_response_head(
     }
     let new_token = (h.token != *token).then_some(h.token);
     let eh = headers
-        .get(SEALED_HEADERS)
+        .get(EH_HEADER)
         .and_then(|v| v.to_str().ok())
         .ok_or(Error::BadResponse("no x-mte-relay-eh header"))?;
     let ctx = request.context.response(status, h.flags);
@@ -438,30 +452,77 @@ pub fn open_response_head(
 /// True when an answer is the relay's own plain error rather than a sealed response: it has
 /// no `x-mte-relay-eh` and either an `x-mte-relay-error` header or a status in 559..=569.
 pub fn is_relay_error(status: u16, headers: &HeaderMap) -> bool {
-    !headers.contains_key(SEALED_HEADERS)
-        && (headers.contains_key(RELAY_ERROR_HEADER) || (559..=569).contains(&status))
+    !headers.contains_key(EH_HEADER)
+        && (headers.contains_key(ERROR_HEADER) || (559..=569).contains(&status))
 }
 
-/// Builds [`Error::Relay`] from a relay error answer and its (JSON) body. Missing fields fall
-/// back to the status and the `x-mte-relay-error` header.
-pub fn relay_error(status: u16, headers: &HeaderMap, body: &[u8]) -> Error {
+fn text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Builds [`Error::Relay`] from a relay error answer and its (JSON) body, with `verdict` when
+/// its tag verified. Missing fields fall back to the status and the `x-mte-relay-error` header.
+pub fn relay_error(
+    status: u16,
+    headers: &HeaderMap,
+    body: &[u8],
+    verdict: Option<Verdict>,
+) -> Error {
     #[derive(serde::Deserialize)]
     struct Json {
         error: Option<String>,
         message: Option<String>,
     }
     let json: Option<Json> = serde_json::from_slice(body).ok();
-    let header_code = headers
-        .get(RELAY_ERROR_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let header_code = text(headers, ERROR_HEADER).map(str::to_owned);
     let (code, message) = match json {
-        Some(j) => (j.error.or(header_code), j.message),
+        Some(j) => (header_code.or(j.error), j.message),
         None => (header_code, None),
     };
     Error::Relay {
         status,
         code: code.unwrap_or_else(|| "unknown".into()),
         message: message.unwrap_or_default(),
+        verdict,
     }
+}
+
+/// Verifies the tag of an error reply to the exchange `keys.counter` of pair `pair_id` under
+/// `token` (§11.2): the authenticated verdict, or `None` when the reply is unauthenticated
+/// (no tag, a tag that does not verify) and says nothing about the request's fate.
+pub fn verify_relay_error(
+    keys: &ExchangeKeys,
+    token: &ClientIdToken,
+    pair_id: PairId,
+    status: u16,
+    headers: &HeaderMap,
+) -> Option<Verdict> {
+    let exchange = ExchangeId {
+        client_id: token.id(),
+        pair_id,
+        counter: keys.counter,
+    };
+    verify_error_reply(
+        &keys.error,
+        exchange,
+        status,
+        text(headers, ERROR_HEADER),
+        text(headers, VERDICT_HEADER),
+        text(headers, TAG_HEADER),
+    )
+    .ok()
+}
+
+/// Reads a relay error reply to the exchange of `keys` and `pair_id`: [`Error::Relay`] with
+/// the verdict when the tag verified ([`verify_relay_error`]).
+pub fn read_relay_error(
+    keys: &ExchangeKeys,
+    token: &ClientIdToken,
+    pair_id: PairId,
+    status: u16,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Error {
+    let verdict = verify_relay_error(keys, token, pair_id, status, headers);
+    relay_error(status, headers, body, verdict)
 }

@@ -56,6 +56,7 @@
 
 mod body;
 mod client;
+pub mod delivery;
 pub mod engine;
 pub mod error;
 pub mod exchange;
@@ -68,6 +69,7 @@ mod response;
 mod reuse;
 pub mod source;
 mod transport;
+pub mod trust_store;
 
 #[cfg(feature = "cli")]
 pub mod curl;
@@ -85,6 +87,7 @@ pub use crate::response::{RelayResponse, ResponseBody};
 pub use crate::transport::{
     empty_body, full_body, http_client, HttpClient, HttpOptions, RequestBody,
 };
+pub use crate::trust_store::{KnownRelay, TrustStore};
 pub use ::http::{HeaderMap, Method, StatusCode};
 pub use bytes::Bytes;
 pub use pqrelay_protocol;

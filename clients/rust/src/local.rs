@@ -1,21 +1,26 @@
 //! The client's own pair source: session and pairs in this process ([`LocalPairs`]). The pool
 //! grows on demand up to its bound (the configured `max_pairs` capped by the relay's
 //! `max-pairs`), a pair is checked out and goes back when its response body ends, fails or is
-//! dropped, a reset bumps the pool generation, and a pair re-paired in place keeps its
-//! checkout. The bookkeeping itself is [`crate::pool::PoolState`].
+//! dropped, a reset bumps the pool generation, and a fresh pair paired in place of a failed
+//! one keeps its checkout. The bookkeeping itself is [`crate::pool::PoolState`].
+//!
+//! The relay keys trusted on first use live beside the session (they outlive client ids), and
+//! with a [`TrustStore`] the token and the trusted keys are written to it whenever they change.
 
 use std::sync::{Arc, RwLock};
 
-use pqrelay_protocol::{ClientIdToken, ClientPair, RelayInfo};
+use pqrelay_protocol::{ClientIdToken, ClientPair, KeyId};
 
+use crate::error::Error;
 use crate::pool::{Checkout, PairLease, PoolStats, PooledPair, SharedPool};
 use crate::source::{Discovered, Lease as _, Obtained, PairSource, PoolSession};
+use crate::trust_store::{KnownRelay, TrustStore};
 
-/// The session with the relay: what discovery established.
+/// The session with the relay: what discovery established, and the keys trusted on first use.
 #[derive(Debug)]
 struct Session {
     token: ClientIdToken,
-    info: RelayInfo,
+    trusted: Vec<KeyId>,
 }
 
 /// A session and the pool generation a pair belongs to.
@@ -28,6 +33,10 @@ pub(crate) struct LocalSession {
 impl PoolSession for LocalSession {
     fn token(&self) -> &ClientIdToken {
         &self.shared.token
+    }
+
+    fn trusted(&self) -> &[KeyId] {
+        &self.shared.trusted
     }
 
     fn same_pool(&self, other: &Self) -> bool {
@@ -61,22 +70,41 @@ impl Drop for Reservation {
     }
 }
 
+/// Where a [`LocalPairs`] persists the token and the trusted keys: a trust store, under the
+/// relay's origin.
+#[derive(Debug)]
+pub(crate) struct Persist {
+    pub(crate) store: TrustStore,
+    pub(crate) origin: String,
+}
+
 /// Session and pairs in this process. See the [module docs](self).
 #[derive(Debug)]
 pub(crate) struct LocalPairs {
     pairs: usize,
     max_pairs: usize,
     session: RwLock<Option<Arc<Session>>>,
+    /// The keys trusted on first use before the first discovery (given or read from the store).
+    initial_trust: Vec<KeyId>,
+    persist: Option<Persist>,
     pool: Arc<SharedPool>,
 }
 
 impl LocalPairs {
-    /// A pool pairing `pairs` at a time, holding at most `max_pairs`.
-    pub(crate) fn new(pairs: usize, max_pairs: usize) -> Self {
+    /// A pool pairing `pairs` at a time, holding at most `max_pairs`, trusting `trusted` on
+    /// first use until the relay confirms others, persisting to `persist`.
+    pub(crate) fn new(
+        pairs: usize,
+        max_pairs: usize,
+        trusted: Vec<KeyId>,
+        persist: Option<Persist>,
+    ) -> Self {
         Self {
             pairs,
             max_pairs,
             session: RwLock::new(None),
+            initial_trust: trusted,
+            persist,
             pool: Arc::new(SharedPool::new(max_pairs, pairs)),
         }
     }
@@ -98,14 +126,46 @@ impl LocalPairs {
         self.current().map(|s| s.token.clone())
     }
 
-    /// The relay's parameters; `None` before discovery.
-    pub(crate) fn relay_info(&self) -> Option<RelayInfo> {
-        self.current().map(|s| s.info.clone())
+    /// The relay keys trusted on first use.
+    pub(crate) fn trusted(&self) -> Vec<KeyId> {
+        match self.current() {
+            Some(s) => s.trusted.clone(),
+            None => self.initial_trust.clone(),
+        }
     }
 
     /// The pool's counters.
     pub(crate) fn stats(&self) -> PoolStats {
         self.pool.lock().stats()
+    }
+
+    /// Writes `session` to the trust store, if there is one.
+    fn persist(&self, session: &Session) -> Result<(), Error> {
+        let Some(p) = &self.persist else {
+            return Ok(());
+        };
+        let known = KnownRelay {
+            token: Some(session.token.clone()),
+            trusted: session.trusted.clone(),
+        };
+        p.store.save(&p.origin, &known)
+    }
+
+    /// Makes `next` the session, persisted first; with `strict`, a failure to persist is an
+    /// error and nothing changes.
+    fn replace(
+        &self,
+        next: Session,
+        strict: bool,
+    ) -> Result<(Arc<Session>, Option<Arc<Session>>), Error> {
+        let saved = self.persist(&next);
+        if strict {
+            saved?;
+        }
+        let shared = Arc::new(next);
+        let mut guard = self.session.write().unwrap_or_else(|e| e.into_inner());
+        let old = guard.replace(shared.clone());
+        Ok((shared, old))
     }
 }
 
@@ -113,7 +173,7 @@ impl PairSource for LocalPairs {
     type Session = LocalSession;
     type Lease = PairLease;
     type Ticket = Reservation;
-    type Error = core::convert::Infallible;
+    type Error = Error;
 
     async fn session(&self) -> Result<Option<LocalSession>, Self::Error> {
         Ok(self.current().map(|s| self.snapshot(s)))
@@ -135,15 +195,15 @@ impl PairSource for LocalPairs {
             .unwrap_or(usize::MAX)
             .max(1);
         let max = self.max_pairs.min(relay_max);
-        let shared = Arc::new(Session {
-            token: found.token,
-            info: found.info,
-        });
-        let old = self
-            .session
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .replace(shared.clone());
+        // Trust belongs to the relay origin: it survives a new client id.
+        let trusted = self.trusted();
+        let (shared, old) = self.replace(
+            Session {
+                token: found.token,
+                trusted,
+            },
+            true,
+        )?;
         let mut pool = self.pool.lock();
         pool.set_bounds(max, self.pairs.min(max));
         if old.is_some_and(|o| o.token.id() != shared.token.id()) {
@@ -157,17 +217,36 @@ impl PairSource for LocalPairs {
         Ok(LocalSession { shared, generation })
     }
 
+    async fn trust(
+        &self,
+        session: &LocalSession,
+        keys: Vec<KeyId>,
+    ) -> Result<LocalSession, Self::Error> {
+        let token = self.token().unwrap_or_else(|| session.token().clone());
+        let (shared, _) = self.replace(
+            Session {
+                token,
+                trusted: keys,
+            },
+            true,
+        )?;
+        Ok(LocalSession {
+            shared,
+            generation: session.generation,
+        })
+    }
+
     async fn adopt(&self, session: &LocalSession, token: ClientIdToken) -> Option<LocalSession> {
-        let mut guard = self.session.write().unwrap_or_else(|e| e.into_inner());
-        let s = guard.as_ref()?;
+        let s = self.current()?;
         if s.token.id() != token.id() || s.token == token {
             return None;
         }
-        let shared = Arc::new(Session {
+        let next = Session {
             token,
-            info: s.info.clone(),
-        });
-        *guard = Some(shared.clone());
+            trusted: s.trusted.clone(),
+        };
+        // Persisted best effort: the token in memory is what matters for this process.
+        let (shared, _) = self.replace(next, false).ok()?;
         Some(LocalSession {
             shared,
             generation: session.generation,

@@ -16,6 +16,8 @@ pub enum WireEvent {
         relay_header: Option<String>,
         /// The `x-mte-relay-info` header answered, if any.
         relay_info: Option<String>,
+        /// The fingerprints of the relay keys offered (`x-mte-relay-keys`), current first.
+        relay_keys: Vec<String>,
     },
     /// A pairing request (`POST /api/mte-pair`) and its answer.
     Pairing {
@@ -27,6 +29,8 @@ pub enum WireEvent {
         request_len: usize,
         /// Size of the response body.
         response_len: usize,
+        /// The fingerprint of the relay key paired with.
+        relay_key: String,
     },
     /// An exchange request as sent.
     Request {
@@ -58,6 +62,16 @@ pub enum WireEvent {
         content_length: Option<u64>,
         /// The `x-mte-relay-error` header of a relay error answer, if any.
         relay_error: Option<String>,
+        /// The `x-mte-relay-verdict` header of a relay error answer, if any (§11.2; see
+        /// [`WireEvent::RelayError`] for whether its tag verified).
+        verdict: Option<String>,
+    },
+    /// An exchange got a relay error reply; whether its tag verified (§11.2).
+    RelayError {
+        /// The HTTP status.
+        status: u16,
+        /// The tag verified with the exchange's error key: the verdict is the relay's.
+        authenticated: bool,
     },
     /// A response body was read to its end.
     ResponseBody {
@@ -75,8 +89,23 @@ pub enum WireEvent {
         /// Whether the request is sent again.
         retried: bool,
     },
-    /// A reused keep-alive connection closed before any answer byte to a request written on
-    /// it; the request is sent again on a new connection (an exchange sealed again).
+    /// A request is sent again as §12 allows without a §11.1 action: with flag `retry` on the
+    /// same pair (a non-idempotent request), or on the same pair after an answer that did not
+    /// open.
+    Resend {
+        /// Why.
+        reason: &'static str,
+        /// The next attempt carries flag `retry`.
+        retry_flag: bool,
+    },
+    /// A request ended with outcome unknown (§12).
+    OutcomeUnknown {
+        /// What happened to the last attempt.
+        reason: String,
+    },
+    /// A request is sent again on a new connection: an idempotent exchange whose connection
+    /// failed before an answer, or a discovery or pairing written on a reused keep-alive
+    /// connection that closed before any answer byte.
     ConnectionRetry {
         /// Which request: `"exchange"`, `"discovery (HEAD /api/mte-relay)"` or
         /// `"pairing (POST /api/mte-pair)"`.

@@ -9,9 +9,14 @@
 //! - the client's own in-process pool ([`crate::RelayClient`]): grows on demand up to `max`
 //!   pairs, a pair is checked out and goes back when its response body ends, fails or is
 //!   dropped, a reset bumps the pool generation;
-//! - in the relay, the store-backed leases of outbound mode (PROTOCOL.md §10.1): session and
+//! - in the relay, the store-backed leases of outbound mode (PROTOCOL.md §14.1): session and
 //!   pairs in a store shared by a fleet, a pair leased by an atomic pop and pushed back advanced
 //!   once its response was read, a reset agreed by compare-and-set (one of many relays resets).
+//!
+//! The session also holds the relay keys trusted on first use (§13): trust belongs to the relay
+//! origin, so a source carries it over when a new client id or pool replaces the session, and
+//! stores what [`trust`](PairSource::trust) gives it. (Pins are the engine's setting: with pins
+//! the stored keys are not used.)
 //!
 //! The rule every source keeps: a pair is held by exactly one exchange at a time (§1), from
 //! [`obtain`](PairSource::obtain) (or [`paired`](PairSource::paired)) until
@@ -20,21 +25,28 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use pqrelay_protocol::{ClientIdToken, ClientPair, RelayInfo};
+use pqrelay_protocol::{ClientIdToken, ClientPair, KeyId, RelayInfo, RelayKeys};
 
-/// What a discovery (`HEAD /api/mte-relay`, §4) established.
+/// What a discovery (`HEAD /api/mte-relay`, §5) established.
 #[derive(Clone, Debug)]
 pub struct Discovered {
     /// The client id token the relay answered.
     pub token: ClientIdToken,
     /// The relay's parameters (`x-mte-relay-info`).
     pub info: RelayInfo,
+    /// The relay keys offered (`x-mte-relay-keys`), current first. Not authenticated: the
+    /// engine pairs only with a trusted one (§13).
+    pub keys: RelayKeys,
 }
 
-/// A session: the token to seal with and the pool of pairs it belongs to.
+/// A session: the token to seal with, the pool of pairs it belongs to, and the relay keys
+/// trusted on first use.
 pub trait PoolSession: Send + Sync + 'static {
     /// The client id token to present.
     fn token(&self) -> &ClientIdToken;
+    /// The relay key ids trusted on first use for this relay origin (§13); empty before the
+    /// first confirmed pairing.
+    fn trusted(&self) -> &[KeyId];
     /// Whether `other` still uses the same pool of pairs: the same client id, and the pool not
     /// reset since (the token may have been re-signed).
     fn same_pool(&self, other: &Self) -> bool;
@@ -43,6 +55,10 @@ pub trait PoolSession: Send + Sync + 'static {
 impl<T: PoolSession + ?Sized> PoolSession for Arc<T> {
     fn token(&self) -> &ClientIdToken {
         (**self).token()
+    }
+
+    fn trusted(&self) -> &[KeyId] {
+        (**self).trusted()
     }
 
     fn same_pool(&self, other: &Self) -> bool {
@@ -133,6 +149,14 @@ pub trait PairSource: Send + Sync + 'static {
         token: ClientIdToken,
     ) -> impl Future<Output = Option<Self::Session>> + Send;
 
+    /// Stores `keys` as the relay keys trusted on first use (§13), after a pairing whose
+    /// `confirm` verified, and returns the session carrying them. Called only without pins.
+    fn trust(
+        &self,
+        session: &Self::Session,
+        keys: Vec<KeyId>,
+    ) -> impl Future<Output = Result<Self::Session, Self::Error>> + Send;
+
     /// Forgets every pair of `session`'s pool (re-pair all, §11) unless that already happened
     /// since: of many exchanges answered 569 at once, only the first resets.
     fn reset(
@@ -156,8 +180,8 @@ pub trait PairSource: Send + Sync + 'static {
         pairs: Vec<ClientPair>,
     ) -> impl Future<Output = Result<Option<Leased<Self>>, Self::Error>> + Send;
 
-    /// The pair of `lease` was re-paired in place (same pair id) under `session`: `pair` takes
-    /// its place and stays leased for the retry (§11).
+    /// A fresh pair was paired under `session` in place of the pair of `lease` (§11.1
+    /// re-pair): `pair` takes its place and stays leased for the resend.
     fn repaired(&self, lease: &mut Self::Lease, pair: ClientPair, session: &Self::Session);
 
     /// The exchange on `lease` is over and its pair still good (advanced past its counter): it

@@ -1,5 +1,6 @@
-//! What the engine does before an exchange: discovery (§4), pairing (§5), obtaining a pair from
-//! the source, re-pairing a pair in place, adopting a re-signed token.
+//! What the engine does before an exchange: discovery (§5), the choice of a trusted relay key
+//! and pairing (§6, §13), obtaining a pair from the source, pairing a fresh pair in place of a
+//! failed one, adopting a re-signed token.
 
 use std::sync::atomic::Ordering;
 
@@ -7,14 +8,19 @@ use bytes::Bytes;
 use http::header::{HeaderMap, CONTENT_TYPE};
 use http::{Request, Response, Uri};
 use http_body_util::{BodyExt as _, Limited};
-use pqrelay_protocol::kem::SEED_SIZE;
+use pqrelay_protocol::kem::{ESEED_SIZE, SEED_SIZE};
+use pqrelay_protocol::names::{
+    DISCOVERY_PATH, INFO_HEADER, JSON_CONTENT_TYPE, KEYS_HEADER, PAIRING_PATH, RELAY_HEADER,
+};
 use pqrelay_protocol::{
-    ClientIdToken, ClientPair, ClientPairing, DecapsulationSeed, PairId, RelayHeader, RelayInfo,
+    ClientId, ClientIdToken, ClientPair, ClientPairing, DecapsulationSeed, KeyId, PairId,
+    RelayHeader, RelayHeaderError, RelayInfo, RelayInfoError, RelayKeyConfig, RelayKeyError,
+    RelayKeys,
 };
 
-use super::{Engine, EngineError};
+use super::{Engine, EngineError, RelayView};
 use crate::error::Error;
-use crate::exchange::{relay_error, RELAY_HEADER, RELAY_INFO_HEADER};
+use crate::exchange::relay_error;
 use crate::observer::WireEvent;
 use crate::recovery::{Recovery, Repair};
 use crate::reuse::closed_unanswered;
@@ -23,19 +29,24 @@ use crate::transport::{empty_body, full_body, RequestBody};
 
 /// Largest relay error or pairing answer body read.
 const MAX_SMALL_BODY: usize = 64 * 1024;
+/// Most relay key ids kept as trusted on first use (confirmed keys first, then older ones).
+pub const MAX_TRUSTED_KEYS: usize = 32;
 
 /// `count` random pair ids (OS randomness).
 pub fn random_pair_ids(count: usize) -> Result<Vec<PairId>, Error> {
     (0..count).map(|_| random::<16>().map(PairId)).collect()
 }
 
-/// The client side of a pairing request for `ids`, each with a fresh random X-Wing seed.
-pub fn seeded_pairing(ids: &[PairId]) -> Result<ClientPairing, Error> {
-    let mut seeded = Vec::with_capacity(ids.len());
-    for &pid in ids {
-        seeded.push((pid, DecapsulationSeed::from_bytes(random::<SEED_SIZE>()?)));
-    }
-    Ok(ClientPairing::new(seeded))
+/// The client side of a pairing request of client `id` to `relay_key` for the pair ids `ids`,
+/// with fresh random `eseed_R` and ephemeral X-Wing seed (§6).
+pub fn seeded_pairing(
+    id: ClientId,
+    relay_key: &RelayKeyConfig,
+    ids: Vec<PairId>,
+) -> Result<ClientPairing, Error> {
+    let eseed = random::<ESEED_SIZE>()?;
+    let seed = DecapsulationSeed::from_bytes(random::<SEED_SIZE>()?);
+    Ok(ClientPairing::new(id, relay_key, &eseed, &seed, ids)?)
 }
 
 fn random<const N: usize>() -> Result<[u8; N], Error> {
@@ -43,6 +54,15 @@ fn random<const N: usize>() -> Result<[u8; N], Error> {
     getrandom::getrandom(&mut b)
         .map_err(|e| Error::http("reading OS randomness", e.to_string()))?;
     Ok(b)
+}
+
+/// `keys` first, then the ids of `before` not among them, at most [`MAX_TRUSTED_KEYS`]: what
+/// trust on first use stores after a confirmed pairing (§13).
+pub fn merge_trusted(keys: &[KeyId], before: &[KeyId]) -> Vec<KeyId> {
+    let mut all = keys.to_vec();
+    all.extend(before.iter().filter(|k| !keys.contains(k)));
+    all.truncate(MAX_TRUSTED_KEYS);
+    all
 }
 
 /// Reads a small body (relay error, pairing answer), bounded.
@@ -68,10 +88,18 @@ pub(super) fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
 /// The `x-mte-relay` token of a discovery or pairing answer, if it parses.
 fn answered_token(headers: &HeaderMap) -> Option<ClientIdToken> {
     let value = headers.get(RELAY_HEADER)?.to_str().ok()?;
-    match RelayHeader::parse(value).ok()? {
-        RelayHeader::Discovery { token } => Some(token),
-        RelayHeader::Exchange(h) => Some(h.token),
+    RelayHeader::parse_response(value)
+        .ok()?
+        .into_discovery()
+        .ok()
+}
+
+/// `x-mte-relay: 2.<token>` of discovery and pairing requests.
+fn discovery_header(token: &ClientIdToken) -> String {
+    RelayHeader::Discovery {
+        token: token.clone(),
     }
+    .encode()
 }
 
 impl<S: PairSource> Engine<S> {
@@ -103,13 +131,14 @@ impl<S: PairSource> Engine<S> {
         }
     }
 
-    /// `HEAD /api/mte-relay`, presenting `token` if any.
+    /// `HEAD /api/mte-relay`, presenting `token` if any (§5): the token, the relay's
+    /// parameters and its keys; remembered as the relay's current view.
     async fn discover_once(&self, token: Option<&ClientIdToken>) -> Result<Discovered, Error> {
-        let url = self.url("/api/mte-relay")?;
+        let url = self.url(DISCOVERY_PATH)?;
         let build = || {
             let mut req = Request::head(url.clone());
             if let Some(t) = token {
-                req = req.header(RELAY_HEADER, format!("1.{t}"));
+                req = req.header(RELAY_HEADER, discovery_header(t));
             }
             req.body(empty_body())
                 .map_err(|e| Error::http("building the discovery request", e))
@@ -120,32 +149,48 @@ impl<S: PairSource> Engine<S> {
         self.counters.discoveries.fetch_add(1, Ordering::Relaxed);
         let status = resp.status().as_u16();
         let text = |name: &str| header_text(resp.headers(), name);
-        self.observe(WireEvent::Discovery {
-            status,
-            relay_header: text(RELAY_HEADER),
-            relay_info: text(RELAY_INFO_HEADER),
-        });
         let Some(value) = text(RELAY_HEADER) else {
+            self.observe(WireEvent::Discovery {
+                status,
+                relay_header: None,
+                relay_info: text(INFO_HEADER),
+                relay_keys: Vec::new(),
+            });
             return Err(Error::NotARelay { status });
         };
-        let token = match RelayHeader::parse(&value) {
-            Ok(RelayHeader::Discovery { token }) => token,
-            Ok(RelayHeader::Exchange(_)) => {
-                return Err(Error::BadResponse("discovery answered an exchange header"))
-            }
-            Err(pqrelay_protocol::RelayHeaderError::VersionUnsupported) => {
-                return Err(Error::VersionUnsupported)
-            }
+        let keys = text(KEYS_HEADER)
+            .ok_or(RelayKeyError::NoneUsable)
+            .and_then(|v| RelayKeys::parse(&v));
+        self.observe(WireEvent::Discovery {
+            status,
+            relay_header: Some(value.clone()),
+            relay_info: text(INFO_HEADER),
+            relay_keys: keys
+                .iter()
+                .flat_map(|k| k.ids())
+                .map(|k| k.fingerprint())
+                .collect(),
+        });
+        let token = match RelayHeader::parse_response(&value).map(RelayHeader::into_discovery) {
+            Ok(Ok(token)) => token,
+            Ok(Err(_)) => return Err(Error::BadResponse("discovery answered an exchange header")),
+            Err(RelayHeaderError::VersionUnsupported) => return Err(Error::VersionUnsupported),
             Err(e) => return Err(e.into()),
         };
-        let info = text(RELAY_INFO_HEADER)
-            .as_deref()
-            .and_then(RelayInfo::parse)
-            .ok_or(Error::BadResponse("missing or malformed x-mte-relay-info"))?;
-        if !info.versions.contains(&1) {
-            return Err(Error::VersionUnsupported);
-        }
-        Ok(Discovered { token, info })
+        let info = text(INFO_HEADER)
+            .ok_or(RelayInfoError::Malformed("x-mte-relay-info missing"))
+            .and_then(|v| RelayInfo::parse(&v))
+            .map_err(|e| match e {
+                RelayInfoError::Unsupported(_) => Error::VersionUnsupported,
+                e => e.into(),
+            })?;
+        let keys = keys?;
+        let view = RelayView {
+            info: info.clone(),
+            keys: keys.clone(),
+        };
+        *self.relay.write().unwrap_or_else(|e| e.into_inner()) = Some(view);
+        Ok(Discovered { token, info, keys })
     }
 
     /// The session, discovering first if there is none.
@@ -193,23 +238,67 @@ impl<S: PairSource> Engine<S> {
         }
     }
 
-    /// `POST /api/mte-pair` for the pair ids `ids` (fresh X-Wing keys; the relay replaces the
-    /// state of a pair id it already has, §5). Returns the pairs and the session to go on with
-    /// (the answer may carry a re-signed token).
-    async fn pair_ids(
+    /// The relay's view (parameters, offered keys): the last discovery's, or a discovery now
+    /// presenting `session`'s token (another relay of a fleet may have discovered).
+    async fn view(&self, session: &S::Session) -> Result<RelayView, Error> {
+        if let Some(view) = self.relay_view() {
+            return Ok(view);
+        }
+        let _guard = self.discover_lock.lock().await;
+        if let Some(view) = self.relay_view() {
+            return Ok(view);
+        }
+        let found = self.discover_once(Some(session.token())).await?;
+        Ok(RelayView {
+            info: found.info,
+            keys: found.keys,
+        })
+    }
+
+    /// The relay key to pair with (§13): the first offered key that is pinned, or stored on
+    /// first use, or (nothing stored yet) the first offered key. None is a hard error.
+    fn choose_key(
         &self,
         session: &S::Session,
-        ids: Vec<PairId>,
-    ) -> Result<(Vec<ClientPair>, S::Session), Error> {
-        let count = ids.len();
-        let pairing = seeded_pairing(&ids)?;
-        let body = Bytes::from(pairing.request_body());
+        offered: &RelayKeys,
+    ) -> Result<RelayKeyConfig, Error> {
+        let pinned = !self.settings.pins.is_empty();
+        let trusted = if pinned {
+            &self.settings.pins[..]
+        } else {
+            session.trusted()
+        };
+        match offered.choose(trusted) {
+            Ok(key) => Ok(key.clone()),
+            Err(_) => Err(Error::RelayKeyNotTrusted {
+                origin: self.origin.clone(),
+                pinned,
+                trusted: trusted.to_vec(),
+                offered: offered.ids(),
+            }),
+        }
+    }
+
+    /// `POST /api/mte-pair` for up to `count` fresh pairs (at most the relay's `max-pairs`)
+    /// with a trusted relay key (§6, §13). Returns the pairs and the session to go on with
+    /// (the answer may carry a re-signed token; trust on first use stores the confirmed keys).
+    async fn pair(
+        &self,
+        session: &S::Session,
+        count: usize,
+    ) -> Result<(Vec<ClientPair>, S::Session), EngineError<S::Error>> {
+        let view = self.view(session).await?;
+        let count = count.clamp(1, view.info.pairs_per_request());
+        let key = self.choose_key(session, &view.keys)?;
+        let pairing = seeded_pairing(session.token().id(), &key, random_pair_ids(count)?)?;
+        let body = Bytes::copy_from_slice(pairing.request_body());
         let request_len = body.len();
-        let url = self.url("/api/mte-pair")?;
+        let url = self.url(PAIRING_PATH)?;
+        let relay_header = discovery_header(session.token());
         let build = || {
             Request::post(url.clone())
-                .header(RELAY_HEADER, format!("1.{}", session.token()))
-                .header(CONTENT_TYPE, "application/json")
+                .header(RELAY_HEADER, relay_header.as_str())
+                .header(CONTENT_TYPE, JSON_CONTENT_TYPE)
                 .body(full_body(body.clone()))
                 .map_err(|e| Error::http("building the pairing request", e))
         };
@@ -224,19 +313,33 @@ impl<S: PairSource> Engine<S> {
             status,
             request_len,
             response_len: body.len(),
+            relay_key: key.id().fingerprint(),
         });
         if status != 200 {
-            return Err(relay_error(status, &parts.headers, &body));
+            return Err(relay_error(status, &parts.headers, &body, None).into());
         }
-        let pairs = pairing.complete(&session.token().id(), &body)?;
-        let session = match answered_token(&parts.headers) {
+        let confirmed = pairing
+            .complete(&body)
+            .map_err(|reason| Error::PairingNotConfirmed {
+                origin: self.origin.clone(),
+                reason,
+            })?;
+        let mut session = match answered_token(&parts.headers) {
             Some(t) => self.adopt(session, t).await,
             None => session.clone(),
         };
+        let trusted = merge_trusted(&confirmed.keys, session.trusted());
+        if self.settings.pins.is_empty() && trusted != session.trusted() {
+            let stored = self.source.trust(&session, trusted).await;
+            session = stored.map_err(EngineError::Source)?;
+        }
+        let pairs = confirmed.pairs.into_iter().map(|(_, p)| p).collect();
         Ok((pairs, session))
     }
 
-    /// Obtains a pair from the source, pairing (and re-discovering once) as needed.
+    /// Obtains a pair from the source, pairing (and re-discovering once) as needed: after
+    /// 560 or 566, and after `400 unknown_relay_key` (§13: if the key is still offered and
+    /// still refused, the error goes to the caller).
     pub(super) async fn lease(&self) -> Result<Leased<S>, EngineError<S::Error>> {
         let mut rediscovered = false;
         loop {
@@ -251,43 +354,47 @@ impl<S: PairSource> Engine<S> {
                     session,
                 } => (count, ticket, session),
             };
-            let ids = random_pair_ids(count)?;
-            match self.pair_ids(&session, ids).await {
+            let e = match self.pair(&session, count).await {
                 Ok((pairs, session)) => {
                     let paired = self.source.paired(ticket, &session, pairs).await;
                     if let Some(leased) = paired.map_err(EngineError::Source)? {
                         return Ok(leased);
                     }
+                    continue;
                 }
-                Err(e) => {
-                    drop(ticket);
-                    let status = e.relay_status().unwrap_or(0);
-                    match Recovery::for_status(status) {
-                        Some(r) if r.rediscover && !rediscovered => {
-                            rediscovered = true;
-                            self.observe(WireEvent::Recovery {
-                                status,
-                                action: "re-discover",
-                                retried: true,
-                            });
-                            self.rediscover(&session, r.repair == Repair::All).await?;
-                        }
-                        _ => return Err(e.into()),
-                    }
+                Err(e) => e,
+            };
+            drop(ticket);
+            let (status, unknown_key) = match &e {
+                EngineError::Exchange(Error::Relay { status, code, .. }) => {
+                    (*status, code == "unknown_relay_key")
                 }
+                _ => return Err(e),
+            };
+            let recovery = Recovery::for_status(status).filter(|r| r.rediscover);
+            if rediscovered || !(unknown_key || recovery.is_some()) {
+                return Err(e);
             }
+            rediscovered = true;
+            self.observe(WireEvent::Recovery {
+                status,
+                action: "re-discover",
+                retried: true,
+            });
+            let reset = recovery.is_some_and(|r| r.repair == Repair::All);
+            self.rediscover(&session, reset).await?;
         }
     }
 
-    /// Re-pairs pair `pid` of `lease` in place (same pair id) under `current`, for a retry on
-    /// exactly that pair (§11). Returns the session the fresh pair belongs to.
+    /// Pairs a fresh pair under `current` in place of the pair of `lease` (§11.1 re-pair; a
+    /// pair id is never replaced, so it has a new id) for a resend on exactly that pair.
+    /// Returns the session the fresh pair belongs to.
     pub(super) async fn repair_in_place(
         &self,
         lease: &mut S::Lease,
-        pid: PairId,
         current: &S::Session,
     ) -> Result<S::Session, EngineError<S::Error>> {
-        let (mut fresh, session) = self.pair_ids(current, vec![pid]).await?;
+        let (mut fresh, session) = self.pair(current, 1).await?;
         let fresh = fresh
             .pop()
             .ok_or(Error::BadResponse("the pairing answer has no pair"))?;

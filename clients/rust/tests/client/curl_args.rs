@@ -1,8 +1,8 @@
 //! The `pqrelay-curl` argument parser.
 
 use clap::Parser as _;
-use pqrelay_client::curl::{parse_header, Args, BodySource};
-use pqrelay_client::Method;
+use pqrelay_client::curl::{exit_code, parse_header, Args, BodySource};
+use pqrelay_client::{Error, Method};
 
 fn parse(args: &[&str]) -> Args {
     Args::try_parse_from(std::iter::once("pqrelay-curl").chain(args.iter().copied())).unwrap()
@@ -51,6 +51,12 @@ fn curl_all_flags() {
         "--no-encode-url",
         "--cacert",
         "ca.pem",
+        "--pin",
+        "sha256:A",
+        "--pin",
+        "sha256:B",
+        "--known-relays",
+        "known",
         "https://h:1/p",
     ]);
     assert_eq!(a.method().unwrap(), Method::PATCH);
@@ -62,6 +68,41 @@ fn curl_all_flags() {
     assert!(a.include && a.verbose && a.no_encode_url);
     assert_eq!(a.pairs, 3);
     assert_eq!(a.cacert.as_deref(), Some(std::path::Path::new("ca.pem")));
+    assert_eq!(a.pins, ["sha256:A", "sha256:B"]);
+    assert_eq!(a.known_relays_file(), Some("known".into()));
+}
+
+#[test]
+fn curl_exit_codes_and_help() {
+    let unknown = Error::OutcomeUnknown {
+        reason: "cut".into(),
+    };
+    let untrusted = Error::RelayKeyNotTrusted {
+        origin: "http://h:80".into(),
+        pinned: true,
+        trusted: vec![],
+        offered: vec![],
+    };
+    assert_eq!(exit_code(&unknown), 4);
+    assert_eq!(exit_code(&untrusted), 3);
+    assert_eq!(exit_code(&Error::InvalidRequest("x".into())), 2);
+    assert_eq!(exit_code(&Error::BadResponse("x")), 1);
+    let help = <Args as clap::CommandFactory>::command()
+        .render_long_help()
+        .to_string();
+    for needle in [
+        "--pin",
+        "--known-relays",
+        "~/.config/pqrelay/known_relays",
+        "XDG_CONFIG_HOME",
+        "3 the relay is not trusted",
+        "4 outcome unknown",
+    ] {
+        assert!(
+            help.contains(needle),
+            "{needle:?} missing in --help:\n{help}"
+        );
+    }
 }
 
 #[test]

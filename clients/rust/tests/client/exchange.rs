@@ -1,22 +1,27 @@
 //! One exchange in-process: the client's sealed request opened by the protocol crate's relay
-//! side, and a relay-sealed response opened by the client. No network.
+//! side, a relay-sealed response opened by the client, and relay error replies whose tag the
+//! client verifies (§11.2). No network.
 
 use bytes::Bytes;
 use futures_util::StreamExt as _;
 use http::{HeaderMap, HeaderValue, Method};
 use http_body_util::{BodyExt as _, StreamBody};
+use pqrelay_client::delivery::{is_idempotent, Delivery, Failure, Next};
+use pqrelay_client::engine::merge_trusted;
 use pqrelay_client::exchange::{
-    is_relay_error, open_response_head, relay_error, seal_body, seal_head, BodyKind, PlainHead,
-    SealOptions, SealedHead, SealingBody,
+    is_relay_error, open_response_head, read_relay_error, relay_error, seal_body, seal_head,
+    verify_relay_error, BodyKind, PlainHead, SealOptions, SealedHead, SealingBody,
 };
-use pqrelay_client::{Error, HeaderSelection, RequestBody, ResponseBody};
+use pqrelay_client::{seeded_pairing, Error, HeaderSelection, RequestBody, ResponseBody};
 use pqrelay_protocol::{
-    check_encoded_len, client_id, open_headers, open_url, seal_headers, ClientId, ClientIdToken,
-    DecapsulationSeed, ExchangeHeader, ExchangeKeys, Flags, MessageContext, PairId, PendingPair,
-    RelayHeader, ServerPair, StreamDecoder, StreamEncoder, MAX_SKIP,
+    answer_pairing, check_encoded_len, client_id, open_headers, open_url, seal_headers, ClientId,
+    ClientIdToken, ErrorReport, ExchangeHeader, ExchangeId, ExchangeKeys, Flags, KeyId,
+    MessageContext, PairId, PairingRequest, RelayHeader, RelayKeySet, StreamDecoder, StreamEncoder,
+    Verdict, MAX_SKIP,
 };
 
 const SECRET: &[u8] = b"test secret";
+const RELAY_KEY: &str = "k7Bq2mXo5RrT0aWfY1sPzLh8vC3nGdE9uJ6iKy4tQwA";
 
 struct Setup {
     token: ClientIdToken,
@@ -25,16 +30,23 @@ struct Setup {
     server: ExchangeKeys,
 }
 
-/// Pairs in-process and starts exchange 0 on both sides.
+/// Pairs in-process (the client's own random pairing against the protocol crate's relay side)
+/// and starts exchange 0 on both sides.
 fn setup() -> Setup {
     let token = client_id::issue(SECRET, ClientId([3; 16]));
     let id = token.id();
+    let keys = RelayKeySet::from_values([RELAY_KEY]).unwrap();
+    let config = keys.current().unwrap().config().clone();
     let pid = PairId([4; 16]);
-    let pending = PendingPair::new(pid, DecapsulationSeed::from_bytes([5; 32]));
-    let (ct, server) = ServerPair::pair(&id, &pid, &pending.encapsulation_key(), &[6; 64]);
-    let client = pending.complete(&id, &ct).unwrap();
+    let pending = seeded_pairing(id, &config, vec![pid]).unwrap();
+    let request = PairingRequest::parse(pending.request_body(), 25).unwrap();
+    let answered = answer_pairing(&id, &keys, &request, &[6; 64]).unwrap();
+    let confirmed = pending.complete(&answered.body).unwrap();
+    assert_eq!(confirmed.keys, keys.ids());
+    let (_, client) = confirmed.pairs[0].clone();
+    let (_, server) = answered.pairs[0].clone();
     let (client, _) = client.next_exchange().unwrap();
-    let (server, _) = server.accept(0, MAX_SKIP).unwrap();
+    let server = server.accept(0, MAX_SKIP).unwrap().keys;
     Setup {
         token,
         pid,
@@ -71,6 +83,7 @@ fn seal(
             path_and_query: path,
             headers: h,
             body,
+            retry: false,
         },
         o,
     )
@@ -176,6 +189,7 @@ fn exchange_request_round_trip_sized_body() {
 
 #[test]
 fn exchange_request_plain_url_and_selected_headers() {
+    // (A version-2 relay drops the plain headers, cookies excepted: §9.2.)
     let s = setup();
     let h = headers(&[
         ("cookie", "a=b"),
@@ -206,8 +220,9 @@ fn exchange_request_plain_url_and_selected_headers() {
 }
 
 #[test]
-fn exchange_request_without_body_and_default_content_type() {
+fn exchange_request_empty_body_is_content_length_0_without_an_invented_content_type() {
     let s = setup();
+    // No body: no flag `body`, no framing header.
     let head = seal_get(&s, "/");
     assert!(!head.flags.contains(Flags::BODY));
     assert!(
@@ -216,22 +231,54 @@ fn exchange_request_without_body_and_default_content_type() {
     let (_, _, list) = relay_open(&s, &head);
     assert!(list.is_empty());
 
+    // An empty body (issue 19): no flag `body`, `content-length: 0`, no content type invented.
     let head = seal(
         &s,
         &Method::POST,
         "/",
         &HeaderMap::new(),
-        BodyKind::Sized(0),
+        BodyKind::Empty,
         &SealOptions::default(),
     );
+    assert!(!head.flags.contains(Flags::BODY));
+    assert_eq!(head.headers["content-length"], "0");
+    assert!(head.headers.get("content-type").is_none());
     let (_, _, list) = relay_open(&s, &head);
-    assert_eq!(
-        list,
-        vec![(
-            "content-type".to_string(),
-            "application/octet-stream".to_string()
-        )]
+    assert!(list.is_empty(), "{list:?}");
+
+    // A body without a content type: none is sealed either.
+    let head = seal(
+        &s,
+        &Method::POST,
+        "/",
+        &HeaderMap::new(),
+        BodyKind::Sized(3),
+        &SealOptions::default(),
     );
+    assert_eq!(head.headers["content-type"], "application/octet-stream");
+    let (_, _, list) = relay_open(&s, &head);
+    assert!(list.is_empty(), "{list:?}");
+}
+
+#[test]
+fn exchange_request_retry_flag_is_sent_and_authenticated() {
+    let s = setup();
+    let plain = PlainHead {
+        method: &Method::POST,
+        path_and_query: "/",
+        headers: &HeaderMap::new(),
+        body: BodyKind::None,
+        retry: true,
+    };
+    let head = seal_head(&s.token, s.pid, &s.client, &plain, &SealOptions::default()).unwrap();
+    assert!(head.flags.contains(Flags::RETRY));
+    let (ctx, _, _) = relay_open(&s, &head);
+    assert!(ctx.flags().contains(Flags::RETRY));
+    // Stripping the flag on the wire breaks the sealed headers.
+    let stripped = head.flags.without(Flags::RETRY);
+    let ctx = MessageContext::request(s.token.id(), s.pid, 0, stripped, "POST", &head.target);
+    let eh = head.headers["x-mte-relay-eh"].to_str().unwrap();
+    assert!(open_headers(&s.server.request, &ctx.unwrap(), eh).is_err());
 }
 
 #[test]
@@ -243,6 +290,7 @@ fn exchange_request_rejects_bad_input() {
         path_and_query: "/",
         headers: &h,
         body: BodyKind::None,
+        retry: false,
     };
     assert!(matches!(
         seal_head(&s.token, s.pid, &s.client, &plain, &SealOptions::default()),
@@ -255,6 +303,7 @@ fn exchange_request_rejects_bad_input() {
             path_and_query: bad,
             headers: &empty,
             body: BodyKind::None,
+            retry: false,
         };
         assert!(
             matches!(
@@ -493,16 +542,18 @@ fn exchange_relay_error_answers_are_recognised() {
         564,
         &h,
         br#"{"status":564,"error":"counter_rejected","message":"stale counter"}"#,
+        None,
     );
     match &e {
         Error::Relay {
             status,
             code,
             message,
+            verdict,
         } => {
             assert_eq!(
-                (*status, code.as_str(), message.as_str()),
-                (564, "counter_rejected", "stale counter")
+                (*status, code.as_str(), message.as_str(), *verdict),
+                (564, "counter_rejected", "stale counter", None)
             );
         }
         other => panic!("{other:?}"),
@@ -513,6 +564,191 @@ fn exchange_relay_error_answers_are_recognised() {
         "relay answered 564 counter_rejected: stale counter"
     );
     // A body that is not JSON falls back to the header.
-    let e = relay_error(502, &h, b"<html>");
+    let e = relay_error(502, &h, b"<html>", None);
     assert!(matches!(e, Error::Relay { status: 502, ref code, .. } if code == "counter_rejected"));
+}
+
+/// The relay's error reply to the exchange of `s`: status, code, verdict, tagged with `ke_0`.
+fn tagged_error(s: &Setup, status: u16, code: &str, verdict: Verdict) -> HeaderMap {
+    let exchange = ExchangeId {
+        client_id: s.token.id(),
+        pair_id: s.pid,
+        counter: 0,
+    };
+    let report = ErrorReport {
+        exchange,
+        status,
+        code,
+        verdict,
+    };
+    let [(vn, vv), (tn, tv)] = report.headers(&s.server.error).unwrap();
+    headers(&[("x-mte-relay-error", code), (vn, &vv), (tn, &tv)])
+}
+
+#[test]
+fn exchange_relay_error_tags_are_verified_with_the_exchange_key() {
+    let s = setup();
+    let h = tagged_error(&s, 562, "decode_failed", Verdict::Dead);
+    let verify = |status, h: &HeaderMap| verify_relay_error(&s.client, &s.token, s.pid, status, h);
+    assert_eq!(verify(562, &h), Some(Verdict::Dead));
+    let e = read_relay_error(&s.client, &s.token, s.pid, 562, &h, b"{}");
+    assert!(
+        matches!(
+            e,
+            Error::Relay {
+                verdict: Some(Verdict::Dead),
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+
+    // Forged: no tag, another status, code, verdict, pair or counter.
+    let mut plain = h.clone();
+    plain.remove("x-mte-relay-tag");
+    assert_eq!(verify(562, &plain), None);
+    assert_eq!(verify(564, &h), None);
+    let mut code = h.clone();
+    code.insert(
+        "x-mte-relay-error",
+        HeaderValue::from_static("state_not_found"),
+    );
+    assert_eq!(verify(562, &code), None);
+    let mut verdict = h.clone();
+    verdict.insert("x-mte-relay-verdict", HeaderValue::from_static("unknown"));
+    assert_eq!(verify(562, &verdict), None);
+    assert_eq!(
+        verify_relay_error(&s.client, &s.token, PairId([9; 16]), 562, &h),
+        None
+    );
+    let mut later = s.client.clone();
+    later.counter = 1;
+    assert_eq!(verify_relay_error(&later, &s.token, s.pid, 562, &h), None);
+}
+
+#[test]
+fn delivery_idempotent_requests_resend_once_per_error_and_per_lost_connection() {
+    let get = |h: &[(&str, &str)]| is_idempotent(&Method::GET, &headers(h));
+    assert!(get(&[]));
+    for m in ["HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"] {
+        assert!(is_idempotent(
+            &Method::from_bytes(m.as_bytes()).unwrap(),
+            &HeaderMap::new()
+        ));
+    }
+    assert!(!is_idempotent(&Method::POST, &HeaderMap::new()));
+    assert!(!is_idempotent(&Method::PATCH, &HeaderMap::new()));
+    assert!(is_idempotent(
+        &Method::POST,
+        &headers(&[("idempotency-key", "k1")])
+    ));
+
+    let forged = Failure::Unauthenticated { status: 562 };
+    let mut d = Delivery::new(true);
+    assert_eq!(d.after(forged, false, true), Next::Resend);
+    assert_eq!(
+        d.after(Failure::NoAnswer, false, true),
+        Next::ResendSamePair
+    );
+    assert_eq!(
+        d.after(forged, false, true),
+        Next::Fail,
+        "one resend per relay error"
+    );
+    assert_eq!(d.after(Failure::NoAnswer, false, true), Next::Fail);
+    // A relay error no §11.1 action recovers from, and a consumed stream, end the request.
+    let refused = Failure::Authenticated {
+        status: 400,
+        code: "forbidden_header",
+        verdict: Verdict::Dead,
+    };
+    assert_eq!(Delivery::new(true).after(refused, false, true), Next::Fail);
+    assert_eq!(Delivery::new(true).after(forged, false, false), Next::Fail);
+}
+
+#[test]
+fn delivery_non_idempotent_requests_never_run_twice() {
+    let dead = |status, code| Failure::Authenticated {
+        status,
+        code,
+        verdict: Verdict::Dead,
+    };
+    let verdict = |verdict| Failure::Authenticated {
+        status: 502,
+        code: "upstream_unavailable",
+        verdict,
+    };
+    // Authenticated dead: a new attempt, once.
+    let mut d = Delivery::new(false);
+    assert_eq!(
+        d.after(dead(562, "decode_failed"), false, true),
+        Next::Resend
+    );
+    assert_eq!(d.after(dead(562, "decode_failed"), false, true), Next::Fail);
+    // ... but not a consumed stream, nor a dead error no §11.1 action recovers from.
+    assert_eq!(
+        Delivery::new(false).after(dead(562, "decode_failed"), false, false),
+        Next::Fail
+    );
+    assert_eq!(
+        Delivery::new(false).after(dead(400, "invalid_url"), false, true),
+        Next::Fail
+    );
+    // retry_refused, partial, complete: outcome unknown.
+    for f in [
+        dead(564, "retry_refused"),
+        verdict(Verdict::Partial),
+        verdict(Verdict::Complete),
+    ] {
+        assert_eq!(
+            Delivery::new(false).after(f, false, true),
+            Next::OutcomeUnknown,
+            "{f:?}"
+        );
+    }
+    // Unknown, unauthenticated, lost: ONE retry attempt on the same pair, then unknown.
+    for f in [
+        verdict(Verdict::Unknown),
+        Failure::Unauthenticated { status: 562 },
+        Failure::NoAnswer,
+    ] {
+        let mut d = Delivery::new(false);
+        assert_eq!(d.after(f, false, true), Next::Retry, "{f:?}");
+        assert_eq!(d.after(f, true, true), Next::OutcomeUnknown, "{f:?}");
+        assert_eq!(
+            Delivery::new(false).after(f, false, false),
+            Next::OutcomeUnknown
+        );
+    }
+    // A pair the error ended cannot carry the retry.
+    for status in [560, 563, 566, 568, 569] {
+        let f = Failure::Unauthenticated { status };
+        assert_eq!(
+            Delivery::new(false).after(f, false, true),
+            Next::OutcomeUnknown
+        );
+    }
+    // Dead after a retry: a new attempt is safe (neither ran), but at most three attempts.
+    let mut d = Delivery::new(false);
+    assert_eq!(d.after(Failure::NoAnswer, false, true), Next::Retry);
+    assert_eq!(
+        d.after(dead(562, "decode_failed"), true, true),
+        Next::Resend
+    );
+    assert_eq!(
+        d.after(Failure::NoAnswer, false, true),
+        Next::OutcomeUnknown
+    );
+}
+
+#[test]
+fn trust_on_first_use_keeps_confirmed_keys_first() {
+    let (a, b, c) = (KeyId([1; 32]), KeyId([2; 32]), KeyId([3; 32]));
+    assert_eq!(merge_trusted(&[a], &[]), vec![a]);
+    assert_eq!(merge_trusted(&[b, a], &[a, c]), vec![b, a, c]);
+    let many: Vec<KeyId> = (0..40).map(|i| KeyId([i; 32])).collect();
+    assert_eq!(
+        merge_trusted(&[a], &many).len(),
+        pqrelay_client::engine::MAX_TRUSTED_KEYS
+    );
 }

@@ -1,5 +1,5 @@
 //! The pool's rules, without I/O: one exchange per pair, growth bound, resets, and the
-//! recovery rule of §11 (a retry runs on the pair that was just re-paired).
+//! recovery rule of §11.1 (a resend runs on the pair just paired in place of the failed one).
 
 use pqrelay_client::pool::{Checkout, PoolState, PooledPair};
 use pqrelay_client::recovery::{retry_on, Recovery, Repair, RetryOn};
@@ -171,19 +171,23 @@ fn pool_lowered_bound_drops_extra_pairs() {
 
 #[test]
 fn recovery_table_follows_section_11() {
-    for status in [559, 561, 562, 563, 564, 565] {
+    for status in [559, 561, 562, 564, 565] {
         let r = Recovery::for_status(status).unwrap();
         assert_eq!(
-            (r.rediscover, r.repair, r.retry),
-            (false, Repair::ThisPair, true)
+            (r.rediscover, r.repair),
+            (false, Repair::ThisPair),
+            "{status}"
         );
+    }
+    // 563: drop this pair and every pair paired no later than it; 569: re-pair all.
+    for status in [563, 569] {
+        let r = Recovery::for_status(status).unwrap();
+        assert_eq!((r.rediscover, r.repair), (false, Repair::All), "{status}");
     }
     for status in [560, 566] {
         let r = Recovery::for_status(status).unwrap();
-        assert_eq!((r.rediscover, r.repair, r.retry), (true, Repair::All, true));
+        assert_eq!((r.rediscover, r.repair), (true, Repair::All));
     }
-    let r = Recovery::for_status(569).unwrap();
-    assert_eq!((r.rediscover, r.repair), (false, Repair::All));
     let r = Recovery::for_status(568).unwrap();
     assert_eq!((r.rediscover, r.repair), (true, Repair::None));
     let r = Recovery::for_status(567).unwrap();
@@ -194,30 +198,23 @@ fn recovery_table_follows_section_11() {
 }
 
 #[test]
-fn recovery_retries_once_on_the_repaired_pair() {
+fn recovery_resends_on_the_repaired_pair() {
     for status in [559, 560, 561, 562, 563, 564, 565, 566, 569] {
         let r = Recovery::for_status(status).unwrap();
-        // Whether or not the old pair still looks current, the retry never takes another pair.
+        // Whether or not the old pair still looks current, the resend never takes another pair.
         for pair_current in [true, false] {
             assert_eq!(
-                retry_on(&r, true, 0, pair_current),
-                Some(RetryOn::RepairedPair),
+                retry_on(&r, pair_current),
+                RetryOn::RepairedPair,
                 "{status}"
             );
         }
-        assert_eq!(retry_on(&r, true, 1, true), None, "{status}: only once");
-        assert_eq!(
-            retry_on(&r, false, 0, true),
-            None,
-            "{status}: a stream is not replayed"
-        );
     }
     // No re-pair asked: the same (already advanced) pair, unless it went stale meanwhile.
     for status in [567, 568] {
         let r = Recovery::for_status(status).unwrap();
-        assert_eq!(retry_on(&r, true, 0, true), Some(RetryOn::SamePair));
-        assert_eq!(retry_on(&r, true, 0, false), Some(RetryOn::RepairedPair));
-        assert_eq!(retry_on(&r, true, 1, true), None);
+        assert_eq!(retry_on(&r, true), RetryOn::SamePair);
+        assert_eq!(retry_on(&r, false), RetryOn::RepairedPair);
     }
 }
 
@@ -242,9 +239,10 @@ fn pool_repair_in_place_keeps_the_slot_and_leaves_other_pairs_alone() {
             before.pairs_discarded + 1
         )
     );
-    // The fresh pair (same id, counter 0) goes back to the pool after the retry.
-    let fresh = pairs(1, 0, pool.generation()).pop().unwrap();
-    assert_eq!(fresh.pair.pair_id(), stale.pair.pair_id());
+    // The fresh pair (a new id: version 2 never replaces a pair, counter 0) goes back to the
+    // pool after the resend.
+    let fresh = pairs(1, 9, pool.generation()).pop().unwrap();
+    assert_ne!(fresh.pair.pair_id(), stale.pair.pair_id());
     pool.give_back(fresh);
     assert_eq!((pool.stats().in_use, pool.stats().idle), (0, 5));
 }

@@ -1,12 +1,16 @@
-//! The client against the real relay binary and the real demo upstream (no mock): the sealed
-//! round trip as the wire shows it, recovery after a relay restart lost every pair, streamed
+//! The client against the real relay binary and the real demo upstream (no mock; the counting
+//! upstream where runs are counted): the sealed round trip as the wire shows it, what follows a
+//! relay restart that lost every pair (§12: idempotent requests recover, a POST on an old pair
+//! ends in outcome unknown), streamed
 //! bodies, concurrency within the pool bound, token rotation, and a server that is no relay.
 
 use bytes::Bytes;
 use pqrelay_client::{Body, Error, Method, RelayClient, StatusCode, WireEvent};
-use pqrelay_testkit::{sha256_hex, Relay, Tap, Upstream, SECRET};
+use pqrelay_testkit::{sha256_hex, CountingUpstream, Relay, Tap, Upstream, SECRET};
 
-use crate::util::{recorder, NEW_SECRET};
+use crate::util::{
+    error_statuses, post_json, recorder, sent_exchanges, upstream_count, NEW_SECRET,
+};
 
 /// `GET path`, expecting 200, body read to the end.
 async fn get_ok(client: &RelayClient, path: &str) -> Bytes {
@@ -131,10 +135,36 @@ async fn relay_round_trip_shows_no_plain_path_header_or_body_on_the_wire() {
     assert!(!log.iter().any(|e| matches!(e, WireEvent::Recovery { .. })));
 }
 
+/// Sends `n` concurrent idempotent requests to the counting upstream, each to its own
+/// `/count/<tag>-<i>` (GETs, and PUTs of bytes), and checks every answer.
+async fn concurrent_idempotent(client: &RelayClient, n: usize, tag: &str) {
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let client = client.clone();
+            let path = format!("/count/{tag}-{i}");
+            tokio::spawn(async move {
+                let resp = if i % 2 == 0 {
+                    client.get(path).send().await?
+                } else {
+                    let body = vec![i as u8; 1000 + i];
+                    client.request(Method::PUT, path).body(body).send().await?
+                };
+                assert_eq!(resp.status(), StatusCode::OK);
+                let v: serde_json::Value = resp.json().await?;
+                assert_eq!(v["count"], 1, "{v}");
+                Ok::<_, Error>(())
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().expect("the caller sees no error");
+    }
+}
+
 #[tokio::test]
-async fn relay_restart_every_request_recovers_on_its_repaired_pair() {
+async fn relay_restart_idempotent_requests_recover_and_a_post_ends_in_outcome_unknown() {
     const PAIRS: usize = 5;
-    let upstream = Upstream::start();
+    let upstream = CountingUpstream::start();
     let relay = Relay::start(&upstream.url(), &[]);
     let (log, observer) = recorder();
     let client = RelayClient::builder(relay.url(""))
@@ -143,67 +173,80 @@ async fn relay_restart_every_request_recovers_on_its_repaired_pair() {
         .observer(observer)
         .build()
         .unwrap();
-    concurrent_requests(&client, 2 * PAIRS).await;
+    concurrent_idempotent(&client, 2 * PAIRS, "before").await;
     let before = client.stats();
     assert_eq!(before.pool.pairs_created, PAIRS as u64);
 
-    // A restarted memory relay has lost every pair (563 for each). Twice as many concurrent
-    // requests as pairs: each stale pair costs one re-pairing, and every caller succeeds.
+    // A restarted memory relay has lost every pair: it answers 563, unauthenticated (it has no
+    // key for a pair it does not know). Idempotent requests recover silently (§12): the first
+    // 563 forgets every old pair, and each request that met one is sent again once, on a pair
+    // re-paired in its place, never on another old pair.
     let relay = relay.restart(&upstream.url(), &[]).await;
     log.lock().unwrap().clear();
-    concurrent_requests(&client, 2 * PAIRS).await;
+    concurrent_idempotent(&client, 2 * PAIRS, "after").await;
     let after = client.stats();
-    assert_eq!(
-        after.pool.pairs_repaired, PAIRS as u64,
-        "each stale pair re-paired once: {after:?}"
+    let errors = error_statuses(&log.lock().unwrap());
+    assert!(
+        !errors.is_empty() && errors.len() <= PAIRS,
+        "one 563 per old pair met: {errors:?}"
     );
-    assert_eq!(after.retries - before.retries, PAIRS as u64);
-    assert_eq!(after.pool.pairs_created, 2 * PAIRS as u64);
-    assert_eq!((after.pool.resets, after.discoveries), (0, 1));
+    assert!(errors.iter().all(|s| *s == 563), "{errors:?}");
+    let met = errors.len() as u64;
+    assert_eq!(after.pool.pairs_repaired, met, "{after:?}");
+    assert_eq!(after.retries - before.retries, met, "{after:?}");
+    assert_eq!((after.pool.resets, after.discoveries), (1, 1), "{after:?}");
+    assert_eq!((after.retry_attempts, after.outcomes_unknown), (0, 0));
+
+    // A POST on an old pair: 563 ends the pair, so no `retry` attempt is possible, and a 563
+    // is unauthenticated (anyone could forge it): outcome unknown, BY DESIGN (§12). The
+    // upstream ran it at most once; here never, as the relay answers 563 before forwarding.
+    let relay = relay.restart(&upstream.url(), &[]).await;
+    log.lock().unwrap().clear();
+    let err = post_json(&client, "/count/post", "once").await.unwrap_err();
+    assert!(matches!(err, Error::OutcomeUnknown { .. }), "{err:?}");
+    assert_eq!(err.code(), Some("outcome_unknown"));
+    assert_eq!(upstream_count(&upstream, "post"), 0, "at most once");
     {
         let log = log.lock().unwrap();
-        let errors: Vec<u16> = log
-            .iter()
-            .filter_map(|e| match e {
-                WireEvent::Response { status, .. } if *status >= 559 => Some(*status),
-                _ => None,
-            })
-            .collect();
-        // One error per stale pair, never a second one on another old pair.
-        assert_eq!(errors, vec![563; PAIRS], "{log:?}");
-        let pairings: Vec<usize> = log
-            .iter()
-            .filter_map(|e| match e {
-                WireEvent::Pairing { pairs, status, .. } if *status == 200 => Some(*pairs),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(
-            pairings,
-            vec![1; PAIRS],
-            "re-paired one at a time, in place"
-        );
+        assert_eq!(sent_exchanges(&log).len(), 1, "never sent again: {log:?}");
+        assert_eq!(error_statuses(&log), [563]);
     }
+    let stats = client.stats();
+    assert_eq!((stats.retry_attempts, stats.outcomes_unknown), (0, 1));
+    assert_eq!(
+        stats.pool.resets, 2,
+        "the old pairs are forgotten: {stats:?}"
+    );
+    // The caller, having checked that it did not run, sends it again: a fresh pair, once.
+    let v = post_json(&client, "/count/post", "once").await.unwrap();
+    assert_eq!(
+        (v["count"].as_u64(), upstream_count(&upstream, "post")),
+        (Some(1), 1)
+    );
 
-    // A streamed body cannot be replayed: the client re-pairs but reports a clear error.
+    // A streamed body cannot be sent again: an idempotent request gets the relay's answer,
+    // reported as unauthenticated; the pairs are re-paired for the next request.
     let relay = relay.restart(&upstream.url(), &[]).await;
     let stream = futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(b"abc"))]);
     let err = client
-        .post("/upload")
+        .request(Method::PUT, "/count/stream")
         .body(Body::stream(stream))
         .send()
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, Error::NotRetried { status: 563, code } if code == "state_not_found"),
+        matches!(&err, Error::ErrorUnauthenticated { status: 563, code, .. } if code == "state_not_found"),
         "{err:?}"
     );
-    assert!(err.to_string().contains("not sent again"), "{err}");
-    assert_eq!(client.stats().retries, after.retries, "not retried");
-    // The caller sends it again (as bytes here): fine.
-    let resp = client.post("/upload").body("abc").send().await.unwrap();
-    let v: serde_json::Value = resp.json().await.unwrap();
-    assert_eq!(v["size"], 3);
+    assert_eq!(upstream_count(&upstream, "stream"), 0);
+    let resp = client
+        .request(Method::PUT, "/count/stream")
+        .body("abc")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(upstream_count(&upstream, "stream"), 1);
     drop(relay);
 }
 

@@ -1,19 +1,23 @@
-//! The one retry on a new connection: a request written on a reused keep-alive connection that
-//! the server closes before any answer byte is sealed again and sent once more; on a fresh
-//! connection, or once answer bytes arrived, the error goes to the caller. A TCP forwarder in
-//! front of the real relay cuts exactly one request of the armed kind; the tests send until
-//! it did (whether hyper reuses a connection or opens one is its pool's choice).
+//! A connection lost before an answer (§12 outcome 3), whether the relay saw the request or
+//! not: an idempotent request is sealed again and sent once more on a new connection; a POST
+//! is sent once more on the same pair with counter `n + 1` and flag `retry`, which the relay
+//! runs only if the first attempt never reached it (else it answers `564 retry_refused` and
+//! the caller gets outcome unknown). Discovery and pairing (no upstream effect) are sent again
+//! when a reused keep-alive connection closed before any answer byte. A TCP forwarder in front
+//! of the real relay cuts exactly one request of the armed kind; the tests send until it did
+//! (whether hyper reuses a connection or opens one is its pool's choice). The counting
+//! upstream says how many times each request ran.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use pqrelay_client::pqrelay_protocol::RelayHeader;
-use pqrelay_client::{Error, HttpOptions, RelayClient, StatusCode, WireEvent};
-use pqrelay_testkit::{sha256_hex, Relay, Upstream};
+use pqrelay_client::pqrelay_protocol::Flags;
+use pqrelay_client::{Error, HttpOptions, Method, RelayClient, StatusCode, WireEvent};
+use pqrelay_testkit::{CountingUpstream, Relay};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-use crate::util::recorder;
+use crate::util::{error_statuses, recorder, sent_exchanges, upstream_count};
 
 /// What the forwarder does to the next request of a kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -126,31 +130,48 @@ async fn forward(
     }
 }
 
-/// A sealed POST of `body` to `/upload`; checks the upstream saw exactly `body`.
-async fn upload(client: &RelayClient, body: &[u8]) -> Result<(), Error> {
-    let resp = client.post("/upload").body(body.to_vec()).send().await?;
+/// A sealed `method` with a body to `/count/<name>`: the upstream's count of it.
+async fn send(client: &RelayClient, method: &Method, name: &str) -> Result<u64, Error> {
+    let path = format!("/count/{name}");
+    let body = vec![7u8; 3000];
+    let resp = client
+        .request(method.clone(), path)
+        .body(body)
+        .send()
+        .await?;
     assert_eq!(resp.status(), StatusCode::OK);
     let v: serde_json::Value = resp.json().await?;
-    assert_eq!(v["sha256"], sha256_hex(body), "{v}");
-    assert_eq!(v["size"], body.len(), "{v}");
-    Ok(())
+    Ok(v["count"].as_u64().expect("a count"))
 }
 
-/// Sends uploads until the forwarder made its cut (at most 20); returns the last result.
-async fn upload_until_cut(client: &RelayClient, cutter: &Cutter) -> Result<(), Error> {
+/// [`send`], expecting the upstream's first run.
+async fn send_once(client: &RelayClient, method: &Method, name: &str) {
+    let count = send(client, method, name).await.expect("no error");
+    assert_eq!(count, 1, "{name}");
+}
+
+/// Sends requests (each to its own `/count/<name>-<i>`) until the forwarder made its cut (at
+/// most 20); returns the last result and the name it was sent to.
+async fn send_until_cut(
+    client: &RelayClient,
+    cutter: &Cutter,
+    method: Method,
+    name: &str,
+) -> (Result<u64, Error>, String) {
     for i in 0..20u8 {
-        let result = upload(client, &vec![i; 3000 + usize::from(i)]).await;
+        let name = format!("{name}-{i}");
+        let result = send(client, &method, &name).await;
         if cutter.cuts.load(Ordering::SeqCst) > 0 {
-            return result;
+            return (result, name);
         }
-        result.expect("an uncut request succeeds");
+        assert_eq!(result.expect("an uncut request succeeds"), 1);
     }
     panic!("the forwarder never saw a request of the armed kind");
 }
 
-/// The relay and upstream behind a forwarder, and a client of one pair through it.
-async fn setup(options: HttpOptions) -> (Upstream, Relay, Cutter, RelayClient, Log) {
-    let upstream = Upstream::start();
+/// The relay and counting upstream behind a forwarder, and a client of one pair through it.
+async fn setup(options: HttpOptions) -> (CountingUpstream, Relay, Cutter, RelayClient, Log) {
+    let upstream = CountingUpstream::start();
     let relay = Relay::start(&upstream.url(), &[]);
     let cutter = Cutter::start(relay.port).await;
     let (log, observer) = recorder();
@@ -166,50 +187,73 @@ async fn setup(options: HttpOptions) -> (Upstream, Relay, Cutter, RelayClient, L
 
 type Log = Arc<Mutex<Vec<WireEvent>>>;
 
-/// The `x-mte-relay` headers of the exchange requests among `events`.
-fn relay_headers(events: &[WireEvent]) -> Vec<String> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            WireEvent::Request { relay_header, .. } => Some(relay_header.clone()),
-            _ => None,
-        })
-        .collect()
+/// The last two exchange attempts: the cut one and the one sent after it, on the same pair at
+/// the next counter; returns whether the second carries flag `retry` (the first never does).
+fn sent_again_on_the_same_pair(log: &Log) -> bool {
+    let sent = sent_exchanges(&log.lock().unwrap());
+    let [.., cut, again] = &sent[..] else {
+        panic!("two attempts: {sent:?}");
+    };
+    assert_eq!(
+        (&again.pair_id, again.counter),
+        (&cut.pair_id, cut.counter + 1),
+        "sealed again on the same pair with the next counter, not the same bytes (a replay)"
+    );
+    assert!(!cut.flags.contains(Flags::RETRY));
+    again.flags.contains(Flags::RETRY)
+}
+
+/// A POST whose connection `cut` closes unanswered (the relay never saw it): sent once more
+/// on its pair with flag `retry`, which the relay runs; the upstream ran it once.
+async fn post_cut_unanswered_runs_once_on_its_retry(options: HttpOptions, cut: Cut) {
+    let (upstream, _relay, cutter, client, log) = setup(options).await;
+    send_once(&client, &Method::POST, "warm-up").await;
+    cutter.arm(cut);
+    let (result, name) = send_until_cut(&client, &cutter, Method::POST, "post").await;
+    let count = result.expect("the relay never saw the first attempt: it runs the retry");
+    assert!(sent_again_on_the_same_pair(&log), "flag retry");
+    assert_eq!((count, upstream_count(&upstream, &name)), (1, 1));
+    let stats = client.stats();
+    let resends = (
+        stats.retry_attempts,
+        stats.connection_retries,
+        stats.retries,
+    );
+    assert_eq!(resends, (1, 0, 0), "{stats:?}");
+    assert_eq!(stats.outcomes_unknown, 0, "{stats:?}");
+    assert_eq!(stats.pool.pairs_repaired, 0, "{stats:?}");
+    assert!(error_statuses(&log.lock().unwrap()).is_empty());
+    // The pair still works: the relay spent the skipped counter.
+    send_once(&client, &Method::POST, "after").await;
 }
 
 #[tokio::test]
-async fn reused_connection_closed_unanswered_is_resealed_and_sent_on_a_new_connection() {
-    let (_upstream, _relay, cutter, client, log) = setup(HttpOptions::default()).await;
-    upload(&client, b"warm-up").await.expect("warm-up");
+async fn reused_connection_closed_unanswered_post_is_sent_again_with_the_retry_flag_and_runs_once()
+{
+    post_cut_unanswered_runs_once_on_its_retry(HttpOptions::default(), Cut::ReusedUnanswered).await;
+}
 
+#[tokio::test]
+async fn reused_connection_closed_unanswered_put_is_resealed_and_sent_on_a_new_connection() {
+    let (upstream, _relay, cutter, client, log) = setup(HttpOptions::default()).await;
+    send_once(&client, &Method::POST, "warm-up").await;
     cutter.arm(Cut::ReusedUnanswered);
-    upload_until_cut(&client, &cutter)
-        .await
-        .expect("the caller sees no error");
+    let (result, name) = send_until_cut(&client, &cutter, Method::PUT, "put").await;
+    let count = result.expect("the caller sees no error");
+    assert!(!sent_again_on_the_same_pair(&log), "no flag retry");
+    assert_eq!((count, upstream_count(&upstream, &name)), (1, 1));
     let stats = client.stats();
-    assert_eq!(stats.connection_retries, 1, "{stats:?}");
+    assert_eq!(
+        (stats.connection_retries, stats.retry_attempts),
+        (1, 0),
+        "{stats:?}"
+    );
     assert_eq!(stats.retries, 0, "no relay error: {stats:?}");
-    assert_eq!(stats.pool.pairs_repaired, 0, "{stats:?}");
     let events = log.lock().unwrap().clone();
-    let retry = events
-        .iter()
-        .position(|e| {
-            *e == WireEvent::ConnectionRetry {
-                request: "exchange",
-            }
-        })
-        .expect("a connection retry event");
-    // Sealed again on the same pair with the next counter, not the same bytes (a replay).
-    let sent = relay_headers(&events[..retry]);
-    let again = relay_headers(&events[retry..]);
-    let exchange = |h: &str| match RelayHeader::parse(h) {
-        Ok(RelayHeader::Exchange(x)) => (x.pair_id, x.counter),
-        other => panic!("not an exchange header: {other:?}"),
-    };
-    let (cut, resent) = (exchange(sent.last().unwrap()), exchange(&again[0]));
-    assert_eq!((cut.0, cut.1 + 1), resent);
-    // The pair still works: the relay accepted the skipped counter.
-    upload(&client, b"after").await.expect("the next request");
+    assert!(events.contains(&WireEvent::ConnectionRetry {
+        request: "exchange"
+    }));
+    send_once(&client, &Method::PUT, "after").await;
 }
 
 #[tokio::test]
@@ -228,7 +272,9 @@ async fn reused_connection_closed_unanswered_retries_discovery() {
     client.connect().await.expect("discovery and pairing");
     let cut_while_connecting = cutter.cuts.load(Ordering::SeqCst) > 0;
     if !cut_while_connecting {
-        upload_until_cut(&client, &cutter).await.expect("no error");
+        // An idempotent exchange then: sent again on a new connection as well.
+        let (result, _) = send_until_cut(&client, &cutter, Method::PUT, "put").await;
+        assert_eq!(result.expect("no error"), 1);
     }
     assert_eq!(client.stats().connection_retries, 1);
     assert_eq!(client.stats().discoveries, 1);
@@ -246,26 +292,52 @@ async fn reused_connection_closed_unanswered_retries_discovery() {
 }
 
 #[tokio::test]
-async fn fresh_connection_closed_unanswered_is_not_retried() {
-    // No idle connection is kept: every request goes on a new one.
+async fn fresh_connection_closed_unanswered_post_is_sent_again_with_the_retry_flag_and_runs_once() {
+    // No idle connection is kept: every request goes on a new one. Version 2 does not tell a
+    // fresh connection from a reused one: the `retry` flag makes either safe.
     let mut options = HttpOptions::default();
     options.max_idle_per_host = Some(0);
-    let (_upstream, _relay, cutter, client, _log) = setup(options).await;
-    upload(&client, b"warm-up").await.expect("warm-up");
-
-    cutter.arm(Cut::FreshUnanswered);
-    let err = upload_until_cut(&client, &cutter).await.unwrap_err();
-    assert!(matches!(err, Error::Http { .. }), "{err}");
-    assert_eq!(client.stats().connection_retries, 0);
+    post_cut_unanswered_runs_once_on_its_retry(options, Cut::FreshUnanswered).await;
 }
 
 #[tokio::test]
-async fn reused_connection_closed_after_answer_bytes_is_not_retried() {
-    let (_upstream, _relay, cutter, client, _log) = setup(HttpOptions::default()).await;
-    upload(&client, b"warm-up").await.expect("warm-up");
-
+async fn connection_closed_after_answer_bytes_post_is_refused_as_a_retry_and_ends_in_outcome_unknown(
+) {
+    let (upstream, _relay, cutter, client, log) = setup(HttpOptions::default()).await;
+    send_once(&client, &Method::POST, "warm-up").await;
     cutter.arm(Cut::ReusedAfterAnswerBytes);
-    let err = upload_until_cut(&client, &cutter).await.unwrap_err();
-    assert!(matches!(err, Error::Http { .. }), "{err}");
-    assert_eq!(client.stats().connection_retries, 0);
+    let (result, name) = send_until_cut(&client, &cutter, Method::POST, "post").await;
+    // The relay ran the first attempt: it refuses the retry (564 retry_refused, authenticated)
+    // and the caller learns that the request may have run.
+    let err = result.unwrap_err();
+    assert!(matches!(err, Error::OutcomeUnknown { .. }), "{err:?}");
+    assert!(err.to_string().contains("retry_refused"), "{err}");
+    assert!(sent_again_on_the_same_pair(&log), "flag retry");
+    assert_eq!(error_statuses(&log.lock().unwrap()), [564]);
+    assert_eq!(upstream_count(&upstream, &name), 1, "ran once, never twice");
+    let stats = client.stats();
+    assert_eq!(
+        (stats.retry_attempts, stats.outcomes_unknown),
+        (1, 1),
+        "{stats:?}"
+    );
+    assert_eq!(
+        stats.pool.pairs_repaired, 0,
+        "retry_refused keeps the pair: {stats:?}"
+    );
+    send_once(&client, &Method::POST, "after").await;
+}
+
+#[tokio::test]
+async fn connection_closed_after_answer_bytes_put_is_sent_again_and_runs_twice() {
+    let (upstream, _relay, cutter, client, log) = setup(HttpOptions::default()).await;
+    send_once(&client, &Method::POST, "warm-up").await;
+    cutter.arm(Cut::ReusedAfterAnswerBytes);
+    let (result, name) = send_until_cut(&client, &cutter, Method::PUT, "put").await;
+    // Idempotent: sent again whatever became of the first (a second run has no further
+    // effect by definition); the answer is the second run's.
+    let count = result.expect("the caller sees no error");
+    assert!(!sent_again_on_the_same_pair(&log), "no flag retry");
+    assert_eq!((count, upstream_count(&upstream, &name)), (2, 2));
+    assert_eq!(client.stats().connection_retries, 1);
 }

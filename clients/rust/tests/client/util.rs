@@ -18,3 +18,59 @@ pub(crate) fn recorder() -> (
         sink.lock().unwrap().push(e.clone())
     })
 }
+
+/// How many times the counting upstream (`pqrelay_testkit::CountingUpstream`) ran
+/// `/count/<name>`: read from the upstream directly, not through the relay.
+pub(crate) fn upstream_count(upstream: &pqrelay_testkit::CountingUpstream, name: &str) -> u64 {
+    use std::io::{Read as _, Write as _};
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", upstream.port)).unwrap();
+    let request =
+        format!("GET /counts/{name} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n");
+    conn.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    let (_, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
+    let v: serde_json::Value = serde_json::from_str(body).expect("a JSON count");
+    v["count"].as_u64().expect("a count")
+}
+
+/// The `x-mte-relay` headers of the exchange requests among `events`, parsed.
+pub(crate) fn sent_exchanges(
+    events: &[pqrelay_client::WireEvent],
+) -> Vec<pqrelay_client::pqrelay_protocol::ExchangeHeader> {
+    use pqrelay_client::pqrelay_protocol::RelayHeader;
+    events
+        .iter()
+        .filter_map(|e| match e {
+            pqrelay_client::WireEvent::Request { relay_header, .. } => {
+                match RelayHeader::parse(relay_header) {
+                    Ok(RelayHeader::Exchange(x)) => Some(x),
+                    _ => None,
+                }
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The statuses of the relay's error answers among `events` (559 and above).
+pub(crate) fn error_statuses(events: &[pqrelay_client::WireEvent]) -> Vec<u16> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            pqrelay_client::WireEvent::Response { status, .. } if *status >= 559 => Some(*status),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A sealed POST of `body` to `path`, expecting 200: the JSON answer.
+pub(crate) async fn post_json(
+    client: &pqrelay_client::RelayClient,
+    path: &str,
+    body: &'static str,
+) -> Result<serde_json::Value, pqrelay_client::Error> {
+    let resp = client.post(path).body(body).send().await?;
+    assert_eq!(resp.status(), pqrelay_client::StatusCode::OK);
+    resp.json().await
+}
