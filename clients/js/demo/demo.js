@@ -1,6 +1,6 @@
 // pqrelay test app: login, file upload with progress and SHA-256 check, and a wire panel.
 // Served by the relay at /demo/; the client bundle is the relay's /public/mte-relay-browser.js.
-import { initMteRelayClient, mteFetch, sha256Stream } from '/public/mte-relay-browser.js';
+import { initMteRelayClient, mteFetch, relayFingerprint, sha256Stream } from '/public/mte-relay-browser.js';
 
 /** Files up to this size are hashed with WebCrypto in one go; larger ones chunk by chunk. */
 const WEBCRYPTO_HASH_LIMIT = 64 * 1024 * 1024;
@@ -18,8 +18,12 @@ function connect() {
   if (connected?.url !== url) {
     localStorage.setItem('pqrelay-demo:relay', url);
     $('relay-status').textContent = `Pairing with ${url}…`;
+    $('relay-fingerprint').textContent = '(not paired yet)';
     const ready = initMteRelayClient({ relayUrl: url, onWire: showWire }).then(
-      () => ($('relay-status').textContent = `Paired with ${url}.`),
+      () => {
+        $('relay-status').textContent = `Paired with ${url}.`;
+        $('relay-fingerprint').textContent = relayFingerprint(url);
+      },
       (error) => {
         connected = null;
         $('relay-status').textContent = `${error.name}: ${error.message}`;

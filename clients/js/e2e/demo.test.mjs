@@ -8,7 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { skipReason as skip, startStack } from '../test/_harness.mjs';
+import { RELAY_FP, skipReason as skip, startStack } from '../test/_harness.mjs';
 import { artifact, CLIENT_DIR, launchChromium, startOtherOrigin, startTap } from './_browser.mjs';
 
 if (skip) console.log(`# e2e/demo.test.mjs skipped: ${skip}`);
@@ -19,10 +19,11 @@ const MARKER = Buffer.from('PQRELAY-E2E-PLAINTEXT-FILE-START-4f1c9b2e');
 
 let stack;
 let tap;
+let allowed; // a page on another origin that the relay allows
 let browser;
 let page;
 let ORIGIN = ''; // the page's origin: the tap in front of the relay
-const seen = { requests: [], responses: [] };
+const seen = { requests: [], responses: [], console: [] };
 const measurements = {};
 
 function note(name, value) {
@@ -34,10 +35,11 @@ before(async () => {
   if (skip) return;
   tap = await startTap(); // forwards to the relay once its port is known
   ORIGIN = `http://127.0.0.1:${tap.port}`;
+  allowed = await startOtherOrigin();
   stack = await startStack({
     relayEnv: (s) => {
       tap.targetPort = s.relayPort;
-      return { PASS_THROUGH_ROUTES: '/upload', CORS_ORIGINS: ORIGIN };
+      return { PASS_THROUGH_ROUTES: '/upload', CORS_ORIGINS: `${ORIGIN},${allowed.url}` };
     },
   });
   browser = await launchChromium();
@@ -48,12 +50,14 @@ before(async () => {
   page.on('response', (r) => {
     seen.responses.push(r.allHeaders().then((headers) => ({ url: r.url(), status: r.status(), headers })));
   });
+  page.on('console', (m) => seen.console.push(`${m.type()}: ${m.text()}`));
 });
 
 after(async () => {
   if (Object.keys(measurements).length) writeFileSync(artifact('e2e-measurements.json'), `${JSON.stringify(measurements, null, 2)}\n`);
   await browser?.close();
   await tap?.close();
+  await allowed?.close();
   await stack?.stop();
 });
 
@@ -62,6 +66,13 @@ const result = (id) => page.locator(`#${id}`);
 test('demo_page_login', { skip, timeout: 60_000 }, async () => {
   await page.goto(`${ORIGIN}/demo/`);
   await page.locator('#relay-status').filter({ hasText: 'Paired with' }).waitFor({ timeout: 30_000 });
+  // the page shows the relay key it paired with, and a fresh load logs no error (issue 19: no
+  // automatic /favicon.ico landing on an MTE route)
+  assert.equal(await page.locator('#relay-fingerprint').textContent(), RELAY_FP);
+  const loaded = await Promise.all(seen.responses);
+  assert.ok(!loaded.some((r) => new URL(r.url).pathname === '/favicon.ico'), 'no /favicon.ico request');
+  assert.deepEqual(loaded.filter((r) => r.status >= 400).map((r) => `${r.status} ${r.url}`), []);
+  assert.deepEqual(seen.console.filter((l) => l.startsWith('error')), []);
   await page.fill('#login-user', USERNAME);
   await page.fill('#login-pass', 'correct horse');
   await page.click('#login-btn');
@@ -169,10 +180,43 @@ test('upload_timing_mteFetch_vs_plain_fetch', { skip, timeout: 150_000 }, async 
   seen.responses.splice(0);
 });
 
+test('empty_post_is_sent_with_content_length_0', { skip, timeout: 30_000 }, async () => {
+  // issue 19, in the browser: no flag body, content-length: 0 on the wire and upstream, no content-type
+  tap.take();
+  const seenUpstream = await page.evaluate(async () => {
+    const { mteFetch } = await import('/public/mte-relay-browser.js');
+    const res = await mteFetch(`${location.origin}/headers`, { method: 'POST' });
+    return (await res.json()).headers;
+  });
+  assert.equal(seenUpstream['content-length'], '0', JSON.stringify(seenUpstream));
+  assert.equal(seenUpstream['content-type'], undefined);
+  assert.equal(seenUpstream['transfer-encoding'], undefined);
+  const heads = tap
+    .take()
+    .up.toString('latin1')
+    .split('\r\n\r\n')
+    .filter((h) => /^POST \/[A-Za-z0-9_-]{20,} HTTP\/1\.1\r\n/.test(h) && /\r\nx-mte-relay:/i.test(h));
+  assert.equal(heads.length, 1, heads.join('\n---\n'));
+  const head = heads[0];
+  assert.match(head, /\r\ncontent-length: 0(\r\n|$)/i, head);
+  assert.doesNotMatch(head, /\r\ncontent-type:/i, head);
+  const flags = Number(head.match(/\r\nx-mte-relay: 2\.[^.]+\.[^.]+\.\d+\.(\d+)/i)[1]);
+  assert.equal(flags & 0x04, 0, `flags ${flags}: no flag body`);
+  seen.requests.splice(0);
+  seen.responses.splice(0);
+});
+
 test('relay_restart_survived_by_next_click', { skip, timeout: 60_000 }, async () => {
   await page.fill('#login-user', 'after-restart');
   await stack.restartRelay();
+  // The next click that is idempotent (the GET probe) recovers invisibly: the relay's 563 drops
+  // every old pair and the request runs again on a new one. (A POST as the very first request
+  // would end in MteOutcomeUnknownError: a plain 563 cannot be told from a forged one.)
   const before = seen.requests.length;
+  await page.evaluate(() => (document.getElementById('wire-upstream').textContent = ''));
+  await page.click('#wire-btn');
+  await result('wire-upstream').filter({ hasText: /"path": "\/headers"|Error/ }).waitFor({ timeout: 30_000 });
+  assert.match(await result('wire-upstream').textContent(), /"path": "\/headers"/);
   await page.click('#login-btn');
   await result('login-result').filter({ hasText: /after-restart|Error/ }).waitFor({ timeout: 30_000 });
   const text = await result('login-result').textContent();
@@ -204,6 +248,34 @@ test('pairing_time_5_pairs', { skip, timeout: 60_000 }, async () => {
   const sorted = [...times].sort((a, b) => a - b);
   note('pairing_5_pairs_chromium_ms', { runs: times.map((t) => Math.round(t * 10) / 10), median: Math.round(sorted[2] * 10) / 10 });
   assert.ok(sorted[2] < 5000, `pairing 5 pairs took ${sorted[2]} ms`);
+});
+
+test('cross_origin_page_reads_authenticated_errors', { skip, timeout: 60_000 }, async () => {
+  // A page on another (allowed) origin must read the relay's error verdict and tag through CORS:
+  // a POST the relay refuses before forwarding (400 invalid_url, verdict dead) then comes back as
+  // the relay's 400, not as an outcome unknown.
+  const p = await browser.context.newPage();
+  try {
+    await p.goto(`${allowed.url}/public/mte-relay-browser.js`);
+    const out = await p.evaluate(async (relay) => {
+      const { initMteRelayClient, mteFetch, relayFingerprint } = await import('/public/mte-relay-browser.js');
+      await initMteRelayClient({ relayUrl: relay, numberOfPairs: 1 });
+      const ok = await mteFetch(`${relay}/headers`, { method: 'POST', body: 'x' });
+      let refused;
+      try {
+        const res = await mteFetch(`${relay}/a%2Fb`, { method: 'POST', body: 'x' });
+        refused = { status: res.status, code: res.headers.get('x-mte-relay-error') };
+      } catch (e) {
+        refused = { error: `${e.name}: ${e.message}` };
+      }
+      return { ok: ok.status, fingerprint: relayFingerprint(relay), refused };
+    }, ORIGIN);
+    assert.equal(out.ok, 200);
+    assert.equal(out.fingerprint, RELAY_FP);
+    assert.deepEqual(out.refused, { status: 400, code: 'invalid_url' });
+  } finally {
+    await p.close();
+  }
 });
 
 test('disallowed_origin_reports_cors_blocked', { skip, timeout: 60_000 }, async () => {

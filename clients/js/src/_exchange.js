@@ -1,5 +1,5 @@
 /**
- * One exchange's sealed items (PROTOCOL.md §7–§8): the URL, the header block and the body records,
+ * One exchange's sealed items (PROTOCOL.md §7–§10): the URL, the header block and the body records,
  * in either direction. Pure apart from WebCrypto; both sides of the protocol are expressed so that
  * test vectors can be checked whichever side produced them.
  * @module
@@ -8,10 +8,10 @@ import { b64decode, b64encode, fromUtf8, utf8 } from './_bytes.js';
 import { MteRelayError } from './_errors.js';
 import { checkHeaderList, decodeHeaderBlock, encodeHeaderBlock, FLAG_URL } from './_headers.js';
 import { ratchet } from './_schedule.js';
-import { aad, DIR_REQUEST, importKey, nonce, open, PART_BODY, PART_HEADERS, PART_URL, seal } from './_seal.js';
+import { aad, checkMethod, DIR_REQUEST, importKey, nonce, open, PART_BODY, PART_HEADERS, PART_URL, seal } from './_seal.js';
 import { StreamOpener, StreamSealer } from './_stream.js';
 
-/** Largest `x-mte-relay-eh` value (characters) either side accepts (§12). */
+/** Largest `x-mte-relay-eh` value (characters) either side accepts (§9.2, §15). */
 export const MAX_SEALED_HEADERS = 16384;
 
 /**
@@ -23,6 +23,7 @@ export const MAX_SEALED_HEADERS = 16384;
  * @property {string} method request method as sent
  * @property {CryptoKey} requestKey kq_n
  * @property {CryptoKey} responseKey ks_n
+ * @property {Uint8Array} errorKey ke_n, the key of the relay's error tags (§11.2)
  */
 
 /**
@@ -31,7 +32,8 @@ export const MAX_SEALED_HEADERS = 16384;
  * @returns {Promise<{ context: ExchangeContext, nextChainKey: Uint8Array }>}
  */
 export async function startExchange(p) {
-  const { requestKey, responseKey, nextChainKey } = ratchet(p.chainKey);
+  checkMethod(p.method); // before ck_n is spent
+  const { requestKey, responseKey, errorKey, nextChainKey } = ratchet(p.chainKey);
   p.chainKey.fill(0);
   const context = {
     id: p.id,
@@ -40,6 +42,7 @@ export async function startExchange(p) {
     method: p.method,
     requestKey: await importKey(requestKey),
     responseKey: await importKey(responseKey),
+    errorKey,
   };
   requestKey.fill(0);
   responseKey.fill(0);
@@ -58,7 +61,7 @@ const keyFor = (ctx, dir) => (dir === DIR_REQUEST ? ctx.requestKey : ctx.respons
 
 /**
  * The AAD of one sealed item of this exchange. The request-target is bound only into the request
- * headers item of a request whose URL is not sealed (§7); everywhere else it is empty.
+ * headers item of a request whose URL is not sealed (§8); everywhere else it is empty.
  * @param {ExchangeContext} ctx
  * @param {ItemPosition} pos
  * @param {number} part PART_URL, PART_HEADERS or PART_BODY

@@ -1,19 +1,22 @@
 /**
- * One relay origin: discovery (`HEAD /api/mte-relay`), pairing (`POST /api/mte-pair`) and the pool
- * of pairs, with at most one exchange in flight per pair. Waiting requests queue; the pool grows on
- * demand, one pair at a time, up to its bound.
+ * One relay origin: discovery (`HEAD /api/mte-relay`), the choice of a trusted relay key (pins, or
+ * trust on first use), pairing (`POST /api/mte-pair`, confirmed before use) and the pool of pairs,
+ * with at most one exchange in flight per pair. Waiting requests queue; the pool grows on demand,
+ * one pair at a time, up to its bound.
  * @module
  */
+import { bytesEqual } from './_bytes.js';
 import { MteRelayError } from './_errors.js';
-import { formatDiscoveryHeader, parseRelayHeaderAs, parseRelayInfo, VERSION } from './_headers.js';
-import { completePair, decodePairingResponse, encodePairingRequest } from './_pairing.js';
-import { SEED_SIZE } from './_kem.js';
+import { formatDiscoveryHeader, parseRelayHeaderAs, parseRelayInfo } from './_headers.js';
+import { ESEED_SIZE, SEED_SIZE } from './_kem.js';
+import { MAX_PAIRS_PER_REQUEST, PAIR_ID_SIZE, startPairing } from './_pairing.js';
+import { chooseRelayKey, formatFingerprint, parseFingerprint, parseRelayKeys } from './_relay_key.js';
 import { MAX_COUNTER } from './_schedule.js';
-import { CHUNK_SIZE } from './_stream.js';
-import { loadToken, saveToken } from './_store.js';
+import { loadToken, loadTrustedKeys, saveToken, saveTrustedKeys } from './_store.js';
 
-const PAIR_ID_SIZE = 16;
 const CLIENT_ID_ERRORS = new Set([560, 566]);
+/** Most key ids kept as trusted on first use per origin (newest first). */
+const MAX_STORED_KEYS = 32;
 
 /**
  * A pair's ratchet state on the client. `counter`/`chainKey` are the next values to use.
@@ -22,27 +25,46 @@ const CLIENT_ID_ERRORS = new Set([560, 566]);
  * @property {bigint} counter
  * @property {Uint8Array} chainKey
  * @property {number} generation pool generation it belongs to (pairs of an older one are discarded)
+ * @property {number} seq number of the pairing request that made it (higher: paired later)
  */
 
 const random = (n) => globalThis.crypto.getRandomValues(new Uint8Array(n));
+
+/** Distinct random pair ids. */
+function freshPairIds(count) {
+  const ids = [];
+  while (ids.length < count) {
+    const pid = random(PAIR_ID_SIZE);
+    if (!ids.some((p) => bytesEqual(p, pid))) ids.push(pid);
+  }
+  return ids;
+}
 
 /** Connection to one relay origin. */
 export class Relay {
   /**
    * @param {string} origin e.g. `https://relay.example.com`
-   * @param {{ numberOfPairs: number, maxPairs?: number }} options
+   * @param {{ numberOfPairs: number, maxPairs?: number, pins?: Uint8Array[] | null }} options
+   *   `pins`: the only relay key ids to trust; without, trust on first use (stored per origin)
    */
   constructor(origin, options) {
     this.origin = origin;
     this._numberOfPairs = options.numberOfPairs;
     this._maxPairsOption = options.maxPairs;
+    this._pins = options.pins?.length ? options.pins : null;
     /** @type {string | null} */
     this.token = null;
     /** @type {Uint8Array | null} */
     this.id = null;
     /** @type {import('./_headers.js').RelayInfo | null} */
     this.info = null;
+    /** @type {import('./_relay_key.js').RelayKey[]} the relay's keys from the last discovery */
+    this.offered = [];
+    /** @type {import('./_relay_key.js').RelayKey | null} the key of the last confirmed pairing */
+    this.key = null;
     this._generation = 0;
+    this._seq = 0; // pairing requests so far
+    this._staleSeq = -1; // pairs of pairing requests up to this one are dropped when they come back (563)
     /** @type {Pair[]} */
     this._idle = [];
     this._size = 0; // live pairs of the current generation (idle + busy)
@@ -56,6 +78,11 @@ export class Relay {
   /** Bound on the pool size: the `maxPairs` option, else the relay's `max-pairs`. */
   get maxPairs() {
     return this._maxPairsOption ?? this.info?.maxPairs ?? this._numberOfPairs;
+  }
+
+  /** Fingerprint of the relay key the current pairs were made with (null before the first pairing). */
+  get fingerprint() {
+    return this.key?.fingerprint ?? null;
   }
 
   /**
@@ -97,6 +124,10 @@ export class Relay {
    */
   release(pair) {
     if (pair.generation !== this._generation) return;
+    if (pair.seq <= this._staleSeq) {
+      this.drop(pair);
+      return;
+    }
     const waiter = this._waiters.shift();
     if (waiter) waiter.resolve(pair);
     else this._idle.push(pair);
@@ -114,10 +145,10 @@ export class Relay {
   }
 
   /**
-   * Forgets a pair the relay no longer accepts and pairs its replacement for the caller: a retry
-   * after 559/561–565 runs on the re-paired pair, never on another pair of the pool (after a relay
-   * restart every old pair is stale; PROTOCOL.md §11). Falls back to an ordinary `acquire` when the
-   * pool was reset meanwhile.
+   * Forgets a pair the relay no longer accepts and pairs its replacement for the caller: a request
+   * sent again after 559/561–565 runs on the re-paired pair, never on another old pair of the pool
+   * (after a relay restart every old pair is stale; PROTOCOL.md §12). Falls back to an ordinary
+   * `acquire` when the pool was reset meanwhile.
    * @param {Pair} pair
    * @returns {Promise<Pair>} the new pair, busy for the caller's exchange
    */
@@ -129,13 +160,30 @@ export class Relay {
     this._pairing++;
     let pairs;
     try {
-      pairs = await this._pairWithRediscovery(1);
+      pairs = await this._pairWithRecovery(1);
     } finally {
       this._pairing--;
     }
     if (generation !== this._generation) return this.acquire();
     this._size++;
     return { ...pairs[0], generation };
+  }
+
+  /**
+   * 563 (the relay has no state for this pair: expired, evicted, or the relay restarted): every
+   * pair paired no later than it is stale too. Idle ones are dropped now and replaced by one
+   * pairing request; busy ones when they come back.
+   * @param {Pair} pair the pair that got 563 (the caller still holds it)
+   */
+  dropUpTo(pair) {
+    if (pair.generation !== this._generation) return;
+    this._staleSeq = Math.max(this._staleSeq, pair.seq);
+    const stale = this._idle.filter((p) => p.seq <= this._staleSeq);
+    if (stale.length === 0) return;
+    this._idle = this._idle.filter((p) => p.seq > this._staleSeq);
+    for (const p of stale) p.chainKey.fill(0);
+    this._size -= stale.length;
+    this._grow(stale.length);
   }
 
   /**
@@ -167,13 +215,12 @@ export class Relay {
   }
 
   async _fill() {
-    // One pairing request carries at most the relay's max-pairs.
-    const count = Math.max(1, Math.min(this._numberOfPairs, this.maxPairs, this.info?.maxPairs ?? Infinity));
+    const count = Math.max(1, Math.min(this._numberOfPairs, this.maxPairs));
     const generation = this._generation;
     this._pairing += count;
     let pairs;
     try {
-      pairs = await this._pairWithRediscovery(count);
+      pairs = await this._pairWithRecovery(count);
     } finally {
       this._pairing -= count;
     }
@@ -185,7 +232,7 @@ export class Relay {
   _grow(count) {
     const generation = this._generation;
     this._pairing += count;
-    this._pairWithRediscovery(count).then(
+    this._pairWithRecovery(count).then(
       (pairs) => {
         this._pairing -= count;
         if (generation !== this._generation) return;
@@ -205,7 +252,7 @@ export class Relay {
   }
 
   /**
-   * `HEAD /api/mte-relay`: learns (or renews) the client token and the relay's parameters.
+   * `HEAD /api/mte-relay`: learns (or renews) the client token, the relay's parameters and keys.
    * @returns {Promise<void>}
    */
   async discover() {
@@ -231,14 +278,32 @@ export class Relay {
       );
     }
     const { token, id } = parseRelayHeaderAs(value, 'discovery');
-    const info = parseRelayInfo(res.headers.get('x-mte-relay-info') ?? '');
-    if (!info.versions.includes(Number(VERSION)) || info.chunkSize !== CHUNK_SIZE) {
-      throw new MteRelayError('version_unsupported', `the relay at ${this.origin} does not offer protocol version ${VERSION} (info: versions=${info.versions.join(',')};chunk-size=${info.chunkSize})`);
-    }
+    const info = parseRelayInfo(res.headers.get('x-mte-relay-info'));
+    const keys = res.headers.get('x-mte-relay-keys');
+    if (keys === null) throw new MteRelayError('relay_key_invalid', `${this.origin} offers no relay key (x-mte-relay-keys missing, or not exposed through CORS)`);
+    this.offered = parseRelayKeys(keys);
     this.info = info;
     this.token = token;
     this.id = id;
     saveToken(this.origin, token);
+  }
+
+  /**
+   * The relay key ids this client trusts for this origin: the pins, else those stored (empty at
+   * first contact).
+   * @returns {Uint8Array[]}
+   */
+  trustedKeys() {
+    if (this._pins) return this._pins;
+    const ids = [];
+    for (const fp of loadTrustedKeys(this.origin)) {
+      try {
+        ids.push(parseFingerprint(fp));
+      } catch {
+        // a damaged entry is no trust
+      }
+    }
+    return ids;
   }
 
   /**
@@ -248,7 +313,7 @@ export class Relay {
    * @returns {boolean} false when the id is not ours
    */
   acceptToken(token, id) {
-    if (!this.id || id.length !== this.id.length || !id.every((b, i) => b === this.id[i])) return false;
+    if (!this.id || !bytesEqual(id, this.id)) return false;
     if (token !== this.token) {
       this.token = token;
       saveToken(this.origin, token);
@@ -256,48 +321,88 @@ export class Relay {
     return true;
   }
 
-  async _pairWithRediscovery(count) {
+  /**
+   * Pairs, re-discovering once after 560/566 (client id) or `unknown_relay_key`. Hard errors
+   * (`relay_key_not_trusted`, `pairing_not_confirmed`) are never retried with another key.
+   * @param {number} count
+   */
+  async _pairWithRecovery(count) {
     try {
       return await this._pair(count);
     } catch (error) {
-      if (!(error instanceof MteRelayError) || !CLIENT_ID_ERRORS.has(error.status ?? 0)) throw error;
+      if (!(error instanceof MteRelayError)) throw error;
+      const unknownKey = error.reason === 'unknown_relay_key';
+      if (!unknownKey && !CLIENT_ID_ERRORS.has(error.status ?? 0)) throw error;
       await this.discover();
-      return this._pair(count);
+      try {
+        return await this._pair(count);
+      } catch (again) {
+        if (!(again instanceof MteRelayError) || again.reason !== 'unknown_relay_key') throw again;
+        throw new MteRelayError(
+          'pairing_not_confirmed',
+          `${this.origin} offers relay key ${again.fingerprint} but refuses pairing with it (unknown_relay_key): not pairing`,
+          { reason: 'unknown_relay_key', fingerprint: again.fingerprint, status: again.status },
+        );
+      }
     }
   }
 
   /**
-   * `POST /api/mte-pair` for `count` fresh pairs.
+   * `POST /api/mte-pair` for `count` fresh pairs with a trusted relay key (PROTOCOL.md §6, §13).
    * @param {number} count
-   * @returns {Promise<Array<{ pid: Uint8Array, counter: bigint, chainKey: Uint8Array }>>}
+   * @returns {Promise<Array<{ pid: Uint8Array, counter: bigint, chainKey: Uint8Array, seq: number }>>}
    */
   async _pair(count) {
-    const secrets = Array.from({ length: count }, () => ({ pid: random(PAIR_ID_SIZE), seed: random(SEED_SIZE) }));
+    const relayKey = chooseRelayKey(this.offered, this.trustedKeys(), this.origin);
+    const pairing = startPairing({
+      id: this.id,
+      relayKey,
+      eseedR: random(ESEED_SIZE),
+      seedE: random(SEED_SIZE),
+      pairIds: freshPairIds(Math.min(count, this.info?.maxPairs ?? count, MAX_PAIRS_PER_REQUEST)),
+    });
+    let text;
     try {
-      const id = this.id;
       let res;
       try {
         res = await fetch(`${this.origin}/api/mte-pair`, {
           method: 'POST',
           headers: { 'x-mte-relay': formatDiscoveryHeader(this.token), 'content-type': 'application/json' },
-          body: encodePairingRequest(secrets),
+          body: pairing.body,
         });
+        text = await res.text();
       } catch (cause) {
         throw new MteRelayError('pairing_failed', `pairing with ${this.origin} failed: ${cause?.message ?? cause}`, { cause });
       }
-      const text = await res.text();
       if (!res.ok) {
-        throw new MteRelayError('pairing_failed', `pairing with ${this.origin} answered ${res.status}: ${text.slice(0, 200)}`, { status: res.status });
+        const code = res.headers.get('x-mte-relay-error') ?? '';
+        throw new MteRelayError('pairing_failed', `pairing with ${this.origin} answered ${res.status} ${code}: ${text.slice(0, 300)}`, {
+          status: res.status,
+          reason: code === 'unknown_relay_key' ? code : undefined,
+          fingerprint: relayKey.fingerprint,
+        });
       }
       const header = res.headers.get('x-mte-relay');
-      if (header) {
-        const renewed = parseRelayHeaderAs(header, 'discovery');
-        if (!this.acceptToken(renewed.token, renewed.id)) throw new MteRelayError('pairing_failed', 'pairing answered for another client id');
+      const renewed = header ? parseRelayHeaderAs(header, 'discovery') : null;
+      if (renewed && !this.acceptToken(renewed.token, renewed.id)) {
+        throw new MteRelayError('pairing_not_confirmed', `pairing with ${this.origin} was answered for another client id`, { reason: 'mismatch', fingerprint: relayKey.fingerprint });
       }
-      const cts = decodePairingResponse(text, secrets);
-      return secrets.map((s, i) => ({ pid: s.pid, counter: 0n, chainKey: completePair(s, cts[i], id) }));
-    } finally {
-      for (const s of secrets) s.seed.fill(0);
+    } catch (error) {
+      pairing.discard();
+      throw error;
     }
+    const { pairs, keys } = pairing.complete(text); // throws pairing_not_confirmed
+    this.key = relayKey;
+    if (!this._pins) this._trust(keys);
+    const seq = ++this._seq;
+    return pairs.map((p) => ({ pid: p.pid, counter: 0n, chainKey: p.chainKey, seq }));
+  }
+
+  /** Trust on first use: after a confirmed pairing, trust every key the relay listed (§13). */
+  _trust(keyIds) {
+    const stored = loadTrustedKeys(this.origin);
+    const fresh = keyIds.map(formatFingerprint);
+    const merged = [...fresh, ...stored.filter((fp) => !fresh.includes(fp))].slice(0, MAX_STORED_KEYS);
+    if (merged.join() !== stored.join()) saveTrustedKeys(this.origin, merged);
   }
 }

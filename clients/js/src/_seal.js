@@ -1,5 +1,5 @@
 /**
- * Sealing (PROTOCOL.md §7): nonces, the fixed-layout AAD, and AES-256-GCM through WebCrypto.
+ * Sealing (PROTOCOL.md §8): nonces, the fixed-layout AAD, and AES-256-GCM through WebCrypto.
  * @module
  */
 import { concat, u16, u64, u8, utf8 } from './_bytes.js';
@@ -15,7 +15,9 @@ export const PART_BODY = 3;
 /** AES-GCM tag length in bytes. */
 export const TAG_SIZE = 16;
 
-const AAD_LABEL = /* @__PURE__ */ utf8('pqrelay/1');
+const AAD_LABEL = /* @__PURE__ */ utf8('pqrelay/2');
+/** An HTTP method token (RFC 9110 §5.6.2). */
+const METHOD_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,255}$/;
 
 /**
  * `part(u8) || final(u8) || 0x00 0x00 || index(u64)`.
@@ -44,14 +46,24 @@ export function nonce(part, final, index) {
  */
 
 /**
+ * Checks that a method can be bound into the AAD: a token of 1..=255 bytes (§8).
+ * @param {string} method
+ * @throws {MteRelayError} `invalid_method`
+ */
+export function checkMethod(method) {
+  if (!METHOD_TOKEN.test(method)) throw new MteRelayError('invalid_method', 'the request method is not a token of 1 to 255 characters');
+}
+
+/**
  * Builds the AAD of one sealed item.
  * @param {AadFields} f
  * @returns {Uint8Array}
+ * @throws {MteRelayError} `invalid_method` when the method is not a token of 1..=255 bytes
  */
 export function aad(f) {
+  checkMethod(f.method);
   const method = utf8(f.method);
   const target = utf8(f.target);
-  if (method.length > 0xff) throw new RangeError('method too long');
   if (target.length > 0xffff) throw new RangeError('target too long');
   return concat(
     AAD_LABEL,

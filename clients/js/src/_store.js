@@ -1,10 +1,15 @@
 /**
- * Client token persistence per relay origin: `localStorage` when the environment has a usable one
- * (browsers), otherwise an in-memory map for the life of the process.
+ * What the client keeps per relay origin (PROTOCOL.md §3, §13): its client token and, with trust
+ * on first use, the ids of the relay keys it trusts. `localStorage` when the environment has a
+ * usable one (browsers), otherwise an in-memory map for the life of the process.
+ *
+ * Keys: `pqrelay:client-id:<origin>` (the token) and `pqrelay:relay-keys:<origin>` (trusted key
+ * fingerprints, `,`-separated).
  * @module
  */
 
-const KEY_PREFIX = 'pqrelay:client-id:';
+const TOKEN_PREFIX = 'pqrelay:client-id:';
+const KEYS_PREFIX = 'pqrelay:relay-keys:';
 /** @type {Map<string, string>} */
 const memory = new Map();
 
@@ -18,34 +23,55 @@ function storage() {
   return null;
 }
 
-/**
- * @param {string} origin relay origin
- * @returns {string | null} the stored token, if any
- */
-export function loadToken(origin) {
+function load(key) {
   const ls = storage();
   if (ls) {
     try {
-      return ls.getItem(KEY_PREFIX + origin);
+      return ls.getItem(key);
     } catch {
       // fall through to memory
     }
   }
-  return memory.get(origin) ?? null;
+  return memory.get(key) ?? null;
 }
 
-/**
- * @param {string} origin relay origin
- * @param {string} token newest token the relay gave
- */
-export function saveToken(origin, token) {
-  memory.set(origin, token);
+function save(key, value) {
+  if (value === null) memory.delete(key);
+  else memory.set(key, value);
   const ls = storage();
   if (ls) {
     try {
-      ls.setItem(KEY_PREFIX + origin, token);
+      if (value === null) ls.removeItem(key);
+      else ls.setItem(key, value);
     } catch {
       // quota or privacy mode: memory copy is enough
     }
   }
 }
+
+/**
+ * @param {string} origin relay origin
+ * @returns {string | null} the stored token, if any
+ */
+export const loadToken = (origin) => load(TOKEN_PREFIX + origin);
+
+/**
+ * @param {string} origin relay origin
+ * @param {string} token newest token the relay gave
+ */
+export const saveToken = (origin, token) => save(TOKEN_PREFIX + origin, token);
+
+/**
+ * @param {string} origin relay origin
+ * @returns {string[]} the fingerprints of the relay keys trusted on first use (empty: none yet)
+ */
+export function loadTrustedKeys(origin) {
+  const value = load(KEYS_PREFIX + origin);
+  return value ? value.split(',').filter(Boolean) : [];
+}
+
+/**
+ * @param {string} origin relay origin
+ * @param {string[] | null} fingerprints the trusted keys; null forgets them
+ */
+export const saveTrustedKeys = (origin, fingerprints) => save(KEYS_PREFIX + origin, fingerprints && fingerprints.length ? fingerprints.join(',') : null);

@@ -22,7 +22,8 @@ export const NODE_FETCH = typeof process !== 'undefined' && typeof process.versi
  * @property {string} url absolute URL on the relay
  * @property {string} method
  * @property {Headers} headers
- * @property {AsyncIterable<Uint8Array> | null} records sealed body records, or null without a body
+ * @property {AsyncIterable<Uint8Array> | null} records sealed body records, or null without flag body
+ * @property {boolean} empty the plain body is empty: sent without flag body, with content-length: 0
  * @property {number | null} plainSize plain body length (sized mode) or null (streaming / no body)
  * @property {RequestInit} init fetch options passed through (credentials, signal, ...)
  * @property {((p: { loaded: number, total: number | null }) => void) | undefined} onUploadProgress
@@ -34,7 +35,13 @@ export const NODE_FETCH = typeof process !== 'undefined' && typeof process.versi
  * @returns {Promise<Response>}
  */
 export async function send(req) {
-  if (!req.records) return fetch(req.url, { ...req.init, method: req.method, headers: req.headers });
+  if (!req.records) {
+    // fetch sends content-length: 0 for an empty BufferSource body (and no content-type), and for
+    // POST and PUT without a body; other methods without a body get no content-length, as plain.
+    const res = await fetch(req.url, { ...req.init, method: req.method, headers: req.headers, body: req.empty ? new Uint8Array(0) : undefined });
+    if (req.empty) req.onUploadProgress?.({ loaded: 0, total: 0 });
+    return res;
+  }
   if (NODE_FETCH) {
     if (req.plainSize !== null) req.headers.set('content-length', String(encodedLength(req.plainSize)));
     const body = recordStream(req.records, req.plainSize, req.onUploadProgress);

@@ -23,5 +23,5 @@ test('bundle_is_reproducible_byte_for_byte', () => {
 
 test('bundle_exports_the_public_surface', async () => {
   const bundle = await import(join(root, 'dist/mte-relay-browser.js'));
-  assert.deepEqual(Object.keys(bundle).sort(), ['MteRelayError', 'initMteRelayClient', 'mteFetch', 'sha256Stream']);
+  assert.deepEqual(Object.keys(bundle).sort(), ['MteOutcomeUnknownError', 'MteRelayError', 'clearRelayTrust', 'initMteRelayClient', 'mteFetch', 'relayFingerprint', 'sha256Stream']);
 });

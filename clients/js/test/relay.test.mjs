@@ -9,9 +9,10 @@ import { b64decode, b64encode } from '../src/_bytes.js';
 import { prepareRequest, relayFetch } from '../src/_fetch.js';
 import { parseRelayHeaderAs } from '../src/_headers.js';
 import { Relay } from '../src/_relay.js';
+import { formatFingerprint } from '../src/_relay_key.js';
 import { loadToken, saveToken } from '../src/_store.js';
-import { initMteRelayClient, MteRelayError, mteFetch } from '../src/index.js';
-import { skipReason as skip, startStack } from './_harness.mjs';
+import { initMteRelayClient, MteOutcomeUnknownError, MteRelayError, mteFetch, relayFingerprint } from '../src/index.js';
+import { RELAY_FP, skipReason as skip, startStack } from './_harness.mjs';
 
 if (skip) console.log(`# relay.test.mjs skipped: ${skip}`);
 
@@ -56,8 +57,21 @@ test('pairing', { skip, timeout: TIMEOUT }, async () => {
   assert.equal(relay._idle.length, 3);
   assert.ok(relay.info.maxPairs >= 3, `max-pairs ${relay.info.maxPairs}`);
   assert.equal(b64decode(relay.token).length, 48);
+  assert.equal(relay.fingerprint, RELAY_FP);
+  assert.deepEqual(relay.offered.map((k) => k.fingerprint), [RELAY_FP]);
   // initMteRelayClient pairs the default pool at once and later calls reuse it
   await initMteRelayClient({ relayUrl: RELAY, numberOfPairs: 3 });
+  assert.equal(relayFingerprint(RELAY), RELAY_FP);
+  // pinned: the same key pairs, another is a hard error naming both
+  await initMteRelayClient({ relayUrl: RELAY, numberOfPairs: 3, pins: [RELAY_FP] });
+  assert.equal(relayFingerprint(), RELAY_FP);
+  const other = formatFingerprint(new Uint8Array(32).fill(1));
+  await assert.rejects(
+    initMteRelayClient({ relayUrl: RELAY, pins: [other] }),
+    (e) => e instanceof MteRelayError && e.code === 'relay_key_not_trusted' && e.message.includes(other) && e.message.includes(RELAY_FP),
+  );
+  await assert.rejects(initMteRelayClient({ pins: ['sha256:nope'] }), { code: 'relay_key_invalid' });
+  await initMteRelayClient({ relayUrl: RELAY, pins: [] });
   await assert.rejects(
     initMteRelayClient({ relayUrl: stack.upstreamUrl }),
     (e) => e instanceof MteRelayError && e.code === 'not_a_relay' && /not a pqrelay/.test(e.message),
@@ -108,11 +122,30 @@ test('round_trips', { skip, timeout: TIMEOUT }, async (t) => {
     const seen = await res.json();
     assert.equal(seen.query, 'plain=1');
     assert.equal(seen.headers['x-a'], '1');
-    assert.equal(seen.headers['x-b'], '2');
+    assert.equal(seen.headers['x-b'], undefined, 'only sealed headers speak for the client: the relay drops plain ones (§9.2)');
     const sent = wire.find((w) => w.direction === 'request');
     assert.equal(new URL(sent.url).pathname, '/headers');
     assert.equal(sent.headers['x-a'], undefined);
     assert.equal(sent.headers['x-b'], '2');
+  });
+
+  await t.test('empty_bodies_keep_their_framing', async () => {
+    // issue 19: a POST without a body (or with an empty one) reaches the upstream with
+    // content-length: 0 and no invented content-type; the wire request has no flag body.
+    for (const init of [{ method: 'POST' }, { method: 'POST', body: new Uint8Array(0) }, { method: 'PATCH', body: new Blob([]) }]) {
+      const wire = [];
+      const res = await mteFetch(`${RELAY}/headers`, init, { onWire: (w) => wire.push(w) });
+      const seen = await res.json();
+      assert.equal(seen.method, init.method);
+      assert.equal(seen.headers['content-length'], '0', JSON.stringify(seen.headers));
+      assert.equal(seen.headers['content-type'], undefined);
+      assert.equal(seen.headers['transfer-encoding'], undefined);
+      const sent = wire.find((w) => w.direction === 'request');
+      assert.equal(pidOf(sent.headers).flags & 0x04, 0, 'no flag body');
+      assert.equal(sent.headers['content-type'], undefined);
+    }
+    const del = await (await mteFetch(`${RELAY}/headers`, { method: 'DELETE' })).json();
+    assert.equal(del.headers['content-length'], undefined, 'a DELETE without a body has no content-length, as plain');
   });
 
   await t.test('login_json_and_cookies', async () => {
@@ -261,6 +294,14 @@ test('relay_restart_repairs_invisibly', { skip, timeout: TIMEOUT }, async () => 
   await initMteRelayClient({ relayUrl: RELAY, numberOfPairs: 2 });
   const before = await mteFetch(`${RELAY}/echo?msg=before`);
   assert.equal((await before.json()).echo, 'before');
+  await stack.restartRelay();
+  // A POST on a pair the relay forgot gets a plain (unauthenticated) 563: the client cannot tell it
+  // from a forged error after the POST ran, so the caller learns that the outcome is unknown ...
+  await assert.rejects(mteFetch(`${RELAY}/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' }), (e) => e instanceof MteOutcomeUnknownError && e.status === 563);
+  // ... and every pair paired no later than that one is dropped (§11.1): the next POST runs.
+  const login = await mteFetch(`${RELAY}/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'ada', password: 'pw' }) });
+  assert.equal(login.status, 200);
+  await login.body.cancel();
   await stack.restartRelay();
   // one at a time first: every idle pair of the pool is stale now, and each request must be
   // retried on the pair re-paired for it, not on the next stale one
