@@ -1,8 +1,11 @@
 """Load shapes of the vendor's MTE Relay load tests, through a pqrelay relay.
 
-    locust -f examples/locustfile.py --headless -u 20 -r 10 -t 60s --host http://127.0.0.1:8080
+    PQRELAY_PIN=sha256:... locust -f examples/locustfile.py --headless -u 20 -r 10 -t 60s \
+        --host http://127.0.0.1:8080
 
-The relay must proxy to the demo upstream (``pqrelay demo-upstream --port N`` with
+``PQRELAY_PIN`` (optional) is the relay's fingerprint (``pqrelay check-config`` prints it);
+without it each simulated user trusts the key it is first shown. The relay must proxy to the
+demo upstream (``pqrelay demo-upstream --port N`` with
 ``UPSTREAM=http://127.0.0.1:N``, or ``pqrelay demo``). Tasks:
 
 * echo: ``GET /api/mte-echo/<msg>`` — a relay route answered by the relay itself, plain;
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import string
 
@@ -38,6 +42,7 @@ def json_body(kilobytes: int) -> bytes:
 class RelayDemoUser(RelayUser):
     wait_time = between(1, 5)
     number_of_pairs = 5
+    pin = os.environ.get("PQRELAY_PIN") or None
 
     @task(2)
     def echo(self) -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import csv
+import os
 import subprocess
 import sys
 from pathlib import Path
 
-from .conftest import needs_relay
+from .conftest import needs_relay, relay_fingerprint
 
 pytestmark = needs_relay
 
@@ -25,7 +26,8 @@ def test_locust_headless_run_has_no_failures(relay, tmp_path):
         "--exit-code-on-error", "1",
         "--only-summary",
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    env = {**os.environ, "PQRELAY_PIN": relay_fingerprint()}  # every user pinned
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
     stats = list(csv.DictReader(open(f"{prefix}_stats.csv")))
     total = next(row for row in stats if row["Name"] == "Aggregated")
     print(proc.stdout[-3000:], proc.stderr[-3000:])

@@ -1,4 +1,4 @@
-"""Key schedule and ratchet (PROTOCOL.md §6) and the AEAD of §7.
+"""Key schedule and ratchet (PROTOCOL.md §7), the pairing derivations (§6) and the AEAD of §8.
 
 HKDF (RFC 5869, SHA-256) and AES-256-GCM come from pyca ``cryptography``.
 
@@ -8,6 +8,8 @@ reference to ``ck_n`` as soon as ``ck_{n+1}`` exists, which is the most it can d
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import threading
 from dataclasses import dataclass, field
 
@@ -24,7 +26,11 @@ __all__ = [
     "MAX_COUNTER",
     "hkdf_extract",
     "hkdf_expand",
-    "initial_chain_key",
+    "hmac_sha256",
+    "transcript_hash",
+    "pairing_root",
+    "chain_key_0",
+    "confirm_tag",
     "ExchangeKeys",
     "derive_exchange",
     "Ratchet",
@@ -34,14 +40,18 @@ __all__ = [
 
 KEY_SIZE = 32
 TAG_SIZE = 16
-#: §6: a pair whose counter would exceed 2^64 - 2 MUST be re-paired.
+#: §7: a pair whose counter would exceed 2^64 - 2 MUST be re-paired.
 MAX_COUNTER = 2**64 - 2
 
-_SALT_PAIR = b"pqrelay/1 pair"
-_INFO_CHAIN = b"pqrelay/1 chain"
-_INFO_REQUEST = b"pqrelay/1 request"
-_INFO_RESPONSE = b"pqrelay/1 response"
-_INFO_NEXT = b"pqrelay/1 next"
+_LABEL_PAIRING = b"pqrelay/2 pairing"
+_SALT_PAIR = b"pqrelay/2 pair"
+_INFO_ROOT = b"pqrelay/2 root"
+_INFO_CHAIN = b"pqrelay/2 chain"
+_LABEL_CONFIRM = b"pqrelay/2 confirm"
+_INFO_REQUEST = b"pqrelay/2 request"
+_INFO_RESPONSE = b"pqrelay/2 response"
+_INFO_ERROR = b"pqrelay/2 error"
+_INFO_NEXT = b"pqrelay/2 next"
 
 
 def hkdf_extract(salt: bytes, ikm: bytes) -> bytes:
@@ -54,29 +64,65 @@ def hkdf_expand(prk: bytes, info: bytes, length: int = KEY_SIZE) -> bytes:
     return HKDFExpand(hashes.SHA256(), length, info).derive(prk)
 
 
-def initial_chain_key(shared_secret: bytes, client_id: bytes, pid: bytes) -> bytes:
-    """``ck_0 = HKDF-Expand(HKDF-Extract("pqrelay/1 pair", ss), "pqrelay/1 chain"||id||pid)``."""
-    if len(client_id) != 16 or len(pid) != 16:
-        raise ValueError("client id and pair id are 16 bytes")
-    prk = hkdf_extract(_SALT_PAIR, shared_secret)
-    return hkdf_expand(prk, _INFO_CHAIN + client_id + pid)
+def hmac_sha256(key: bytes, message: bytes) -> bytes:
+    """HMAC-SHA256 (32-byte tag)."""
+    return hmac.new(key, message, hashlib.sha256).digest()
+
+
+def transcript_hash(
+    client_id: bytes, key_id: bytes, ct_r: bytes, ek_e: bytes, pids: list[bytes], ct_e: bytes
+) -> bytes:
+    """§6: ``th = SHA-256("pqrelay/2 pairing" || id || fp || ct_R || ek_E || u8(n) || pid_1 ||
+    ... || pid_n || ct_E)``."""
+    if len(client_id) != 16 or len(key_id) != 32 or not 1 <= len(pids) <= 255:
+        raise ValueError("client id 16 bytes, key id 32 bytes, 1 to 255 pairs")
+    h = hashlib.sha256(_LABEL_PAIRING + client_id + key_id + ct_r + ek_e + bytes([len(pids)]))
+    for pid in pids:
+        if len(pid) != 16:
+            raise ValueError("pair ids are 16 bytes")
+        h.update(pid)
+    h.update(ct_e)
+    return h.digest()
+
+
+def pairing_root(ss_r: bytes, ss_e: bytes, th: bytes) -> bytes:
+    """§6: ``root = HKDF-Expand(HKDF-Extract("pqrelay/2 pair", ss_R || ss_E), "pqrelay/2 root"
+    || th)``."""
+    prk = hkdf_extract(_SALT_PAIR, ss_r + ss_e)
+    return hkdf_expand(prk, _INFO_ROOT + th)
+
+
+def chain_key_0(root: bytes, pid: bytes) -> bytes:
+    """§6: ``ck_0(i) = HKDF-Expand(root, "pqrelay/2 chain" || pid_i)``."""
+    return hkdf_expand(root, _INFO_CHAIN + pid)
+
+
+def confirm_tag(root: bytes, key_ids: list[bytes] | tuple[bytes, ...]) -> bytes:
+    """§6: ``kc = HKDF-Expand(root, "pqrelay/2 confirm")``, ``confirm = HMAC(kc,
+    "pqrelay/2 confirm" || u8(k) || fp'_1 || ... || fp'_k)``."""
+    if not 1 <= len(key_ids) <= 255:
+        raise ValueError("1 to 255 key ids")
+    kc = hkdf_expand(root, _LABEL_CONFIRM)
+    return hmac_sha256(kc, _LABEL_CONFIRM + bytes([len(key_ids)]) + b"".join(key_ids))
 
 
 @dataclass(frozen=True)
 class ExchangeKeys:
-    """The single-use keys of exchange ``counter``."""
+    """The single-use keys of exchange ``counter``: request, response and error tag keys."""
 
     counter: int
     request_key: bytes = field(repr=False)
     response_key: bytes = field(repr=False)
+    error_key: bytes = field(repr=False)
 
 
 def derive_exchange(chain_key: bytes, counter: int) -> tuple[ExchangeKeys, bytes]:
-    """From ``ck_n``: (``kq_n``, ``ks_n``) and ``ck_{n+1}``."""
+    """From ``ck_n``: (``kq_n``, ``ks_n``, ``ke_n``) and ``ck_{n+1}``."""
     keys = ExchangeKeys(
         counter,
         hkdf_expand(chain_key, _INFO_REQUEST),
         hkdf_expand(chain_key, _INFO_RESPONSE),
+        hkdf_expand(chain_key, _INFO_ERROR),
     )
     return keys, hkdf_expand(chain_key, _INFO_NEXT)
 
@@ -85,7 +131,7 @@ class Ratchet:
     """The client side of one pair: ``(n, ck_n)``.
 
     :meth:`advance` hands out the keys of counter ``n`` and moves to ``(n+1, ck_{n+1})``
-    before returning, whatever later happens to the request (§6).
+    before returning, whatever later happens to the request (§7).
     """
 
     __slots__ = ("_counter", "_chain_key", "_lock")

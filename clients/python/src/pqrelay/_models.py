@@ -19,8 +19,10 @@ class RelayResponse:
 
     ``headers`` are the headers the upstream sent (opened from ``x-mte-relay-eh``) plus the
     plain ``set-cookie`` ones; ``wire_headers`` are the headers as they crossed the wire.
-    For errors the relay answers itself (plain JSON, not sealed) ``sealed`` is False and
-    ``relay_error`` holds the error code.
+    For errors the relay answers itself (plain JSON, not sealed) ``sealed`` is False,
+    ``relay_error`` holds the error code and ``verdict`` what the relay says became of the
+    request (``dead``: it never reached the upstream) when the error's tag verified, else
+    ``None`` (PROTOCOL.md §11.2).
 
     The body is decoded record by record as it is read: ``iter_content()`` streams, while
     ``content`` reads everything. A response opened with ``stream=True`` holds its pair until
@@ -39,6 +41,7 @@ class RelayResponse:
         body: Iterator[bytes],
         on_close: Callable[[], None],
         relay_error: str | None = None,
+        verdict: str | None = None,
     ) -> None:
         self.status_code = status_code
         self.headers = headers
@@ -47,6 +50,7 @@ class RelayResponse:
         self.url = url
         self.sealed = sealed
         self.relay_error = relay_error
+        self.verdict = verdict
         self.reason_phrase = wire.reason_phrase
         self._wire = wire
         self._body = body

@@ -1,4 +1,5 @@
-"""``RelaySession``: discovery (§4), pairing (§5), exchanges (§8) and error recovery (§11)."""
+"""``RelaySession``: discovery (PROTOCOL.md §5), trust in the relay's key (§13), pairing (§6),
+exchanges (§9), error recovery (§11) and the delivery rules (§12)."""
 
 from __future__ import annotations
 
@@ -9,46 +10,55 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import IO, Any, Union
+from typing import IO, Any, NoReturn, Union
 from urllib.parse import urlencode
 
 import httpx
 
-from . import _xwing
 from ._codec import (
     FLAG_BODY,
     FLAG_HEADERS,
+    FLAG_RETRY,
     FLAG_STREAMING,
     FLAG_URL,
-    FORBIDDEN_SEALED_HEADERS,
     PROTOCOL_VERSION,
     ExchangeHeader,
     RelayInfo,
     RelayToken,
-    encode_pairing_request,
+    is_forbidden_request_header,
     parse_decimal,
     parse_discovery_header,
     parse_exchange_header,
     parse_info,
-    parse_pairing_response,
     validate_header,
     validate_origin_form,
 )
+from ._error_tag import DEAD, UNKNOWN, verify_error_reply
 from ._exceptions import (
     DecodeError,
     NotARelayError,
+    OutcomeUnknownError,
     PairingError,
     ProtocolError,
     RelayError,
+    RelayKeyNotTrustedError,
     TransportError,
 )
 from ._exchange import Exchange
-from ._keys import Ratchet, initial_chain_key
+from ._keys import Ratchet
 from ._models import RelayResponse
+from ._pairing import ClientPairing
 from ._pool import Pair, PairPool
+from ._relay_keys import RelayKey, choose, fingerprint, parse_fingerprint, parse_relay_keys
 from ._stream import CHUNK_SIZE, StreamOpener, encoded_len, plain_len, seal_sized, seal_streaming
 
-__all__ = ["RelaySession", "EventHook", "HeaderTypes", "RequestContent"]
+__all__ = [
+    "RelaySession",
+    "EventHook",
+    "HeaderTypes",
+    "RequestContent",
+    "IDEMPOTENT_METHODS",
+]
 
 HeaderTypes = Union[Mapping[str, str], Sequence[tuple[str, str]], httpx.Headers]
 RequestContent = Union[bytes, bytearray, memoryview, str, IO[bytes], Iterable[bytes]]
@@ -59,19 +69,98 @@ EventHook = Callable[[str, str, float, int, Union[BaseException, None]], None]
 DISCOVERY_PATH = "/api/mte-relay"
 PAIRING_PATH = "/api/mte-pair"
 
-_REPAIR_THIS = {559, 561, 562, 563, 564, 565}
+#: §12 (RFC 9110 §9.2.2); a request with an ``idempotency-key`` header is idempotent too.
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+#: Sealed whatever ``encode_headers`` says: the relay forwards plain headers only from its
+#: allow-list (§9.2), and these decide how the upstream reads the body / deduplicates.
+_ALWAYS_SEALED = frozenset({"content-type", "idempotency-key"})
+#: §11.1 "re-pair this pair" (564 only as counter_rejected, not retry_refused).
+_REPAIR_THIS = frozenset({559, 561, 562, 564, 565})
+#: §12: after these the pair (or the client id) cannot be used for a ``retry`` attempt.
+_ENDS_PAIR = frozenset({560, 563, 566, 568, 569})
+#: Methods whose body-less request is sent with ``content-length: 0`` (as HTTP clients do).
+_LENGTH_ZERO_WHEN_EMPTY = frozenset({"POST", "PUT", "PATCH"})
+_MAX_ERROR_BODY = 65536
 _READ_SIZE = CHUNK_SIZE
-_USER_AGENT = "pqrelay-python/0.1.0"
+_USER_AGENT = "pqrelay-python/0.2.0"
 
 
-class _MteError(Exception):
-    """Internal: the relay answered a 559–569 error."""
+class _Failure(Exception):
+    """Internal: an attempt that did not deliver a sealed response (§12 outcomes 2 and 3).
 
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(status, code, message)
+    An error reply has ``status`` and ``code`` (``verdict`` is ``None`` unless its tag
+    verified); no answer (the connection failed) or a response head that did not open has
+    ``exc``.
+    """
+
+    def __init__(
+        self,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        verdict: str | None = None,
+        message: str = "",
+        wire: httpx.Response | None = None,
+        body: bytes = b"",
+        exc: PQRelayErrorType | None = None,
+    ) -> None:
+        super().__init__(status, code, verdict)
         self.status = status
         self.code = code
+        self.verdict = verdict
         self.message = message
+        self.wire = wire
+        self.body = body
+        self.exc = exc
+
+    @property
+    def is_mte_error(self) -> bool:
+        return self.exc is None and self.status is not None and 559 <= self.status <= 569
+
+    def describe(self) -> str:
+        if self.exc is not None:
+            return f"no answer the client can trust ({self.exc})"
+        auth = f"verdict {self.verdict}" if self.verdict else "unauthenticated"
+        return f"{self.status} {self.code or ''} ({auth})".replace("  ", " ")
+
+    def as_error(self) -> BaseException:
+        if self.exc is not None:
+            return self.exc
+        return RelayError(self.status or 0, self.code or "mte_error", self.message, self.verdict)
+
+    def response(self, method: str, target: str, stream: bool) -> RelayResponse:
+        """An error the relay answered itself, returned unsealed (as before version 2)."""
+        assert self.wire is not None and self.status is not None
+        resp = RelayResponse(
+            status_code=self.status,
+            headers=self.wire.headers,
+            wire=self.wire,
+            method=method,
+            url=target,
+            sealed=False,
+            body=iter([self.body]),
+            on_close=lambda: None,
+            relay_error=self.code,
+            verdict=self.verdict,
+        )
+        if not stream:
+            resp.read()
+        return resp
+
+    def final(self, method: str, target: str, stream: bool) -> RelayResponse:
+        """What the caller gets when this failure ends the request: the failure itself, a
+        :class:`RelayError` for 559–569, else the relay's error reply as an unsealed
+        response."""
+        if self.exc is not None:
+            raise self.exc
+        if self.is_mte_error:
+            raise self.as_error()
+        if self.code is None and (self.status or 0) < 400:
+            raise ProtocolError(f"response {self.status} is not sealed (no x-mte-relay)")
+        return self.response(method, target, stream)
+
+
+PQRelayErrorType = Union[TransportError, ProtocolError]
 
 
 class _Lease:
@@ -118,6 +207,23 @@ def _file_length(f: IO[bytes]) -> int | None:
     except (AttributeError, OSError, io.UnsupportedOperation):
         pass
     return None
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """One request as the caller gave it, sealed anew for each attempt (§12)."""
+
+    method: str
+    target: str
+    sealed: list[tuple[str, str]]
+    unsealed: list[tuple[str, str]]
+    body: _Body | None
+    stream: bool
+    idempotent: bool
+
+    @property
+    def replayable(self) -> bool:
+        return self.body is None or self.body.replayable
 
 
 def _make_body(content: Any, declared_length: int | None) -> _Body | None:
@@ -174,6 +280,15 @@ def _header_items(headers: HeaderTypes | None) -> list[tuple[str, str]]:
     return [(str(k), str(v)) for k, v in headers]
 
 
+def _parse_pin(text: str) -> bytes:
+    try:
+        return parse_fingerprint(text)
+    except ProtocolError:
+        raise ValueError(
+            f"{text!r} is not a relay key fingerprint (sha256: and 43 base64url characters)"
+        ) from None
+
+
 class RelaySession:
     """A pqrelay client session: a ``requests``-like API whose requests are sealed end to end.
 
@@ -185,7 +300,12 @@ class RelaySession:
       then callers wait for a free pair. One pair is never used by two exchanges at once.
     * ``encode_urls``: seal path and query (else they travel plain, bound into the AAD).
     * ``encode_headers``: ``True`` seals every request header, ``False`` only
-      ``content-type``, a list of names seals those (plus ``content-type``).
+      ``content-type`` and ``idempotency-key``, a list of names seals those too. The relay
+      forwards plain headers only from its allow-list (``PLAIN_HEADERS``, default
+      ``cookie``): other unsealed headers do not reach the upstream.
+    * ``pin``: one fingerprint (``"sha256:…"``) or a list of them: the session pairs only
+      with those relay keys. Without pins, it trusts the first key it is shown (trust on
+      first use) and then the keys in :attr:`trusted_keys`; persist them with :attr:`token`.
 
     Thread-safe: share one session between threads. Use as a context manager or call
     :meth:`close`.
@@ -199,6 +319,7 @@ class RelaySession:
         encode_urls: bool = True,
         encode_headers: bool | Sequence[str] = True,
         *,
+        pin: str | Sequence[str] | None = None,
         headers: HeaderTypes | None = None,
         timeout: float | None = 30.0,
         verify: bool | str = True,
@@ -213,12 +334,18 @@ class RelaySession:
         self.relay_url = str(base.copy_with(path="/", query=None)).rstrip("/")
         self.encode_urls = bool(encode_urls)
         if isinstance(encode_headers, bool):
-            self._seal_names: frozenset[str] | None = None
+            self._seal_names: frozenset[str] = frozenset()
             self._seal_all = encode_headers
         else:
             self._seal_names = frozenset(n.lower() for n in encode_headers)
             self._seal_all = False
         self.encode_headers = encode_headers
+        self._pins: tuple[bytes, ...] | None = None
+        if pin is not None:
+            pins = [pin] if isinstance(pin, str) else list(pin)
+            if not pins:
+                raise ValueError("pin: give at least one fingerprint (or None)")
+            self._pins = tuple(_parse_pin(p) for p in pins)
         self.headers = httpx.Headers(_header_items(headers))
         self.timeout = timeout
         self._http = httpx.Client(
@@ -234,6 +361,9 @@ class RelaySession:
         self._discover_lock = threading.Lock()
         self._token: RelayToken | None = None
         self._info: RelayInfo | None = None
+        self._offered: list[RelayKey] = []
+        self._trusted: list[bytes] = []  # trust on first use, beside the token
+        self._relay_key: RelayKey | None = None
         max_pairs = number_of_pairs if max_pairs is None else max_pairs
         self._pool = PairPool(self._pair, number_of_pairs, max_pairs, self._batch_limit)
 
@@ -263,7 +393,8 @@ class RelaySession:
 
     @property
     def token(self) -> str | None:
-        """The newest client-id token the relay gave (persist it to keep the id)."""
+        """The newest client-id token the relay gave. Persist it (with
+        :attr:`trusted_keys`) to keep the client id, and set it on a new session."""
         token = self._token
         return None if token is None else token.token
 
@@ -272,18 +403,63 @@ class RelaySession:
         self._token = None if value is None else RelayToken.parse(value)
 
     @property
+    def pins(self) -> list[str] | None:
+        """The pinned fingerprints, or ``None`` (trust on first use)."""
+        return None if self._pins is None else [fingerprint(p) for p in self._pins]
+
+    @property
+    def trusted_keys(self) -> list[str]:
+        """The relay keys this session trusts, as fingerprints: the pins, or (trust on first
+        use) the keys stored after the first confirmed pairing — every key the relay listed,
+        so that a rotation it announces is followed. Empty before the first pairing.
+
+        Without pins, persist this list beside :attr:`token` and set it on the next session
+        for the same relay: from then on a relay that offers none of these keys is refused
+        (:class:`RelayKeyNotTrustedError`). Setting ``[]`` clears the stored trust.
+        """
+        with self._lock:
+            ids = self._pins if self._pins is not None else tuple(self._trusted)
+        return [fingerprint(k) for k in ids]
+
+    @trusted_keys.setter
+    def trusted_keys(self, fingerprints: Sequence[str]) -> None:
+        if self._pins is not None:
+            raise ValueError("a pinned session trusts exactly its pins")
+        if isinstance(fingerprints, str):
+            fingerprints = [fingerprints]
+        ids = [_parse_pin(f) for f in fingerprints]
+        with self._lock:
+            self._trusted = list(dict.fromkeys(ids))
+
+    @property
+    def relay_fingerprint(self) -> str | None:
+        """The fingerprint of the relay key the current pairs were made with (``None`` before
+        the first pairing)."""
+        key = self._relay_key
+        return None if key is None else key.fingerprint
+
+    @property
+    def offered_keys(self) -> list[str]:
+        """The fingerprints of the keys the relay offered at the last discovery (current
+        first); unauthenticated until a pairing with one of them is confirmed."""
+        return [k.fingerprint for k in self._offered]
+
+    @property
     def pool_size(self) -> int:
         """Pairs currently owned (idle, busy or being paired)."""
         return self._pool.size
 
-    # -- discovery (§4) ------------------------------------------------------------------
+    # -- discovery (§5) ------------------------------------------------------------------
 
-    def _emit(self, kind: str, name: str, start: float, length: int, exc: BaseException | None) -> None:
+    def _emit(
+        self, kind: str, name: str, start: float, length: int, exc: BaseException | None
+    ) -> None:
         if self._event_hook is not None:
             self._event_hook(kind, name, (time.perf_counter() - start) * 1000.0, length, exc)
 
     def discover(self) -> RelayInfo:
-        """``HEAD /api/mte-relay``: obtain (or confirm) the client id and the relay's limits."""
+        """``HEAD /api/mte-relay``: obtain (or confirm) the client id, the relay's limits and
+        the relay keys it offers."""
         start = time.perf_counter()
         try:
             info = self._discover()
@@ -310,16 +486,12 @@ class RelaySession:
             raise ProtocolError(f"discovery answered {resp.status_code}")
         token = parse_discovery_header(resp.headers["x-mte-relay"])
         info = parse_info(resp.headers.get("x-mte-relay-info"))
-        if PROTOCOL_VERSION not in info.versions:
-            raise ProtocolError(f"relay supports versions {info.versions}, not {PROTOCOL_VERSION}")
-        if info.chunk_size != CHUNK_SIZE:
-            raise ProtocolError(f"relay chunk-size {info.chunk_size} is not {CHUNK_SIZE}")
-        if info.max_pairs < 1:
-            raise ProtocolError("relay max-pairs is 0")
+        offered = parse_relay_keys(resp.headers.get("x-mte-relay-keys"))
         with self._lock:
             old = self._token
             self._token = token
             self._info = info
+            self._offered = offered
         if old is not None and old.client_id != token.client_id:
             self._pool.invalidate_all()
         return info
@@ -334,6 +506,15 @@ class RelaySession:
             assert self._token is not None
             return self._token
 
+    def _rediscover(self) -> None:
+        with self._discover_lock:
+            self.discover()
+
+    def _forget_discovery(self) -> None:
+        """The next request discovers again (after 560, 566, 568 ended a request)."""
+        with self._lock:
+            self._info = None
+
     def _store_token(self, token: RelayToken, expected_id: bytes) -> None:
         if token.client_id != expected_id:
             raise ProtocolError("relay answered with another client id")
@@ -344,33 +525,51 @@ class RelaySession:
 
     def _batch_limit(self) -> int:
         info = self._info
-        return info.max_pairs if info is not None else 1
+        return info.pairs_per_request if info is not None else 1
 
-    # -- pairing (§5) --------------------------------------------------------------------
+    # -- trust (§13) and pairing (§6) ----------------------------------------------------
+
+    def _choose_key(self) -> RelayKey:
+        """The first offered key that is pinned or trusted (first contact without pins: the
+        first offered key); none is a hard error."""
+        with self._lock:
+            trusted = list(self._pins) if self._pins is not None else list(self._trusted)
+            offered = list(self._offered)
+        try:
+            return choose(offered, trusted)
+        except ProtocolError:
+            raise RelayKeyNotTrustedError(
+                [fingerprint(t) for t in trusted], [k.fingerprint for k in offered]
+            ) from None
 
     def connect(self) -> None:
         """Discover and pair ``number_of_pairs`` pairs now instead of on the first request."""
         self._ensure_discovered()
         self._pool.fill()
 
-    def _pair(self, pids: list[bytes]) -> list[Ratchet]:
+    def _pair(self, count: int) -> list[tuple[bytes, Ratchet]]:
         start = time.perf_counter()
         try:
-            ratchets = self._pair_once(pids, retry=True)
+            pairs = self._pair_once(count, retry=True)
         except BaseException as exc:
             self._emit("POST", PAIRING_PATH, start, 0, exc)
             raise
         self._emit("POST", PAIRING_PATH, start, 0, None)
-        return ratchets
+        return pairs
 
-    def _pair_once(self, pids: list[bytes], retry: bool) -> list[Ratchet]:
+    def _pair_once(self, count: int, retry: bool) -> list[tuple[bytes, Ratchet]]:
         token = self._ensure_discovered()
-        keys = [_xwing.generate_keypair() for _ in pids]
-        request_body = encode_pairing_request([(pid, ek) for pid, (_, ek) in zip(pids, keys)])
+        key = self._choose_key()
+        pids: list[bytes] = []
+        while len(pids) < count:  # fresh, distinct pair ids for every pairing request
+            pid = os.urandom(16)
+            if pid not in pids:
+                pids.append(pid)
+        pairing = ClientPairing(token.client_id, key, pids)
         try:
             resp = self._http.post(
                 PAIRING_PATH,
-                content=request_body,
+                content=pairing.body,
                 headers={
                     "x-mte-relay": f"{PROTOCOL_VERSION}.{token.token}",
                     "content-type": "application/json",
@@ -378,30 +577,32 @@ class RelaySession:
             )
         except httpx.HTTPError as exc:
             raise TransportError(f"pairing failed: {exc}") from exc
-        if resp.status_code in (560, 566, 568) and retry:
+        status, code = resp.status_code, resp.headers.get("x-mte-relay-error")
+        unknown_key = status == 400 and code == "unknown_relay_key"
+        if retry and (status in (560, 566, 568) or unknown_key):
+            # §13: an unknown key makes the client re-discover once, then choose again.
             self._rediscover()
-            return self._pair_once(pids, retry=False)
-        if resp.status_code != 200:
-            code = resp.headers.get("x-mte-relay-error")
+            return self._pair_once(count, retry=False)
+        if unknown_key:
             raise PairingError(
-                f"pairing answered {resp.status_code} {code or ''}: {resp.text[:200]}",
-                resp.status_code,
+                f"unknown_relay_key: the relay refuses the key it offers, {key.fingerprint}",
+                status,
                 code,
             )
+        if status != 200:
+            raise PairingError(
+                f"pairing answered {status} {code or ''}: {resp.text[:200]}", status, code
+            )
+        confirmed = pairing.complete(resp.content)  # PairingNotConfirmedError: hard error
         self._store_token(parse_discovery_header(resp.headers.get("x-mte-relay")), token.client_id)
-        cts = parse_pairing_response(resp.content, pids)
-        ratchets = []
-        for pid, (dk, _), ct in zip(pids, keys, cts):
-            try:
-                ss = _xwing.decapsulate(dk, ct)
-            except ValueError as exc:  # e.g. a low-order X25519 ciphertext
-                raise PairingError(f"pairing answer did not decapsulate: {exc}") from None
-            ratchets.append(Ratchet(initial_chain_key(ss, token.client_id, pid)))
-        return ratchets
+        with self._lock:
+            self._relay_key = key
+            if self._pins is None:  # trust on first use: store every key the relay listed
+                for key_id in confirmed.key_ids:
+                    if key_id not in self._trusted:
+                        self._trusted.append(key_id)
+        return [(pid, Ratchet(ck)) for pid, ck in zip(pids, confirmed.chain_keys)]
 
-    def _rediscover(self) -> None:
-        with self._discover_lock:
-            self.discover()
 
     # -- requests ------------------------------------------------------------------------
 
@@ -458,9 +659,16 @@ class RelaySession:
 
         ``content`` may be bytes, str, a binary file object (sized mode when its length is
         known) or an iterable of bytes (streaming mode, unless a ``content-length`` header
-        gives the plain length). ``data`` (a dict, form-encoded) and ``json`` work as in
-        ``requests``. With ``stream=True`` the body is decoded as you iterate
-        :meth:`RelayResponse.iter_content`.
+        gives the plain length). An empty body (``b""``, or no body on ``POST``/``PUT``/
+        ``PATCH``) is sent as ``content-length: 0``; no content type is ever invented.
+        ``data`` (a dict, form-encoded) and ``json`` work as in ``requests``. With
+        ``stream=True`` the body is decoded as you iterate :meth:`RelayResponse.iter_content`.
+
+        Delivery (PROTOCOL.md §12): an idempotent request (``GET HEAD OPTIONS TRACE PUT
+        DELETE``, or one with an ``idempotency-key`` header) is sent again after a relay error
+        or a lost connection (once each) when its body can be replayed. Any other request is
+        sent again only when the relay proves that no earlier attempt can reach the upstream;
+        otherwise :class:`OutcomeUnknownError` is raised: it may or may not have run.
 
         ``plain=True`` sends the request unsealed to the relay itself, for its own routes such
         as ``GET /api/mte-echo/<msg>``.
@@ -477,8 +685,8 @@ class RelaySession:
                 declared = parse_decimal(value.strip())
             elif low.startswith("x-mte-"):
                 raise ValueError(f"header {name} is reserved for the protocol")
-            elif low in FORBIDDEN_SEALED_HEADERS:
-                continue  # host and hop-by-hop headers are the transport's business
+            elif is_forbidden_request_header(low):
+                continue  # host, hop-by-hop and forwarding headers are not the caller's
             else:
                 kept.append((low, value))
 
@@ -494,8 +702,6 @@ class RelaySession:
             else:
                 content = data
         body = _make_body(content, declared)
-        if body is not None and not any(n == "content-type" for n, _ in kept):
-            kept.append(("content-type", "application/octet-stream"))
 
         if plain:
             return self._plain_request(method, target, kept, body, stream)
@@ -503,9 +709,7 @@ class RelaySession:
         sealed: list[tuple[str, str]] = []
         unsealed: list[tuple[str, str]] = []
         for name, value in kept:
-            if self._seal_all or name == "content-type" or (
-                self._seal_names is not None and name in self._seal_names
-            ):
+            if self._seal_all or name in _ALWAYS_SEALED or name in self._seal_names:
                 try:
                     validate_header(name, value, request=True)
                 except ProtocolError as exc:
@@ -514,80 +718,129 @@ class RelaySession:
             else:
                 unsealed.append((name, value))
 
-        attempts = 2 if body is None or body.replayable else 1
+        idempotent = method in IDEMPOTENT_METHODS or any(n == "idempotency-key" for n, _ in kept)
         self._ensure_discovered()  # so that the first pairing knows the relay's max-pairs
-        lease: _Lease | None = None
-        for attempt in range(attempts):
-            if lease is None:
-                lease = _Lease(self._pool, self._pool.acquire(self.timeout))
+        return self._deliver(
+            _Prepared(method, target, sealed, unsealed, body, stream, idempotent)
+        )
+
+    def _deliver(self, req: _Prepared) -> RelayResponse:
+        """§12: attempts until a sealed response, a final error, or outcome unknown."""
+        method, target, stream, replayable = req.method, req.target, req.stream, req.replayable
+        lease = _Lease(self._pool, self._pool.acquire(self.timeout))
+        retry = False  # flag retry on the next attempt
+        resent_error = resent_lost = resent_dead = sent_retry = False
+        while True:
             try:
-                response = self._exchange(lease, method, target, sealed, unsealed, body, stream)
-            except _MteError as err:
-                retry, kept = self._recover(lease, err)
-                if retry and attempt + 1 < attempts:
-                    # §11: the retry runs on the pair just re-paired (kept), never on another
-                    # pair of the pool, which may be just as stale (a restarted relay).
-                    if not kept:
-                        lease = None
-                    continue
-                if kept:
-                    lease.release()
-                raise RelayError(err.status, err.code, err.message) from None
+                return self._exchange(lease, req, retry)
+            except _Failure as failure_:
+                failure = failure_
             except BaseException:
                 lease.release()
                 raise
-            return response
-        raise AssertionError("unreachable")  # pragma: no cover
+            retry = False
+            if (
+                failure.verdict == DEAD
+                and not failure.is_mte_error
+                and failure.status is not None
+                and failure.status < 500
+            ):
+                # The relay refused the request itself (400 forbidden_header, 404, 413, ...)
+                # and says, authenticated, that it never ran: resending cannot help.
+                lease.release()
+                return failure.response(method, target, stream)
+            if req.idempotent:
+                lost = failure.status is None
+                if replayable and not (resent_lost if lost else resent_error):
+                    if lost:
+                        resent_lost = True
+                    else:
+                        resent_error = True
+                    lease = self._recover(lease, failure, resend=True)
+                    continue
+                self._recover(lease, failure, resend=False)
+                return failure.final(method, target, stream)
+            # Non-idempotent: the upstream must see it at most once.
+            if failure.verdict == DEAD and failure.code != "retry_refused":
+                # 2. It never ran and never can: one new attempt after the §11.1 action.
+                if replayable and not resent_dead:
+                    resent_dead = True
+                    lease = self._recover(lease, failure, resend=True)
+                    continue
+                self._recover(lease, failure, resend=False)
+                return failure.final(method, target, stream)
+            if (
+                failure.verdict in (None, UNKNOWN)
+                and not sent_retry
+                and replayable
+                and failure.status not in _ENDS_PAIR
+                and not lease.pair.ratchet.exhausted
+            ):
+                # 3. Once, on the same pair with counter n + 1 and flag retry: the relay runs
+                # it only if counter n was never accepted, and spends n for good.
+                sent_retry = retry = True
+                continue
+            # 4. Anything else: the caller must not assume either way.
+            self._recover(lease, failure, resend=False)
+            self._outcome_unknown(method, target, failure)
 
-    def _recover(self, lease: _Lease, err: _MteError) -> tuple[bool, bool]:
-        """Apply §11's client action for ``err``. Returns ``(retry, kept)``: whether a retry
-        is allowed, and whether ``lease`` is still held (its pair re-paired or still valid) so
-        that the retry uses it; otherwise the lease was given back."""
-        status = err.status
-        if status in _REPAIR_THIS:  # re-pair this pair, retry once (on it)
-            try:
-                self._pool.repair(lease.pair)
-            except BaseException:
-                lease.discard()
-                raise
-            return True, True
-        if status == 567:  # retry once; the pair is intact (its ratchet moved on)
-            return True, True
-        if status in (560, 566):  # re-discover, re-pair all (566: retry once)
+    @staticmethod
+    def _outcome_unknown(method: str, target: str, failure: _Failure) -> NoReturn:
+        raise OutcomeUnknownError(
+            f"outcome_unknown: {method} {target}: the upstream may or may not have run this "
+            f"request; last answer: {failure.describe()}",
+            failure.status if failure.exc is None else None,
+            failure.code,
+            failure.verdict,
+        ) from failure.as_error()
+
+    def _recover(self, lease: _Lease, failure: _Failure, resend: bool) -> _Lease:
+        """§11.1's client action for ``failure`` (also for unauthenticated errors: they may
+        cost a re-pairing, never a second run). With ``resend``, returns the lease for the next
+        attempt: the pair just paired when the old one was dropped (never another old pair),
+        else the same pair. Without, the lease is given back or dropped."""
+        status = None if failure.exc is not None else failure.status
+        pair = lease.pair
+        if status in _REPAIR_THIS and not (status == 564 and failure.code == "retry_refused"):
+            lease.discard()  # re-pair this pair: a new pair, since ids are never reused
+        elif status == 563:
+            self._pool.drop_through(pair)  # and every pair paired no later than it
             lease.discard()
-            self._rediscover()
+        elif status in (560, 566, 568):  # re-discover (and re-pair all)
+            lease.discard()
+            if resend:
+                self._rediscover()
+            else:
+                self._forget_discovery()
             self._pool.invalidate_all()
-            return status == 566, False
-        if status == 568:  # re-discover
+        elif status == 569:  # re-pair all
+            lease.discard()
+            self._pool.invalidate_all()
+        else:  # lost connection, unopened head, 567, 503 and others: the pair is intact
+            if resend:
+                return lease
             lease.release()
-            self._rediscover()
-            return False, False
-        if status == 569:  # re-pair all, retry once (on a pair of the new generation)
-            lease.discard()
-            self._pool.invalidate_all()
-            return True, False
-        lease.release()  # pragma: no cover - statuses outside 559..569 never get here
-        return False, False
+            return lease
+        if resend:
+            return _Lease(self._pool, self._pool.acquire_fresh())
+        return lease
 
-    def _exchange(
-        self,
-        lease: _Lease,
-        method: str,
-        target: str,
-        sealed: list[tuple[str, str]],
-        unsealed: list[tuple[str, str]],
-        body: _Body | None,
-        stream: bool,
-    ) -> RelayResponse:
+    def _exchange(self, lease: _Lease, req: _Prepared, retry: bool) -> RelayResponse:
+        """One attempt. Raises :class:`_Failure` unless a sealed response head opened."""
+        method, target, body = req.method, req.target, req.body
         token = self._ensure_discovered()
         pair = lease.pair
-        keys = pair.ratchet.advance()  # §6: the chain moves on before sending
+        keys = pair.ratchet.advance()  # §7: the chain moves on before sending
         ex = Exchange(token.client_id, pair.pid, keys, method)
 
         flags = FLAG_HEADERS
         if self.encode_urls:
             flags |= FLAG_URL
-        if body is not None:
+        if retry:
+            flags |= FLAG_RETRY
+        has_body = body is not None and body.length != 0
+        if has_body:
+            assert body is not None
             flags |= FLAG_BODY
             if body.length is None:
                 flags |= FLAG_STREAMING
@@ -596,7 +849,8 @@ class RelaySession:
         header = ExchangeHeader(token, pair.pid, keys.counter, flags)
         wire_headers: list[tuple[str, str]] = [("x-mte-relay", header.encode())]
         content: Iterable[bytes] | None = None
-        if body is not None:
+        if has_body:
+            assert body is not None
             aad_fn = ex.request_body_aad(flags)
             if body.length is not None:
                 content = seal_sized(keys.request_key, aad_fn, body.factory(), body.length)
@@ -605,7 +859,15 @@ class RelaySession:
                 content = seal_streaming(keys.request_key, aad_fn, body.factory())
                 wire_headers.append(("transfer-encoding", "chunked"))
             wire_headers.append(("content-type", "application/octet-stream"))
-        wire_headers.extend(unsealed)
+        elif body is not None:
+            # §9.2 / issue 19: an empty body stays empty with its framing: no flag body,
+            # content-length: 0, no content type.
+            if any(piece for piece in body.factory()):
+                raise ValueError("request body longer than its declared length")
+            wire_headers.append(("content-length", "0"))
+        elif method in _LENGTH_ZERO_WHEN_EMPTY:
+            wire_headers.append(("content-length", "0"))
+        wire_headers.extend(req.unsealed)
         request = self._http.build_request(
             method, wire_target, headers=wire_headers, content=content
         )
@@ -613,19 +875,62 @@ class RelaySession:
         if sent_target != wire_target:
             raise ValueError(f"request target {target!r} would not be sent as is")
         request.headers["x-mte-relay-eh"] = ex.seal_headers(
-            flags, sealed, "" if self.encode_urls else sent_target
+            flags, req.sealed, "" if self.encode_urls else sent_target
         )
 
         try:
             wire = self._http.send(request, stream=True)
         except httpx.HTTPError as exc:
-            raise TransportError(f"{method} {target}: {exc}") from exc
+            raise _Failure(exc=TransportError(f"{method} {target}: {exc}")) from exc
 
         try:
-            return self._open_response(lease, ex, flags, token, wire, target, stream)
+            return self._open_response(lease, ex, flags, token, wire, target, req.stream)
         except BaseException:
             wire.close()
             raise
+
+    def _error_reply(self, ex: Exchange, wire: httpx.Response) -> _Failure:
+        """An error the relay (or anyone on the wire) answered: verify its tag (§11.2)."""
+        status = wire.status_code
+        code = wire.headers.get("x-mte-relay-error")
+        body = bytearray()
+        try:
+            for piece in wire.iter_bytes():
+                body += piece
+                if len(body) > _MAX_ERROR_BODY:
+                    break
+        except httpx.HTTPError:
+            pass
+        finally:
+            wire.close()
+        try:
+            verdict: str | None = verify_error_reply(
+                ex.keys.error_key,
+                ex.client_id,
+                ex.pid,
+                ex.counter,
+                status,
+                code,
+                wire.headers.get("x-mte-relay-verdict"),
+                wire.headers.get("x-mte-relay-tag"),
+            )
+        except ProtocolError:
+            verdict = None  # unauthenticated: says nothing about the request's fate
+        message = ""
+        try:
+            doc = _json.loads(bytes(body))
+            if isinstance(doc, dict):
+                message = str(doc.get("message", ""))[:500]
+        except ValueError:
+            message = bytes(body[:200]).decode("utf-8", "replace")
+        if code is None and status < 400:
+            return _Failure(
+                status=status,
+                exc=ProtocolError(f"response {status} is not sealed (no x-mte-relay)"),
+            )
+        return _Failure(
+            status=status, code=code, verdict=verdict, message=message, wire=wire, body=bytes(body)
+        )
 
     def _open_response(
         self,
@@ -638,67 +943,45 @@ class RelaySession:
         stream: bool,
     ) -> RelayResponse:
         status = wire.status_code
-        error_code = wire.headers.get("x-mte-relay-error")
         relay_header = wire.headers.get("x-mte-relay")
-        if error_code is not None or relay_header is None:
-            if 559 <= status <= 569:
-                wire.read()
-                message = ""
-                try:
-                    message = str(wire.json().get("message", ""))
-                except (ValueError, AttributeError):
-                    message = wire.text[:200]
-                raise _MteError(status, error_code or "mte_error", message)
-            if error_code is not None and status >= 400:
-                # An error the relay answered itself: plain JSON (§8.3, §11).
-                resp = RelayResponse(
-                    status_code=status,
-                    headers=wire.headers,
-                    wire=wire,
-                    method=ex.method,
-                    url=target,
-                    sealed=False,
-                    body=self._raw_bytes(wire),
-                    on_close=lease.release,
-                    relay_error=error_code,
-                )
-                if not stream:
-                    resp.read()
-                return resp
-            raise ProtocolError(f"response {status} is not sealed (no x-mte-relay)")
+        if "x-mte-relay-error" in wire.headers or relay_header is None:
+            raise self._error_reply(ex, wire)
 
-        hdr = parse_exchange_header(relay_header)
-        if hdr.pid != lease.pair.pid or hdr.counter != ex.counter:
-            raise ProtocolError("response is for another pair or counter")
-        if not hdr.flags & FLAG_HEADERS:
-            raise ProtocolError("response lacks the headers flag")
-        if (hdr.flags & FLAG_URL) != (request_flags & FLAG_URL):
-            raise ProtocolError("response does not echo the url flag")
-        self._store_token(hdr.token, token.client_id)
+        try:
+            hdr = parse_exchange_header(relay_header)
+            if hdr.pid != lease.pair.pid or hdr.counter != ex.counter:
+                raise ProtocolError("response is for another pair or counter")
+            if (hdr.flags & FLAG_URL) != (request_flags & FLAG_URL):
+                raise ProtocolError("response does not echo the url flag")
+            self._store_token(hdr.token, token.client_id)
+            opened = ex.open_headers(hdr.flags, status, wire.headers.get("x-mte-relay-eh"))
+            no_body = ex.method == "HEAD" or 100 <= status < 200 or status in (204, 304)
+            expected: int | None = None
+            if hdr.flags & FLAG_BODY:
+                if no_body:
+                    raise ProtocolError(f"a {status} response to {ex.method} cannot have a body")
+                if not hdr.flags & FLAG_STREAMING:
+                    length = wire.headers.get("content-length")
+                    if length is None:
+                        raise ProtocolError("sized response body without content-length")
+                    expected = plain_len(parse_decimal(length.strip()))
+            elif hdr.flags & FLAG_STREAMING:
+                raise ProtocolError("streaming flag without body flag")
+        except ProtocolError as exc:
+            # A response head that does not open is no answer the client can trust (§12).
+            raise _Failure(status=status, exc=exc) from None
 
-        opened = ex.open_headers(hdr.flags, status, wire.headers.get("x-mte-relay-eh"))
+        # The head opened: the exchange is delivered. Body errors reach the caller as such.
         headers = httpx.Headers(
             opened + [("set-cookie", v) for v in wire.headers.get_list("set-cookie")]
         )
-        no_body = ex.method == "HEAD" or 100 <= status < 200 or status in (204, 304)
         if hdr.flags & FLAG_BODY:
-            if no_body:
-                raise ProtocolError(f"a {status} response to {ex.method} cannot have a body")
-            expected: int | None = None
-            if not hdr.flags & FLAG_STREAMING:
-                length = wire.headers.get("content-length")
-                if length is None:
-                    raise ProtocolError("sized response body without content-length")
-                expected = plain_len(parse_decimal(length.strip()))
             opener = StreamOpener(
                 ex.keys.response_key, ex.response_body_aad(hdr.flags, status), expected
             )
             body = self._opened_body(wire, opener)
         else:
-            if hdr.flags & FLAG_STREAMING:
-                raise ProtocolError("streaming flag without body flag")
             body = self._empty_body(wire)
-
         resp = RelayResponse(
             status_code=status,
             headers=headers,

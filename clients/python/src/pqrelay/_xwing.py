@@ -7,8 +7,9 @@ the draft's §5 pseudo-code does; each step is quoted in the comments.
 Sizes (draft §5.1): decapsulation key 32 bytes, encapsulation key 1216, ciphertext 1120,
 shared secret 32.
 
-A pqrelay client needs :func:`generate_keypair` and :func:`decapsulate` (the relay
-encapsulates). :func:`encapsulate` exists so that tests can play the relay.
+A pqrelay client encapsulates to the relay key and to nothing else (:func:`encapsulate`),
+and decapsulates the relay's answer with an ephemeral key (:func:`generate_keypair`,
+:func:`decapsulate`). Both directions refuse an all-zero X25519 share (PROTOCOL.md §2).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ __all__ = [
     "generate_keypair",
     "decapsulate",
     "encapsulate",
+    "check_encapsulation_key",
     "combiner",
 ]
 
@@ -106,21 +108,37 @@ def decapsulate(dk: DecapsulationKey | bytes, ct: bytes) -> bytes:
     # ss_M = ML-KEM-768.Decapsulate(ct_M, sk_M)   (implicit rejection: never fails on bad ct)
     ss_m = dk.sk_m.decapsulate(ct_m)
     # ss_X = X25519(sk_X, ct_X)
-    # RFC 7748 X25519 never rejects; cryptography raises on an all-zero result (low-order
-    # ct_X). Such a ct cannot come from an honest relay; surface it as ValueError.
+    # RFC 7748 X25519 never rejects; cryptography raises ValueError on an all-zero result
+    # (low-order ct_X), which PROTOCOL.md §2 requires refusing.
     ss_x = dk.sk_x.exchange(x25519.X25519PublicKey.from_public_bytes(ct_x))
     # return Combiner(ss_M, ss_X, ct_X, pk_X)
     return combiner(ss_m, ss_x, ct_x, dk.pk_x)
 
 
+def check_encapsulation_key(ek: bytes) -> None:
+    """PROTOCOL.md §2: an ``ek`` whose ML-KEM part fails the FIPS 203 modulus check (loading
+    it in ``cryptography`` performs that check) or whose X25519 part is a low-order point (its
+    share with any clamped scalar is all zero, which ``cryptography`` refuses) is refused with
+    ``ValueError``."""
+    if len(ek) != EK_SIZE:
+        raise ValueError("X-Wing encapsulation key is 1216 bytes")
+    mlkem.MLKEM768PublicKey.from_public_bytes(ek[0:_MLKEM_EK_SIZE])
+    x25519.X25519PrivateKey.generate().exchange(
+        x25519.X25519PublicKey.from_public_bytes(ek[_MLKEM_EK_SIZE:EK_SIZE])
+    )
+
+
 def encapsulate(ek: bytes) -> tuple[bytes, bytes]:
-    """draft §5.4 ``Encapsulate(pk)`` → (ss, ct). Randomized; the relay's side of pairing."""
+    """draft §5.4 ``Encapsulate(pk)`` → (ss, ct). Randomized (``cryptography``'s ML-KEM
+    encapsulation takes no fixed input). ``ValueError`` for a key of the wrong size, an ML-KEM
+    part that fails the modulus check, or a low-order X25519 part."""
     if len(ek) != EK_SIZE:
         raise ValueError("X-Wing encapsulation key is 1216 bytes")
     # pk_M = pk[0:1184]; pk_X = pk[1184:1216]
     pk_m = ek[0:_MLKEM_EK_SIZE]
     pk_x = ek[_MLKEM_EK_SIZE:EK_SIZE]
     # ek_X = random(32); ct_X = X25519(ek_X, X25519_BASE); ss_X = X25519(ek_X, pk_X)
+    # (cryptography raises ValueError when ss_X is all zero: a low-order pk_X)
     ek_x = x25519.X25519PrivateKey.generate()
     ct_x = ek_x.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
     ss_x = ek_x.exchange(x25519.X25519PublicKey.from_public_bytes(pk_x))

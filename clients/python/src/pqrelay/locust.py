@@ -2,7 +2,8 @@
 
 It reports to Locust's statistics like ``HttpUser`` does: every request fires Locust's
 ``request`` event (``request_type``, ``name``, ``response_time``, ``response_length``,
-``exception``, ``context``), responses with status >= 400 and client errors count as failures,
+``exception``, ``context``), responses with status >= 400 and client errors (including
+:class:`~pqrelay.OutcomeUnknownError` and the hard trust errors) count as failures,
 and ``catch_response=True`` gives a context manager with ``success()``/``failure()``.
 Discovery and pairing requests are reported too (``HEAD /api/mte-relay``,
 ``POST /api/mte-pair``), so pairing cost shows in the statistics.
@@ -215,10 +216,12 @@ class RelayUser(User):
     """A Locust user whose ``self.client`` is a :class:`RelayLocustSession` on ``host``.
 
     Class attributes configure the session: ``number_of_pairs``, ``max_pairs``,
-    ``encode_urls``, ``encode_headers``, ``timeout``, ``verify``.
+    ``encode_urls``, ``encode_headers``, ``pin`` (the relay's fingerprint, or a list; default
+    ``None``: each user trusts the key it is first shown), ``timeout``, ``verify``.
     """
 
     abstract = True
+    pin: str | Sequence[str] | None = None
     number_of_pairs: int = 5
     max_pairs: int | None = None
     encode_urls: bool = True
@@ -240,6 +243,7 @@ class RelayUser(User):
             max_pairs=self.max_pairs,
             encode_urls=self.encode_urls,
             encode_headers=self.encode_headers,
+            pin=self.pin,
             timeout=self.timeout,
             verify=self.verify,
         )
