@@ -37,7 +37,8 @@ enum OwnRoute {
     Ready,
     Errors,
     BrowserJs,
-    Echo(String),
+    /// `/api/mte-echo/<msg>`, or `/api/mte-echo[/]` without a message (`None`).
+    Echo(Option<String>),
     /// The demo page's files (only when DEMO is on): `(content type, bytes)`.
     Demo(&'static str, &'static [u8]),
     /// `/demo` → `/demo/` (the page loads `./demo.js`).
@@ -58,8 +59,9 @@ impl OwnRoute {
             }
             "/demo/demo.js" if demo => OwnRoute::Demo("text/javascript; charset=utf-8", DEMO_JS),
             "/demo/demo.css" if demo => OwnRoute::Demo("text/css; charset=utf-8", DEMO_CSS),
+            "/api/mte-echo" | "/api/mte-echo/" => OwnRoute::Echo(None),
             _ => match path.strip_prefix("/api/mte-echo/") {
-                Some(msg) if !msg.is_empty() && !msg.contains('/') => OwnRoute::Echo(msg.into()),
+                Some(msg) if !msg.contains('/') => OwnRoute::Echo(Some(msg.into())),
                 _ => return None,
             },
         })
@@ -122,7 +124,7 @@ pub(crate) async fn serve(
             send(session, ctx, 200, JSON, &no_cache, body).await
         }
         OwnRoute::BrowserJs => browser_js(session, ctx).await,
-        OwnRoute::Echo(msg) => echo(session, ctx, &msg).await,
+        OwnRoute::Echo(msg) => echo(session, ctx, msg.as_deref()).await,
     }
 }
 
@@ -150,11 +152,17 @@ async fn ready(state: &RelayState, session: &mut Session, ctx: &mut RequestCtx) 
 }
 
 /// `GET /api/mte-echo/<msg>`: `{"echo":"<msg>","time":"<UTC RFC 3339>"}`, as the vendor guide
-/// says.
-async fn echo(session: &mut Session, ctx: &mut RequestCtx, msg: &str) -> Result<bool> {
-    let msg = percent_encoding::percent_decode_str(msg).decode_utf8_lossy();
+/// says; without a message (`/api/mte-echo`, `/api/mte-echo/`) the vendor's route answers
+/// `{"echo":true,"time":…}`, which health checks call.
+async fn echo(session: &mut Session, ctx: &mut RequestCtx, msg: Option<&str>) -> Result<bool> {
+    let echo = match msg {
+        Some(msg) => {
+            serde_json::Value::from(percent_encoding::percent_decode_str(msg).decode_utf8_lossy())
+        }
+        None => serde_json::Value::Bool(true),
+    };
     let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let body = serde_json::json!({ "echo": msg, "time": time });
+    let body = serde_json::json!({ "echo": echo, "time": time });
     send_json_no_store(session, ctx, &body).await
 }
 

@@ -1,14 +1,20 @@
 //! The Redis backend of outbound state ([`OutboundBackend`]): the same Redis (or Redis
 //! Cluster) as the relay-side pairs, its own connection. Every operation is one command:
-//! `GET`, `SET NX PX`, the compare-and-set script of [`super::redis`], `LPOP`, `DEL`, and a
+//! `GET`, `SET NX PX`, the compare-and-set script [`CAS_SCRIPT`], `LPOP`, `DEL`, and a
 //! `MULTI` of `RPUSH` + `PEXPIRE`. All keys of one remote relay share a hash tag.
 
 use async_trait::async_trait;
 use redis::{Script, Value};
 
 use super::outbound::{OutboundBackend, RECORD_TTL};
-use super::redis::{RedisStore, CAS_SCRIPT};
+use super::redis::RedisStore;
 use super::{RedisConfig, StoreConfigError, StoreError};
+
+/// Replaces `KEYS[1]` with `ARGV[2]` (TTL `ARGV[3]` ms) only if it still holds `ARGV[1]`.
+/// (The relay-side pair script of [`super::redis`] also maintains a client's index; outbound
+/// records have none.)
+const CAS_SCRIPT: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+     redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 else return 0 end";
 
 /// Outbound state in Redis.
 #[derive(Debug)]

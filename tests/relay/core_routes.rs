@@ -36,6 +36,15 @@ async fn echo_answers_with_the_message_and_utc_time() {
         .await
         .unwrap();
     assert_eq!(v["echo"], "hello world");
+
+    // The vendor's route is `/api/mte-echo/:msg?`: without a message it answers `echo: true`.
+    for path in ["/api/mte-echo", "/api/mte-echo/"] {
+        let resp = get(&relay, path).await;
+        assert_eq!(resp.status(), 200, "{path}");
+        let v: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(v["echo"], true, "{path}");
+        assert!(v["time"].as_str().unwrap().ends_with('Z'), "{path}");
+    }
 }
 
 #[tokio::test]
