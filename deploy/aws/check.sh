@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
 # Offline checks of the AWS templates (deploy/aws/README.md):
 #
-#   deploy/aws/check.sh PYTHON BIN [TEST-OPTIONS]
+#   deploy/aws/check.sh PYTHON BIN
 #
 # PYTHON is a virtualenv's python (cfn-lint, checkov and PyYAML are pip-installed into it when
 # missing); BIN is the pqrelay binary. Runs cfn-lint over every template (no error, no
 # warning), checkov over deploy/aws/ (no failed check; skips carry a reason in the template and
-# are listed in README.md), then deploy/aws/test_templates.py BIN. Nothing talks to AWS;
-# checkov is told not to download anything. TEST-OPTIONS go to test_templates.py (e.g.
-# --fields-json FILE while BIN has no `config-fields`).
+# are listed in README.md), then deploy/aws/test_templates.py BIN (which reads the relay's
+# field table from `BIN config-fields --json`). Nothing talks to AWS; checkov is told not to
+# download anything.
 set -euo pipefail
 
-if [[ $# -lt 2 ]]; then
-  echo "usage: $0 PYTHON BIN [TEST-OPTIONS]" >&2
+if [[ $# -ne 2 ]]; then
+  echo "usage: $0 PYTHON BIN" >&2
   exit 2
 fi
 python=$1
@@ -43,4 +43,4 @@ printf '%s\n' "$report" | grep -E 'Passed checks' || {
 }
 
 echo "test_templates.py"
-"$python" "$here/test_templates.py" "${@:3}" "$bin"
+"$python" "$here/test_templates.py" "$bin"

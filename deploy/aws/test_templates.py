@@ -2,12 +2,10 @@
 """Checks the AWS templates in deploy/aws/ against the relay itself.
 
     python deploy/aws/test_templates.py BIN
-    python deploy/aws/test_templates.py --fields-json FILE BIN
 
 BIN is the relay binary. The configuration names come from the relay's own field table,
-`BIN config-fields --json` (or, while that subcommand is not on this branch, a JSON file in the
-same shape given with --fields-json). A binary without the subcommand fails the checks that
-need the table; it does not skip them. The health-check route is asked of BIN, started on
+`BIN config-fields --json`. A binary that cannot print it fails the checks that need the
+table; it does not skip them. The health-check route is asked of BIN, started on
 loopback. Nothing here talks to AWS. Needs PyYAML. Prints one line per check and, last,
 `N passed, M failed`; exit status 1 when any failed.
 """
@@ -163,12 +161,9 @@ def fields() -> list[dict[str, Any]]:
     return _fields
 
 
-def load_fields(bin_path: str, fields_json: str | None) -> None:
+def load_fields(bin_path: str) -> None:
     global _fields, _fields_error
     try:
-        if fields_json:
-            _fields = json.loads(Path(fields_json).read_text())
-            return
         r = subprocess.run(
             [bin_path, "config-fields", "--json"],
             check=False,
@@ -646,12 +641,9 @@ def outputs_and_exceptions_are_documented(args: argparse.Namespace) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument(
-        "--fields-json", metavar="FILE", help="field table instead of BIN config-fields"
-    )
     ap.add_argument("bin", metavar="BIN", help="the pqrelay binary")
     args = ap.parse_args()
-    load_fields(args.bin, args.fields_json)
+    load_fields(args.bin)
     passed = failed = 0
     for fn in TESTS:
         try:

@@ -41,7 +41,9 @@ const FD_MARGIN: usize = 4;
 /// cuts of each kind, then flat or falling: −4 to +6 MiB from the baseline after 50, the same
 /// after 150). Keeping the cut bodies would cost over 100 MiB.
 const RSS_GROWTH_KIB: u64 = 32 * 1024;
-/// Growth allowed from the first half of the cuts to the second (measured: −15 to 0 MiB). A
+/// Growth allowed from the first half of the cuts to the second, counted from the higher of the
+/// baseline and the half-way reading (the allocator may hand memory back in between: measured
+/// −15 to +10 MiB from the half-way reading, never above the baseline by more than 4 MiB). A
 /// leaked cut upload body would add 25 × 2 MiB.
 const RSS_HALF_GROWTH_KIB: u64 = 8 * 1024;
 
@@ -198,7 +200,7 @@ async fn disconnects_leave_nothing_behind(redis: Option<&RedisServer>) {
     );
     assert!(settled, "fds {fds} before, {fds_after} after");
     assert!(
-        rss[2] <= rss[0] + RSS_GROWTH_KIB && rss[2] <= rss[1] + RSS_HALF_GROWTH_KIB,
+        rss[2] <= rss[0] + RSS_GROWTH_KIB && rss[2] <= rss[0].max(rss[1]) + RSS_HALF_GROWTH_KIB,
         "RSS {rss:?} KiB (start, half, end)"
     );
     assert!(all_cut, "{cut_after} of {ABORTS} downloads cut upstream");
