@@ -2519,8 +2519,8 @@ fn relay_header() -> Vec<Value> {
             "success",
         ),
         (
-            "info_max_pairs_10000",
-            "versions=2;max-pairs=10000;chunk-size=65536;max-skip=16",
+            "info_max_pairs_255",
+            "versions=2;max-pairs=255;chunk-size=65536;max-skip=16",
             "success",
         ),
         (
@@ -2544,8 +2544,8 @@ fn relay_header() -> Vec<Value> {
             "invalid_relay_info",
         ),
         (
-            "info_max_pairs_10001",
-            "versions=2;max-pairs=10001;chunk-size=65536;max-skip=16",
+            "info_max_pairs_256",
+            "versions=2;max-pairs=256;chunk-size=65536;max-skip=16",
             "invalid_relay_info",
         ),
         (

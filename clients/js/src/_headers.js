@@ -26,7 +26,7 @@ const TOKEN_BYTES = 48;
 const CHUNK_SIZE_V2 = 65536;
 const MAX_SKIP_V2 = 16;
 /** Bounds of `max-pairs` a client accepts in `x-mte-relay-info`. */
-const MAX_PAIRS_RANGE = [1, 10000];
+const MAX_PAIRS_RANGE = [1, 255];
 
 const invalid = (what) => new MteRelayError('invalid_header', `malformed ${what}`);
 

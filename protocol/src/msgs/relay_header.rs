@@ -265,7 +265,7 @@ pub fn sealed_headers_field<'a>(
 }
 
 /// Largest `max-pairs` a relay may announce (§5).
-pub const MAX_MAX_PAIRS: u64 = 10_000;
+pub const MAX_MAX_PAIRS: u64 = 255;
 
 /// The `x-mte-relay-info` header of discovery (§5). `chunk-size` and `max-skip` are fixed by
 /// version 2 (65536 and 16) and checked by [`parse`](Self::parse).

@@ -84,7 +84,7 @@ MAX_EH_SIZE = 16384
 #: §6: the pair count is one byte of the transcript.
 MAX_PAIRS_PER_REQUEST = 255
 #: §5: the largest ``max-pairs`` a client accepts in ``x-mte-relay-info``.
-MAX_MAX_PAIRS = 10_000
+MAX_MAX_PAIRS = 255
 #: Version 2 fixes these (§5): a relay announcing others is refused.
 CHUNK_SIZE = 65536
 MAX_SKIP = 16
@@ -302,7 +302,7 @@ def parse_info(value: str | None) -> RelayInfo:
     except ProtocolError as exc:
         raise ProtocolError(f"x-mte-relay-info: {exc}", "invalid_relay_info") from None
     if not 1 <= max_pairs <= MAX_MAX_PAIRS:
-        raise ProtocolError("x-mte-relay-info max-pairs out of 1..=10000", "invalid_relay_info")
+        raise ProtocolError("x-mte-relay-info max-pairs out of 1..=255", "invalid_relay_info")
     if PROTOCOL_VERSION not in versions:
         raise ProtocolError(
             f"relay supports versions {versions}, not {PROTOCOL_VERSION}", "unsupported_relay"
