@@ -27,6 +27,7 @@ mod ops_metrics;
 mod ops_upgrade;
 mod outbound;
 mod outbound_attacker;
+mod outbound_vendor;
 mod protocol2;
 mod security_limits;
 mod security_logs;
