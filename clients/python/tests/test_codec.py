@@ -72,10 +72,12 @@ def test_exchange_header_rejects(value, kind):
 
 
 def test_info_ignores_unknown_keys():
-    info = parse_info("versions=1,2;max-pairs=300;chunk-size=65536;max-skip=16;shiny=yes")
-    assert info.versions == (1, 2) and info.max_pairs == 300 and info.max_skip == 16
+    info = parse_info("versions=1,2;max-pairs=255;chunk-size=65536;max-skip=16;shiny=yes")
+    assert info.versions == (1, 2) and info.max_pairs == 255 and info.max_skip == 16
     assert info.extra == {"shiny": "yes"}
     assert info.pairs_per_request == 255  # the pair count is one byte of the transcript
+    with pytest.raises(ProtocolError):  # §5: max-pairs is 1-255
+        parse_info("versions=2;max-pairs=256;chunk-size=65536;max-skip=16")
 
 
 def test_nonce_layout():
