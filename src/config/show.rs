@@ -184,7 +184,7 @@ pub fn reference_markdown() -> String {
     let mut out = String::from(
         "# Configuration reference\n\n\
          Generated from the relay's field table (`src/config/fields.rs`) by\n\
-         `pqrelay config-fields --markdown`; a test fails when this file differs.\n\n\
+         `pqrelay config-fields`; a test fails when this file differs.\n\n\
          Every setting is an environment variable and a YAML key (`--config FILE`, `CONFIG_FILE`\n\
          or Pingora's `-c FILE`); the environment wins over the file. Lists are comma-separated\n\
          in the environment and YAML lists or comma-separated strings in the file.\n\
@@ -293,7 +293,7 @@ mod tests {
         assert!(
             have == want,
             "docs/CONFIGURATION.md differs from the field table: run \
-             `cargo run -- config-fields --markdown > docs/CONFIGURATION.md` \
+             `cargo run -- config-fields > docs/CONFIGURATION.md` \
              (or PQRELAY_BLESS=1 cargo test --lib config)"
         );
     }
