@@ -20,7 +20,7 @@
 
 use core::fmt;
 
-use crate::relay_key::KeyId;
+use crate::key_id::KeyId;
 
 /// Any failure of this crate.
 #[derive(Clone, Debug, PartialEq, Eq)]

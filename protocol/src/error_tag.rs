@@ -13,10 +13,11 @@ use subtle::ConstantTimeEq as _;
 use crate::codec::{b64_decode_array, b64_encode};
 use crate::error::ErrorTagError;
 use crate::ids::{ClientId, PairId};
+use crate::kdf::hmac32;
 use crate::labels;
 use crate::msgs::verdict::Verdict;
 use crate::names::{TAG_HEADER, VERDICT_HEADER};
-use crate::ratchet::{hmac32, ErrorTagKey};
+use crate::ratchet::ErrorTagKey;
 
 /// Size of an error tag.
 pub const ERROR_TAG_SIZE: usize = 32;

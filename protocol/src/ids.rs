@@ -7,8 +7,8 @@ use zeroize::Zeroizing;
 
 use crate::codec::{b64_decode_array, b64_encode};
 use crate::error::ClientIdError;
+use crate::kdf::hmac32;
 use crate::labels;
-use crate::ratchet::hmac32;
 
 /// Length of a client id token in characters (`b64` of 48 bytes).
 pub const TOKEN_LEN: usize = 64;

@@ -114,8 +114,11 @@
 pub mod codec;
 pub mod error;
 pub mod error_tag;
+pub mod flags;
 pub mod ids;
+pub mod kdf;
 pub mod kem;
+pub mod key_id;
 mod labels;
 pub mod msgs;
 pub mod names;

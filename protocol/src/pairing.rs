@@ -18,10 +18,11 @@ use zeroize::Zeroizing;
 
 use crate::error::{ConfirmError, NotConfirmed, PairingError};
 use crate::ids::{ClientId, PairId};
+use crate::kdf::{expand32, extract, hmac32};
 use crate::kem::{DecapsulationKey, DecapsulationSeed, SharedSecret, ESEED_SIZE};
 use crate::labels;
 use crate::msgs::pairing::{PairingRequest, PairingResponse, CONFIRM_SIZE, MAX_PAIRS_PER_REQUEST};
-use crate::ratchet::{expand32, extract, hmac32, ChainKey, ClientPair, ServerPair};
+use crate::ratchet::{ChainKey, ClientPair, ServerPair};
 use crate::relay_key::{KeyId, RelayKeyConfig, RelayKeySet, MAX_RELAY_KEYS};
 
 /// Size of the transcript hash `th`.

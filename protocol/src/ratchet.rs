@@ -7,16 +7,15 @@
 
 use core::fmt;
 
-use hkdf::Hkdf;
-use sha2::Sha256;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::codec::Reader;
 use crate::error::{CounterError, StateError};
+use crate::flags::Flags;
 use crate::ids::PairId;
+use crate::kdf::expand32;
+use crate::key_id::Kid;
 use crate::labels;
-use crate::msgs::relay_header::Flags;
-use crate::relay_key::Kid;
 
 /// Forward window of counters a relay accepts (`max-skip`, §7).
 pub const MAX_SKIP: u64 = 16;
@@ -26,33 +25,6 @@ pub const MAX_COUNTER: u64 = u64::MAX - 1;
 pub const STATE_SIZE: usize = 49;
 /// Version byte of the plain relay-side state.
 pub const STATE_VERSION: u8 = 2;
-
-/// HKDF-Expand with a 32-byte PRK to 32 bytes.
-pub(crate) fn expand32(prk: &[u8; 32], info: &[&[u8]]) -> [u8; 32] {
-    let hk = Hkdf::<Sha256>::from_prk(prk).expect("a 32-byte PRK is valid for SHA-256");
-    let mut out = [0u8; 32];
-    hk.expand_multi_info(info, &mut out)
-        .expect("32 bytes is a valid HKDF-SHA256 output length");
-    out
-}
-
-/// HMAC-SHA256 of the concatenation of `parts` under `key` (any length).
-pub(crate) fn hmac32(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
-    use hmac::{KeyInit as _, Mac as _};
-    let mut m = <hmac::Hmac<Sha256>>::new_from_slice(key).expect("HMAC accepts keys of any length");
-    for part in parts {
-        m.update(part);
-    }
-    m.finalize().into_bytes().into()
-}
-
-/// HKDF-Extract to a 32-byte PRK.
-pub(crate) fn extract(salt: &[u8], ikm: &[u8]) -> Zeroizing<[u8; 32]> {
-    let (prk, _) = Hkdf::<Sha256>::extract(Some(salt), ikm);
-    let mut out = Zeroizing::new([0u8; 32]);
-    out.copy_from_slice(&prk);
-    out
-}
 
 macro_rules! secret32 {
     ($(#[$doc:meta])* $name:ident) => {

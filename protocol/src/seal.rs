@@ -7,10 +7,10 @@ use aes_gcm::{Aes256Gcm, Nonce};
 
 use crate::codec::{b64_decode, b64_encode};
 use crate::error::{Error, HeaderError};
+use crate::flags::Flags;
 use crate::ids::{ClientId, PairId};
 use crate::labels;
 use crate::msgs::headers::{decode_headers, MAX_SEALED_HEADERS_LEN};
-use crate::msgs::relay_header::Flags;
 use crate::msgs::target::validate_origin_form;
 use crate::ratchet::AeadKey;
 

@@ -7,8 +7,9 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::error::StateError;
 use crate::ids::{ClientId, PairId};
+use crate::kdf::{expand32, extract};
 use crate::labels;
-use crate::ratchet::{expand32, extract, AeadKey, ServerPair, STATE_SIZE};
+use crate::ratchet::{AeadKey, ServerPair, STATE_SIZE};
 use crate::seal::{cipher, open_into, seal_in_place, NONCE_SIZE, TAG_SIZE};
 
 /// Size of the random salt of a blob.

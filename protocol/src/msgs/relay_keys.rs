@@ -2,7 +2,7 @@
 
 use crate::codec::{b64_decode, b64_encode};
 use crate::error::RelayKeyError;
-use crate::relay_key::{KeyId, RelayKeyConfig, MAX_RELAY_KEYS};
+use crate::relay_key::{KeyId, RelayKey, RelayKeyConfig, RelayKeySet, MAX_RELAY_KEYS};
 
 /// Longest item accepted in `x-mte-relay-keys`, in characters (an X-Wing entry is 1624; room
 /// for entries of other KEMs, which are skipped).
@@ -69,6 +69,13 @@ impl RelayKeys {
             self.keys.iter().find(|k| trusted.contains(&k.id()))
         };
         found.ok_or(RelayKeyError::NotTrusted)
+    }
+}
+
+impl RelayKeySet {
+    /// The `x-mte-relay-keys` value of discovery (§5).
+    pub fn header_value(&self) -> String {
+        encode_relay_keys(self.keys().iter().map(RelayKey::config))
     }
 }
 
