@@ -27,6 +27,7 @@ mod ops_metrics;
 mod ops_upgrade;
 mod outbound;
 mod protocol2;
+mod security_addresses;
 mod security_limits;
 mod security_logs;
 mod security_smuggling;
