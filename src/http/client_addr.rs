@@ -14,8 +14,8 @@
 //!   an untrusted one) and `X-Forwarded-Proto` from a trusted peer, else the relay's own
 //!   scheme.
 //!
-//! [`LoadBalancerHint`] watches the first requests: per-IP limits on, no `TRUSTED_PROXIES`,
-//! and at most a handful of addresses among the first 1000 requests: the limits probably
+//! [`LoadBalancerHint`] watches the first requests: per-IP limits on, no `TRUSTED_PROXIES` nor
+//! `PROXY_PROTOCOL`, and at most a handful of addresses among the first 1000 requests: the limits probably
 //! count a load balancer, and one warning says so.
 
 use std::net::{IpAddr, SocketAddr};
@@ -193,11 +193,13 @@ static HINT: Mutex<LoadBalancerHint> = Mutex::new(LoadBalancerHint {
 static HINT_DONE: AtomicBool = AtomicBool::new(false);
 
 /// Counts a request's client for the load-balancer warning (only while per-IP limits are on
-/// and no proxy is trusted; cheap once the first [`HINT_REQUESTS`] requests are seen).
+/// and neither `TRUSTED_PROXIES` nor `PROXY_PROTOCOL` is set; cheap once the first
+/// [`HINT_REQUESTS`] requests are seen).
 pub(crate) fn observe(config: &Config, client: &ClientAddr) {
     if HINT_DONE.load(Ordering::Relaxed)
         || config.limits.pair_rate_per_ip == 0
         || !config.trusted_proxies.is_empty()
+        || config.proxy_protocol
     {
         return;
     }

@@ -461,6 +461,17 @@ impl GetSocketDigest for Guarded {
 #[async_trait]
 impl Peek for Guarded {
     async fn try_peek(&mut self, buf: &mut [u8]) -> io::Result<bool> {
+        if !self.pending.is_empty() {
+            // The bytes after a PROXY header come first: peek them, or say peeking is not
+            // supported rather than peek past them.
+            return Ok(match self.pending.get(..buf.len()) {
+                Some(head) => {
+                    buf.copy_from_slice(head);
+                    true
+                }
+                None => false,
+            });
+        }
         self.inner.try_peek(buf).await
     }
 }

@@ -67,7 +67,7 @@ fn forwarded_host(config: &Config, ctx: &RequestCtx, req: &RequestHeader) -> Opt
     ctx.upstream.as_ref()?;
     let host = req.headers.get(header::HOST)?;
     let name = normalize_host(host.to_str().ok()?)?;
-    let public = ctx.site.host.as_deref() == Some(name.as_str())
-        || config.public_hosts.iter().any(|h| *h == name);
+    let public =
+        ctx.site.host.as_deref() == Some(name.as_str()) || config.public_hosts.contains(&name);
     public.then(|| host.clone())
 }

@@ -262,11 +262,36 @@ async fn proxy_protocol_v1_and_v2_headers_set_the_client_address() {
     let relay = Relay::start(&up.url(), &[PASS, ("PROXY_PROTOCOL", "true")]);
     let idle = Duration::from_secs(5);
 
-    let v1 = [b"PROXY TCP4 198.51.100.7 127.0.0.1 40000 8080\r\n", GET_PT].concat();
-    let raw = exchange_raw(relay.port, &v1, idle).await;
-    assert_eq!(statuses(&raw), [200], "{raw}");
+    // One header per connection: a kept-alive connection's next request has none.
+    let mut s = TcpStream::connect(("127.0.0.1", relay.port)).await.unwrap();
+    let first = [
+        &b"PROXY TCP4 198.51.100.7 127.0.0.1 40000 8080\r\n"[..],
+        b"GET /pt/a HTTP/1.1\r\nhost: relay.example\r\n\r\n",
+    ]
+    .concat();
+    s.write_all(&first).await.unwrap();
+    let mut out = Vec::new();
+    let mut piece = [0u8; 4096];
+    while !out.ends_with(b"ok") {
+        let n = tokio::time::timeout(idle, s.read(&mut piece))
+            .await
+            .expect("the first answer")
+            .unwrap();
+        assert!(n > 0, "closed after the first request: {out:?}");
+        out.extend_from_slice(&piece[..n]);
+    }
+    s.write_all(GET_PT).await.unwrap();
+    tokio::time::timeout(idle, s.read_to_end(&mut out))
+        .await
+        .expect("the second answer")
+        .unwrap();
+    let raw = String::from_utf8_lossy(&out);
+    assert_eq!(raw.matches("HTTP/1.1 200 OK\r\n").count(), 2, "{raw}");
     let seen = up.well_formed("v1");
-    assert_eq!(seen[0].header("x-forwarded-for"), ["198.51.100.7"]);
+    assert_eq!(seen.len(), 2);
+    for s in &seen {
+        assert_eq!(s.header("x-forwarded-for"), ["198.51.100.7"]);
+    }
 
     let v6 = [b"PROXY TCP6 2001:db8::7 ::1 40001 8080\r\n", GET_PT].concat();
     let raw = exchange_raw(relay.port, &v6, idle).await;
