@@ -2,7 +2,8 @@
 //! owns the logic.
 //!
 //! A request's life:
-//! 1. `request_filter`: outbound mode ([`outbound::handle`]) answers requests for a remote
+//! 1. `request_filter`: the client's address ([`client_addr::of_session`]: the peer, or behind
+//!    `TRUSTED_PROXIES` the first untrusted `X-Forwarded-For` hop); outbound mode ([`outbound::handle`]) answers requests for a remote
 //!    relay; otherwise [`routes::route`] picks the site, guards the edge, answers preflights
 //!    and the relay's own routes, and decides pass-through or MTE; an MTE request then opens
 //!    ([`exchange::request::begin`]: sealed URL and headers opened, the pair's next state
@@ -16,7 +17,7 @@
 //! 5. `response_filter` → [`exchange::response::seal_head`], then [`reply::finish_response`]
 //!    (CORS, `HEADERS`); `response_body_filter` → [`exchange::response::seal_body`].
 //! 6. `fail_to_proxy` answers errors in the JSON error shape; `logging` writes the access line
-//!    and records the request's metrics.
+//!    (the client address of [`client_addr`]) and records the request's metrics.
 //!
 //! Once a body byte went through the decoder no retry is allowed (Pingora would replay the
 //! buffered body into a decoder that already consumed it).
@@ -35,7 +36,7 @@ use crate::error::{ErrorKind, Refusal};
 use crate::exchange::{self, Exchange};
 use crate::http::ctx::RequestCtx;
 use crate::http::routes::{self, Routed};
-use crate::http::{reply, upstream};
+use crate::http::{client_addr, reply, upstream};
 use crate::logging::ACCESS_TARGET;
 use crate::outbound::{self, Outbound};
 use crate::state::RelayState;
@@ -76,6 +77,11 @@ impl ProxyHttp for Relay {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         crate::lifecycle::close_when_draining(session, self.state.shares_state());
+        let config = &self.state.config;
+        ctx.http.client = client_addr::of_session(&config.trusted_proxies, session);
+        if let Some(client) = &ctx.http.client {
+            client_addr::observe(config, client);
+        }
         if let Some(answered) =
             outbound::handle(self.outbound.as_ref(), session, &mut ctx.http).await?
         {
@@ -146,7 +152,7 @@ impl ProxyHttp for Relay {
             let plain = &self.state.config.plain_headers;
             exchange::request::rewrite_upstream_request(x, req, plain)?;
         }
-        upstream::prepare_request(session, req, &ctx.http)
+        upstream::prepare_request(&self.state.config, session, req, &ctx.http)
     }
 
     async fn request_body_filter(
@@ -238,7 +244,7 @@ impl ProxyHttp for Relay {
         log::info!(
             target: ACCESS_TARGET,
             "{} \"{} {}\" {status} {}ms route={} upstream={} error={}",
-            OrEmpty(session.client_addr()),
+            ClientShown(http.client.as_ref(), session.client_addr()),
             req.method,
             req.uri.path(),
             elapsed.as_millis(),
@@ -277,14 +283,19 @@ fn failure_status(e: &Error) -> u16 {
     }
 }
 
-/// An optional value in the access line: the value, or nothing.
-struct OrEmpty<T>(Option<T>);
+/// The access line's client: the address trusted proxies named, else the peer with its port.
+struct ClientShown<'a>(
+    Option<&'a client_addr::ClientAddr>,
+    Option<&'a pingora_core::protocols::l4::socket::SocketAddr>,
+);
 
-impl<T: std::fmt::Display> std::fmt::Display for OrEmpty<T> {
+impl std::fmt::Display for ClientShown<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.0 {
-            Some(v) => v.fmt(f),
-            None => Ok(()),
+        match (self.0, self.1) {
+            (Some(c), _) if c.is_forwarded() => c.ip.fmt(f),
+            (_, Some(peer)) => peer.fmt(f),
+            (Some(c), None) => c.ip.fmt(f),
+            (None, None) => Ok(()),
         }
     }
 }

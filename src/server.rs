@@ -75,7 +75,12 @@ pub fn serve(flags: ServerFlags, loaded: Loaded, demo: Option<DemoUpstream>) -> 
     let relay = pingora_proxy::http_proxy(&server.configuration, relay);
     // The proxy inside the request-head deadline (slowloris, `HEADER_TIMEOUT_MS`; kept-alive
     // connections idle at most `CLIENT_TIMEOUT_MS`, re-armed by the proxy's `logging`).
-    let guarded = HeadDeadline::new(relay, state.config.limits.header_timeout);
+    // With PROXY_PROTOCOL, each connection's PROXY header is read first, within the same time.
+    let guarded = HeadDeadline::new(
+        relay,
+        state.config.limits.header_timeout,
+        state.config.proxy_protocol,
+    );
     let mut proxy = Service::new("pqrelay".into(), guarded);
     proxy.add_listener(
         ListenerConfig::tcp(listen.to_string())

@@ -169,6 +169,12 @@ fields! {
         "Pairing requests per second from one client IP address (0 = off), 0–1000000; 429 beyond.";
     PAIR_RATE_PER_CLIENT: "pairRatePerClient", "PAIR_RATE_PER_CLIENT", [], Optional, Relay, false, "30", Edge,
         "Pairing requests per second for one client id (0 = off), 0–1000000; 429 beyond.";
+    TRUSTED_PROXIES: "trustedProxies", "TRUSTED_PROXIES", [], Optional, Relay, false, "none", Edge,
+        "Load balancers and proxies (CIDRs or addresses, comma list / YAML list) whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed; the client address (per-IP limits, access log, upstream `X-Forwarded-For`) is the first untrusted hop from the right.";
+    PROXY_PROTOCOL: "proxyProtocol", "PROXY_PROTOCOL", [], Optional, Relay, false, "false", Edge,
+        "Every connection starts with a PROXY protocol v1 or v2 header (AWS NLB); its source address is the peer. Connections without one are closed.";
+    PUBLIC_HOSTS: "publicHosts", "PUBLIC_HOSTS", [], Optional, Relay, false, "none", Edge,
+        "Host names the upstream may see in `X-Forwarded-Host` (besides `DOMAIN_MAP` hosts); for any other `Host` none is sent.";
     PLAIN_HEADERS: "plainHeaders", "PLAIN_HEADERS", [], Optional, Relay, false, "cookie", Edge,
         "Plain (unsealed) request headers still forwarded on MTE routes; every other plain header is dropped (only sealed headers speak for the client).";
     OUTBOUND_TOKEN: "outboundToken", "OUTBOUND_TOKEN", [], Optional, Relay, true, "off", Modes,

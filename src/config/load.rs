@@ -14,6 +14,7 @@ use super::loader::Loader;
 use super::sources::{ConfigErrors, ConfigProblem, Origin, Raw, Sources};
 use super::values::{
     is_aws_region, normalize_host, parse_remote_relays, parse_upstreams, LogFormat, Secret,
+    TrustedProxies,
 };
 use super::{Config, Loaded, SiteConfig};
 
@@ -331,6 +332,29 @@ pub fn load(src: &Sources) -> Result<Loaded, ConfigErrors> {
             "must list the remote relays (comma-separated origins) when OUTBOUND_TOKEN is set";
         l.problem(&f::OUTBOUND_UPSTREAMS, "", message);
     }
+    let trusted_proxies = l.optional(&f::TRUSTED_PROXIES, |l, raw, source| {
+        let items = l.list(&f::TRUSTED_PROXIES, raw, source)?;
+        TrustedProxies::parse(&items)
+            .map_err(|e| l.problem(&f::TRUSTED_PROXIES, source, e))
+            .ok()
+    });
+    let proxy_protocol = l.optional(&f::PROXY_PROTOCOL, |l, raw, s| {
+        l.bool(&f::PROXY_PROTOCOL, raw, s)
+    });
+    let public_hosts = l.optional(&f::PUBLIC_HOSTS, |l, raw, source| {
+        let mut hosts = Vec::new();
+        for item in l.list(&f::PUBLIC_HOSTS, raw, source)? {
+            match normalize_host(&item) {
+                Some(h) => hosts.push(h),
+                None => {
+                    let message =
+                        format!("{item:?} is not a host name (write it without scheme or path)");
+                    l.problem(&f::PUBLIC_HOSTS, source, message);
+                }
+            }
+        }
+        Some(hosts)
+    });
     let limits = limits(&mut l);
     check_unknown_keys(&mut l);
     let ca_file = upstream_ca_file.as_ref().and_then(|p| p.as_ref());
@@ -362,6 +386,9 @@ pub fn load(src: &Sources) -> Result<Loaded, ConfigErrors> {
             outbound_upstreams: outbound_upstreams?.unwrap_or_default(),
             plain_headers: plain_headers?.unwrap_or_else(|| vec![http::header::COOKIE]),
             limits: limits?,
+            trusted_proxies: trusted_proxies?.unwrap_or_default(),
+            proxy_protocol: proxy_protocol?.unwrap_or(false),
+            public_hosts: public_hosts?.unwrap_or_default(),
         })
     })();
     match (config, server_conf) {
@@ -527,6 +554,38 @@ mod tests {
         e.insert("HEADERS".into(), "not json".into());
         let err = load_env(e).unwrap_err();
         assert_eq!(err.0.len(), 3, "{err}");
+    }
+
+    #[test]
+    fn client_address_settings_load_and_bad_ones_name_field_and_variable() {
+        let mut e = env(MINIMAL);
+        e.insert("TRUSTED_PROXIES".into(), "10.0.0.0/16, 192.0.2.1".into());
+        e.insert("PROXY_PROTOCOL".into(), "true".into());
+        e.insert(
+            "PUBLIC_HOSTS".into(),
+            "API.example.com,www.example.com:443".into(),
+        );
+        let c = load_env(e).unwrap().config;
+        assert!(c.trusted_proxies.contains("10.0.3.4".parse().unwrap()));
+        assert!(c.proxy_protocol);
+        assert_eq!(c.public_hosts, ["api.example.com", "www.example.com"]);
+        let c = load_env(env(MINIMAL)).unwrap().config;
+        assert!(c.trusted_proxies.is_empty() && !c.proxy_protocol && c.public_hosts.is_empty());
+
+        let mut e = env(MINIMAL);
+        e.insert("TRUSTED_PROXIES".into(), "10.0.0.0/40".into());
+        e.insert("PROXY_PROTOCOL".into(), "perhaps".into());
+        e.insert("PUBLIC_HOSTS".into(), "https://a.example/".into());
+        let err = load_env(e).unwrap_err();
+        let got: Vec<(&str, &str)> = err.0.iter().map(|p| (p.key.as_str(), p.env)).collect();
+        for want in [
+            ("trustedProxies", "TRUSTED_PROXIES"),
+            ("proxyProtocol", "PROXY_PROTOCOL"),
+            ("publicHosts", "PUBLIC_HOSTS"),
+        ] {
+            assert!(got.contains(&want), "{want:?} missing from {got:?}");
+        }
+        assert!(err.to_string().contains("10.0.0.0/40"), "{err}");
     }
 
     #[test]

@@ -27,7 +27,7 @@ pub use limits::Limits;
 pub use load::{load, DEFAULT_PORT};
 pub use loader::MIN_SECRET_LEN;
 pub use sources::{ConfigErrors, ConfigProblem, Sources};
-pub use values::{LogFormat, RemoteRelay, RoutePattern, Secret, UpstreamSpec};
+pub use values::{LogFormat, RemoteRelay, RoutePattern, Secret, TrustedProxies, UpstreamSpec};
 
 /// The settings of one site: the whole relay without `DOMAIN_MAP`, else one host of it.
 #[derive(Debug, Clone)]
@@ -133,6 +133,12 @@ pub struct Config {
     pub plain_headers: Vec<HeaderName>,
     /// Edge limits: sizes, timeouts, pairing rates.
     pub limits: Limits,
+    /// `TRUSTED_PROXIES`: whose `X-Forwarded-For` / `X-Forwarded-Proto` are believed.
+    pub trusted_proxies: TrustedProxies,
+    /// `PROXY_PROTOCOL`: every connection starts with a PROXY protocol header.
+    pub proxy_protocol: bool,
+    /// `PUBLIC_HOSTS`: request hosts (normalised) forwarded in `X-Forwarded-Host`.
+    pub public_hosts: Vec<String>,
 }
 
 impl Config {

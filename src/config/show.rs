@@ -113,6 +113,9 @@ pub fn shown(config: &Config, field: &Field) -> Value {
             })
             .collect(),
         "plainHeaders" => config.plain_headers.iter().map(|h| h.as_str()).collect(),
+        "trustedProxies" => json!(config.trusted_proxies.cidrs()),
+        "proxyProtocol" => json!(config.proxy_protocol),
+        "publicHosts" => json!(config.public_hosts),
         "domainMap" => match &config.domain_map {
             None => Value::Null,
             Some(sites) => sites

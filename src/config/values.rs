@@ -297,6 +297,55 @@ pub fn normalize_host(raw: &str) -> Option<String> {
     ok.then_some(host)
 }
 
+/// `TRUSTED_PROXIES`: the networks of the load balancers and proxies in front of the relay,
+/// whose forwarding headers are believed. Empty: none is (the TCP peer is the client).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedProxies(Vec<ipnet::IpNet>);
+
+impl TrustedProxies {
+    /// Parses CIDRs (`10.0.0.0/16`, `2001:db8::/32`) or single addresses (a /32 or /128).
+    pub fn parse(items: &[String]) -> Result<TrustedProxies, String> {
+        let mut nets = Vec::new();
+        for item in items {
+            let net = match item.parse::<ipnet::IpNet>() {
+                Ok(net) => net.trunc(),
+                Err(_) => match item.parse::<std::net::IpAddr>() {
+                    Ok(ip) => ipnet::IpNet::from(ip.to_canonical()),
+                    Err(_) => {
+                        return Err(format!(
+                            "{item:?} is not a CIDR (for example 10.0.0.0/16) or an IP address"
+                        ))
+                    }
+                },
+            };
+            nets.push(net);
+        }
+        Ok(TrustedProxies(nets))
+    }
+
+    /// The networks, as CIDRs.
+    pub fn cidrs(&self) -> Vec<String> {
+        self.0.iter().map(|n| n.to_string()).collect()
+    }
+
+    /// Whether no proxy is trusted.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether `ip` (an IPv4-mapped IPv6 address counts as its IPv4 address) is trusted.
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.0.iter().any(|net| net.contains(&ip))
+    }
+}
+
+impl fmt::Display for TrustedProxies {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.cidrs().join(","))
+    }
+}
+
 /// Whether `s` looks like an AWS region name (`us-east-1`, `ap-southeast-2`).
 pub fn is_aws_region(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
@@ -430,6 +479,24 @@ mod tests {
         assert_eq!(normalize_host("[::1]:80").unwrap(), "[::1]");
         assert!(normalize_host("").is_none());
         assert!(normalize_host("a/b").is_none());
+    }
+
+    #[test]
+    fn trusted_proxies_take_cidrs_and_addresses() {
+        let items = |s: &[&str]| s.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let t =
+            TrustedProxies::parse(&items(&["10.0.0.0/16", "192.0.2.7", "2001:db8::/32"])).unwrap();
+        for ip in ["10.0.255.1", "192.0.2.7", "::ffff:10.0.0.1", "2001:db8::1"] {
+            assert!(t.contains(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["10.1.0.1", "192.0.2.8", "2001:db9::1"] {
+            assert!(!t.contains(ip.parse().unwrap()), "{ip}");
+        }
+        assert_eq!(t.to_string(), "10.0.0.0/16,192.0.2.7/32,2001:db8::/32");
+        for bad in ["10.0.0.0/33", "10.0.0", "example.com", "10.0.0.0/"] {
+            assert!(TrustedProxies::parse(&items(&[bad])).is_err(), "{bad}");
+        }
+        assert!(TrustedProxies::default().is_empty());
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::time::Instant;
 use pqrelay_protocol::client_id::VerifiedClientId;
 use pqrelay_protocol::RelayHeader;
 
+use super::client_addr::ClientAddr;
 use crate::config::UpstreamSpec;
 use crate::site::Site;
 
@@ -70,6 +71,8 @@ pub(crate) struct RelayRequest {
 pub(crate) struct RequestCtx {
     /// The site serving this request.
     pub site: Arc<Site>,
+    /// Where the request comes from (set first thing; `None` without an IP peer).
+    pub client: Option<ClientAddr>,
     /// Routing decision.
     pub route: RouteKind,
     /// The request's `Origin` when it is allowed (reflected in CORS headers).
@@ -91,6 +94,7 @@ impl RequestCtx {
     pub(crate) fn new(site: Arc<Site>) -> RequestCtx {
         RequestCtx {
             site,
+            client: None,
             route: RouteKind::Unrouted,
             cors_origin: None,
             upstream: None,

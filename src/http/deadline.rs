@@ -17,6 +17,14 @@
 //! A read after a deadline fails with `TimedOut` and Pingora closes the connection. Once a head
 //! is complete, the guard is off until the next request (body reads and response writes have
 //! Pingora's own per-read timeouts, `CLIENT_TIMEOUT_MS`).
+//!
+//! With `PROXY_PROTOCOL` (an AWS NLB in front), every connection must start with a PROXY
+//! protocol v1 or v2 header ([`Guarded::read_proxy_header`], parsed by the `ppp` crate) of at
+//! most [`MAX_PROXY_HEADER`] bytes, within the first head's deadline; its source address becomes
+//! the connection's peer (Pingora's socket digest, so `Session::client_addr` and everything
+//! after it see the client). A missing, malformed, oversized or late header closes the
+//! connection before Pingora sees a byte. A `LOCAL` (v2) or `UNKNOWN` (v1) header, the
+//! balancer's own health checks, keeps the TCP peer.
 
 use std::fmt;
 use std::future::Future;
@@ -29,6 +37,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use pingora_core::apps::ServerApp;
+use pingora_core::protocols::l4::socket::SocketAddr;
 use pingora_core::protocols::raw_connect::ProxyDigest;
 use pingora_core::protocols::{
     GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl, Stream,
@@ -38,18 +47,25 @@ use pingora_core::server::ShutdownWatch;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
+/// The longest PROXY protocol header read (v1 headers are at most 107 bytes; v2 ones carry
+/// TLVs, AWS's a few dozen bytes).
+pub(crate) const MAX_PROXY_HEADER: usize = 4096;
+
 /// A [`ServerApp`] whose connections must deliver every request head in time.
 pub(crate) struct HeadDeadline<A> {
     app: Arc<A>,
     head: Duration,
+    proxy_protocol: bool,
 }
 
 impl<A> HeadDeadline<A> {
-    /// Wraps `app` (the Pingora HTTP proxy): a head must be complete within `head`.
-    pub(crate) fn new(app: A, head: Duration) -> HeadDeadline<A> {
+    /// Wraps `app` (the Pingora HTTP proxy): a head must be complete within `head`; with
+    /// `proxy_protocol`, after a PROXY header that arrives within the same time.
+    pub(crate) fn new(app: A, head: Duration, proxy_protocol: bool) -> HeadDeadline<A> {
         HeadDeadline {
             app: Arc::new(app),
             head,
+            proxy_protocol,
         }
     }
 }
@@ -61,8 +77,14 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for HeadDeadline<A> {
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        let guarded: Stream = Box::new(Guarded::new(stream, self.head));
-        self.app.process_new(guarded, shutdown).await
+        let mut guarded = Guarded::new(stream, self.head);
+        if self.proxy_protocol {
+            if let Err(e) = guarded.read_proxy_header().await {
+                log::debug!("connection closed: {e}");
+                return None;
+            }
+        }
+        self.app.process_new(Box::new(guarded), shutdown).await
     }
 
     async fn cleanup(&self) {
@@ -143,6 +165,8 @@ impl HeadScan {
 /// An accepted stream whose reads fail after a deadline while a request head is awaited.
 pub(crate) struct Guarded {
     inner: Stream,
+    /// Bytes read after a PROXY header, handed out before any new read.
+    pending: Vec<u8>,
     scan: HeadScan,
     deadline: Pin<Box<Sleep>>,
     /// How long a head may take from its first byte (for the heads after the first).
@@ -156,6 +180,7 @@ impl Guarded {
     pub(crate) fn new(inner: Stream, head: Duration) -> Guarded {
         Guarded {
             inner,
+            pending: Vec::new(),
             scan: HeadScan::new(Phase::Head),
             deadline: Box::pin(tokio::time::sleep_until(Instant::now() + head)),
             head,
@@ -178,6 +203,106 @@ impl Guarded {
 
     fn expired(&self) -> bool {
         self.deadline.deadline() <= Instant::now()
+    }
+
+    /// Reads the connection's PROXY protocol header within the first head's deadline and
+    /// makes its source address the peer; the bytes after it are the request's.
+    pub(crate) async fn read_proxy_header(&mut self) -> io::Result<()> {
+        use tokio::io::AsyncReadExt;
+        let deadline = self.deadline.deadline();
+        let mut buf = Vec::with_capacity(256);
+        let mut chunk = [0u8; 512];
+        loop {
+            let want = (MAX_PROXY_HEADER - buf.len()).min(chunk.len());
+            if want == 0 {
+                return Err(bad_proxy_header("more than 4 KiB without an end"));
+            }
+            let read = tokio::time::timeout_at(deadline, self.inner.read(&mut chunk[..want]));
+            let n = read.await.map_err(|_| {
+                io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the PROXY header did not arrive within HEADER_TIMEOUT_MS",
+                )
+            })??;
+            let Some(got) = chunk.get(..n).filter(|g| !g.is_empty()) else {
+                return Err(bad_proxy_header("the connection ended first"));
+            };
+            buf.extend_from_slice(got);
+            match parse_proxy_header(&buf) {
+                ProxyHeader::Incomplete => continue,
+                ProxyHeader::Invalid => return Err(bad_proxy_header("not a PROXY header")),
+                ProxyHeader::Complete { len, source } => {
+                    if let Some(source) = source {
+                        let digest = SocketDigest::from_raw_fd(self.inner.id());
+                        let _ = digest.peer_addr.set(Some(SocketAddr::Inet(source)));
+                        self.inner.set_socket_digest(digest);
+                    }
+                    self.pending = buf.get(len..).unwrap_or_default().to_vec();
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+fn bad_proxy_header(why: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("PROXY_PROTOCOL is on and the connection's PROXY header is missing: {why}"),
+    )
+}
+
+/// What the first bytes of a connection hold.
+#[derive(Debug, PartialEq, Eq)]
+enum ProxyHeader {
+    /// The start of a header: read more.
+    Incomplete,
+    /// No PROXY header (or a malformed one).
+    Invalid,
+    /// A header of `len` bytes; `source` is the client's address (`None` for `LOCAL` and
+    /// `UNKNOWN`, a balancer's own connection).
+    Complete {
+        len: usize,
+        source: Option<std::net::SocketAddr>,
+    },
+}
+
+/// Parses a PROXY protocol v1 or v2 header at the start of `buf`.
+fn parse_proxy_header(buf: &[u8]) -> ProxyHeader {
+    use ppp::{v1, v2, HeaderResult, PartialResult};
+    use std::net::SocketAddr as Inet;
+    let parsed = HeaderResult::parse(buf);
+    if parsed.is_incomplete() {
+        return ProxyHeader::Incomplete;
+    }
+    match parsed {
+        HeaderResult::V1(Ok(h)) => {
+            let source = match h.addresses {
+                v1::Addresses::Tcp4(a) => Some(Inet::from((a.source_address, a.source_port))),
+                v1::Addresses::Tcp6(a) => Some(Inet::from((a.source_address, a.source_port))),
+                v1::Addresses::Unknown => None,
+            };
+            ProxyHeader::Complete {
+                len: h.header.len(),
+                source,
+            }
+        }
+        HeaderResult::V2(Ok(h)) => {
+            let source = match (h.command, &h.addresses) {
+                (v2::Command::Proxy, v2::Addresses::IPv4(a)) => {
+                    Some(Inet::from((a.source_address, a.source_port)))
+                }
+                (v2::Command::Proxy, v2::Addresses::IPv6(a)) => {
+                    Some(Inet::from((a.source_address, a.source_port)))
+                }
+                _ => None,
+            };
+            ProxyHeader::Complete {
+                len: h.len(),
+                source,
+            }
+        }
+        HeaderResult::V1(Err(_)) | HeaderResult::V2(Err(_)) => ProxyHeader::Invalid,
     }
 }
 
@@ -205,6 +330,14 @@ impl AsyncRead for Guarded {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
+        if !this.pending.is_empty() {
+            let n = this.pending.len().min(buf.remaining());
+            let rest = this.pending.split_off(n);
+            let given = std::mem::replace(&mut this.pending, rest);
+            buf.put_slice(&given);
+            this.scan(&given);
+            return Poll::Ready(Ok(()));
+        }
         let idle = this.next_idle_ms.swap(0, Ordering::Relaxed);
         if idle > 0 {
             this.next_request(Duration::from_millis(idle));
@@ -328,6 +461,17 @@ impl GetSocketDigest for Guarded {
 #[async_trait]
 impl Peek for Guarded {
     async fn try_peek(&mut self, buf: &mut [u8]) -> io::Result<bool> {
+        if !self.pending.is_empty() {
+            // The bytes after a PROXY header come first: peek them, or say peeking is not
+            // supported rather than peek past them.
+            return Ok(match self.pending.get(..buf.len()) {
+                Some(head) => {
+                    buf.copy_from_slice(head);
+                    true
+                }
+                None => false,
+            });
+        }
         self.inner.try_peek(buf).await
     }
 }
@@ -353,6 +497,68 @@ mod tests {
         h.scan(b"GET / HTTP/1.1\r\nhost: x\r\n");
         h.scan(b"x: \r\r\n");
         assert_eq!(h.phase, Phase::Head);
+    }
+
+    #[test]
+    fn proxy_headers_v1_and_v2_give_the_source_and_their_length() {
+        let v1 = b"PROXY TCP4 198.51.100.7 10.0.0.5 40000 8080\r\nGET / HTTP/1.1\r\n";
+        let source = "198.51.100.7:40000".parse().ok();
+        assert_eq!(
+            parse_proxy_header(v1),
+            ProxyHeader::Complete { len: 45, source }
+        );
+        let v6 = b"PROXY TCP6 2001:db8::7 2001:db8::1 40000 8080\r\n";
+        let source = "[2001:db8::7]:40000".parse().ok();
+        assert_eq!(
+            parse_proxy_header(v6),
+            ProxyHeader::Complete {
+                len: v6.len(),
+                source
+            }
+        );
+        let unknown = b"PROXY UNKNOWN\r\n";
+        assert_eq!(
+            parse_proxy_header(unknown),
+            ProxyHeader::Complete {
+                len: 15,
+                source: None
+            }
+        );
+        let mut v2 = b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c".to_vec();
+        v2.extend_from_slice(&[203, 0, 113, 9, 10, 0, 0, 5, 0x9c, 0x40, 0x1f, 0x90]);
+        let source = "203.0.113.9:40000".parse().ok();
+        assert_eq!(
+            parse_proxy_header(&v2),
+            ProxyHeader::Complete { len: 28, source }
+        );
+        let mut local = v2.clone();
+        local[12] = 0x20;
+        assert_eq!(
+            parse_proxy_header(&local),
+            ProxyHeader::Complete {
+                len: 28,
+                source: None
+            }
+        );
+        for partial in [&b"PRO"[..], b"PROXY TCP4 198.51", &v2[..5], &v2[..20]] {
+            assert_eq!(
+                parse_proxy_header(partial),
+                ProxyHeader::Incomplete,
+                "{partial:?}"
+            );
+        }
+        for garbage in [
+            &b"GET / HTTP/1.1\r\n"[..],
+            b"PROXY TCP4 999.1.1.1 10.0.0.5 1 2\r\n",
+            b"PROXY TCP9 x\r\n",
+            &[0xff; 200],
+        ] {
+            assert_eq!(
+                parse_proxy_header(garbage),
+                ProxyHeader::Invalid,
+                "{garbage:?}"
+            );
+        }
     }
 
     #[test]

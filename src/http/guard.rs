@@ -6,7 +6,9 @@
 //!   any target that is not a plain origin-form path (400 `invalid_url`: the protocol crate's
 //!   `validate_origin_form_within`, the rules of PROTOCOL.md §9.2, also applied to the decoded
 //!   URL of an MTE request).
-//! - [`check_pairing_rate`]: pairing requests per client IP and per client id (429).
+//! - [`check_pairing_rate`]: pairing requests per client IP (the address of
+//!   [`super::client_addr`], so behind trusted proxies the real client's) and per client id
+//!   (429).
 //!
 //! Pingora itself already refuses (400, connection closed) request heads over 1 MiB or with more
 //! than 256 fields, differing duplicate `Content-Length`s, a final `Transfer-Encoding` other
@@ -148,14 +150,6 @@ pub(crate) fn check_pairing_rate(
 
 fn rate_limited(message: String) -> Refusal {
     Refusal::new(ErrorKind::RATE_LIMITED, message).retry_after(RATE_WINDOW.as_secs() as u32)
-}
-
-/// The client's IP address, if the connection has one.
-pub(crate) fn client_ip(session: &Session) -> Option<IpAddr> {
-    session
-        .client_addr()
-        .and_then(|a| a.as_inet())
-        .map(|a| a.ip())
 }
 
 #[cfg(test)]

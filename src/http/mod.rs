@@ -1,8 +1,10 @@
 //! Everything that touches a Pingora `Session`: the per-request context ([`ctx`]), writing
-//! answers ([`reply`]), the edge guards ([`guard`], [`deadline`]), CORS ([`cors`]), routing
+//! answers ([`reply`]), the edge guards ([`guard`], [`deadline`]), the client's address
+//! ([`client_addr`]), CORS ([`cors`]), routing
 //! ([`routes`], with [`relay_header`]), the relay's own routes ([`own`], [`pairing`]) and the
 //! upstream side of a proxied request ([`upstream`]).
 
+pub(crate) mod client_addr;
 pub(crate) mod cors;
 pub(crate) mod ctx;
 pub(crate) mod deadline;

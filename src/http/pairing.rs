@@ -21,7 +21,7 @@ use pqrelay_protocol::{answer_pairing, Error, PairingError, PairingRequest, Rela
 use zeroize::Zeroizing;
 
 use super::ctx::RequestCtx;
-use super::guard::{check_pairing_rate, client_ip};
+use super::guard::check_pairing_rate;
 use super::relay_header::{relay_header, verify};
 use super::reply::{refuse, send};
 use crate::error::{ErrorKind, Refusal};
@@ -53,7 +53,7 @@ async fn pair(
     ctx: &RequestCtx,
 ) -> Result<(String, Bytes), Refusal> {
     let limits = &state.config.limits;
-    check_pairing_rate(limits, client_ip(session), None)?;
+    check_pairing_rate(limits, ctx.client.as_ref().map(|c| c.ip), None)?;
     let why = "pairing needs x-mte-relay: 2.<client id>";
     let token = relay_header(session.req_header())
         .unwrap_or_else(|| Err(Refusal::new(ErrorKind::CLIENT_ID_MISSING, why)))?

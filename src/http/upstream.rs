@@ -1,13 +1,15 @@
 //! The upstream side of a proxied request: the peer with the configured timeouts, and the
 //! request head the upstream receives (`Host`, `X-Forwarded-*`, `HEADERS`).
 
-use http::header;
+use http::{header, HeaderValue};
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_http::RequestHeader;
 use pingora_proxy::Session;
 
+use super::client_addr;
 use super::ctx::RequestCtx;
-use crate::config::Limits;
+use crate::config::values::normalize_host;
+use crate::config::{Config, Limits};
 
 /// The next upstream of the request's site (round robin, healthy first) with the configured
 /// connect and read/write timeouts; records the choice in `ctx`.
@@ -23,37 +25,49 @@ pub(crate) fn peer(limits: &Limits, ctx: &mut RequestCtx) -> Option<Box<HttpPeer
     Some(peer)
 }
 
-/// Rewrites the upstream request: `Host` names the chosen upstream, `X-Forwarded-For`,
-/// `X-Forwarded-Proto` and `X-Forwarded-Host` describe the client's request, and the site's
-/// `HEADERS` are added.
+/// Rewrites the upstream request: `Host` names the chosen upstream; `X-Forwarded-For` and
+/// `X-Forwarded-Proto` describe the client as [`super::client_addr`] resolved it (the client's
+/// own values are replaced); `X-Forwarded-Host` is the request's `Host` when that is a
+/// `PUBLIC_HOSTS` entry or a `DOMAIN_MAP` site, else absent; the site's `HEADERS` are added.
 pub(crate) fn prepare_request(
+    config: &Config,
     session: &Session,
     req: &mut RequestHeader,
     ctx: &RequestCtx,
 ) -> pingora_error::Result<()> {
-    if let Some(spec) = &ctx.upstream {
-        if let Some(host) = req.headers.get(header::HOST).cloned() {
-            req.insert_header("x-forwarded-host", host)?;
+    let public = forwarded_host(config, ctx, req);
+    match public {
+        Some(host) => req.insert_header("x-forwarded-host", host)?,
+        None => {
+            req.remove_header("x-forwarded-host");
         }
+    }
+    if let Some(spec) = &ctx.upstream {
         req.insert_header(header::HOST, spec.host_header())?;
     }
-    if let Some(addr) = session.client_addr().and_then(|a| a.as_inet()) {
-        let ip = addr.ip().to_string();
-        let xff = match req
-            .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-        {
-            Some(prev) if !prev.trim().is_empty() => format!("{prev}, {ip}"),
-            _ => ip,
-        };
-        req.insert_header("x-forwarded-for", xff)?;
-    }
-    if !req.headers.contains_key("x-forwarded-proto") {
-        req.insert_header("x-forwarded-proto", "http")?;
+    let own = client_addr::own_scheme(session);
+    match &ctx.client {
+        Some(client) => {
+            req.insert_header("x-forwarded-for", client.forwarded_for())?;
+            req.insert_header("x-forwarded-proto", client.forwarded_proto(own))?;
+        }
+        None => {
+            req.remove_header("x-forwarded-for");
+            req.insert_header("x-forwarded-proto", own)?;
+        }
     }
     for (k, v) in &ctx.site.config.headers {
         req.insert_header(k.clone(), v.clone())?;
     }
     Ok(())
+}
+
+/// The request's `Host`, when the upstream may see it in `X-Forwarded-Host`.
+fn forwarded_host(config: &Config, ctx: &RequestCtx, req: &RequestHeader) -> Option<HeaderValue> {
+    ctx.upstream.as_ref()?;
+    let host = req.headers.get(header::HOST)?;
+    let name = normalize_host(host.to_str().ok()?)?;
+    let public =
+        ctx.site.host.as_deref() == Some(name.as_str()) || config.public_hosts.contains(&name);
+    public.then(|| host.clone())
 }

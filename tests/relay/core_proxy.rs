@@ -108,6 +108,7 @@ async fn host_is_rewritten_and_headers_are_added_both_ways() {
         &[
             PASS,
             ("HEADERS", r#"{"x-service-name":"mte-relay","x-extra":"1"}"#),
+            ("PUBLIC_HOSTS", "127.0.0.1"),
         ],
     );
     let resp = client()

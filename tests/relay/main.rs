@@ -29,6 +29,7 @@ mod outbound;
 mod outbound_attacker;
 mod outbound_vendor;
 mod protocol2;
+mod security_addresses;
 mod security_limits;
 mod security_logs;
 mod security_smuggling;
