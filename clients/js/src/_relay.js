@@ -15,6 +15,32 @@ import { MAX_COUNTER } from './_schedule.js';
 import { loadToken, loadTrustedKeys, saveToken, saveTrustedKeys } from './_store.js';
 
 const CLIENT_ID_ERRORS = new Set([560, 566]);
+/**
+ * Most attempts of one discovery or pairing request the relay refuses with 429 (`rate_limited`) or
+ * 503 (`pairing_busy`, ...): the first, and after each refusal its `Retry-After` wait and one more
+ * (PROTOCOL.md §11.1). The last refusal goes to the caller as today. A refused pairing created no
+ * pair, so sending it again (fresh pair ids) is safe; sealed exchanges are never sent again for this.
+ */
+export const PAIRING_ATTEMPTS = 3;
+/** Longest `Retry-After` honoured, in ms. */
+export const MAX_RETRY_AFTER_MS = 10_000;
+/** Most random jitter added to a `Retry-After` wait, in ms (0 to this). */
+export const RETRY_JITTER_MS = 250;
+
+/**
+ * The wait before sending a discovery or pairing answered `status` again, jitter not included: null
+ * unless 429 or 503; else `Retry-After` in delta-seconds, at most {@link MAX_RETRY_AFTER_MS}, and 1 s
+ * when absent or not delta-seconds (an HTTP-date is not honoured).
+ * @param {number} status
+ * @param {string | null} retryAfter the header's value
+ * @returns {number | null} ms
+ */
+export function retryAfterMs(status, retryAfter) {
+  if (status !== 429 && status !== 503) return null;
+  const value = retryAfter?.trim() ?? '';
+  const seconds = /^[0-9]+$/.test(value) ? Number(value) : 1;
+  return Math.min(seconds * 1000, MAX_RETRY_AFTER_MS);
+}
 /** Most key ids kept as trusted on first use per origin (newest first). */
 const MAX_STORED_KEYS = 32;
 
@@ -44,11 +70,15 @@ function freshPairIds(count) {
 export class Relay {
   /**
    * @param {string} origin e.g. `https://relay.example.com`
-   * @param {{ numberOfPairs: number, maxPairs?: number, pins?: Uint8Array[] | null }} options
-   *   `pins`: the only relay key ids to trust; without, trust on first use (stored per origin)
+   * @param {{ numberOfPairs: number, maxPairs?: number, pins?: Uint8Array[] | null, onWire?: (info: object) => void }} options
+   *   `pins`: the only relay key ids to trust; without, trust on first use (stored per origin);
+   *   `onWire`: told of every `Retry-After` wait (`direction: 'retry-after'`)
    */
   constructor(origin, options) {
     this.origin = origin;
+    this._onWire = options.onWire;
+    /** Discoveries and pairings sent again after a 429 or 503 (once its `Retry-After` passed). */
+    this.busyRetries = 0;
     this._numberOfPairs = options.numberOfPairs;
     this._maxPairsOption = options.maxPairs;
     this._pins = options.pins?.length ? options.pins : null;
@@ -260,14 +290,20 @@ export class Relay {
     /** @type {Record<string, string>} */
     const headers = stored ? { 'x-mte-relay': formatDiscoveryHeader(stored) } : {};
     let res;
-    try {
-      res = await fetch(`${this.origin}/api/mte-relay`, { method: 'HEAD', headers });
-    } catch (cause) {
-      throw new MteRelayError(
-        'cors_blocked',
-        `could not reach the relay at ${this.origin}: the network failed, or this page's origin is not allowed by the relay's CORS_ORIGINS`,
-        { cause },
-      );
+    for (let attempt = 1; ; attempt++) {
+      try {
+        res = await fetch(`${this.origin}/api/mte-relay`, { method: 'HEAD', headers });
+      } catch (cause) {
+        throw new MteRelayError(
+          'cors_blocked',
+          `could not reach the relay at ${this.origin}: the network failed, or this page's origin is not allowed by the relay's CORS_ORIGINS`,
+          { cause },
+        );
+      }
+      const wait = retryAfterMs(res.status, res.headers.get('retry-after'));
+      if (wait === null || attempt >= PAIRING_ATTEMPTS) break;
+      await res.body?.cancel();
+      await this._backOff('discovery', res.status, attempt, wait);
     }
     const value = res.headers.get('x-mte-relay');
     if (!value) {
@@ -354,6 +390,35 @@ export class Relay {
    */
   async _pair(count) {
     const relayKey = chooseRelayKey(this.offered, this.trustedKeys(), this.origin);
+    for (let attempt = 1; ; attempt++) {
+      const paired = await this._pairOnce(relayKey, count, attempt);
+      if (paired) return paired;
+    }
+  }
+
+  /**
+   * Waits `waitMs` plus jitter after attempt `attempt` of a discovery or pairing was refused with
+   * `status`, counting and reporting it.
+   * @param {'discovery' | 'pairing'} request
+   * @param {number} status
+   * @param {number} attempt
+   * @param {number} waitMs
+   */
+  async _backOff(request, status, attempt, waitMs) {
+    const total = waitMs + Math.floor(Math.random() * (RETRY_JITTER_MS + 1));
+    this.busyRetries++;
+    this._onWire?.({ direction: 'retry-after', request, status, attempt, waitMs: total });
+    await new Promise((resolve) => setTimeout(resolve, total));
+  }
+
+  /**
+   * One `POST /api/mte-pair` attempt with `relayKey`: the new pairs, or null when the relay refused
+   * it with 429/503 and attempt `attempt` may be followed by another (after the wait).
+   * @param {import('./_relay_key.js').RelayKey} relayKey
+   * @param {number} count
+   * @param {number} attempt
+   */
+  async _pairOnce(relayKey, count, attempt) {
     const pairing = startPairing({
       id: this.id,
       relayKey,
@@ -375,6 +440,12 @@ export class Relay {
         throw new MteRelayError('pairing_failed', `pairing with ${this.origin} failed: ${cause?.message ?? cause}`, { cause });
       }
       if (!res.ok) {
+        const wait = retryAfterMs(res.status, res.headers.get('retry-after'));
+        if (wait !== null && attempt < PAIRING_ATTEMPTS) {
+          pairing.discard();
+          await this._backOff('pairing', res.status, attempt, wait);
+          return null;
+        }
         const code = res.headers.get('x-mte-relay-error') ?? '';
         throw new MteRelayError('pairing_failed', `pairing with ${this.origin} answered ${res.status} ${code}: ${text.slice(0, 300)}`, {
           status: res.status,

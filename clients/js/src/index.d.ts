@@ -28,6 +28,22 @@ export type WireInfo =
       status: number;
       /** Wire response headers as the page can see them. */
       headers: Record<string, string>;
+    }
+  | {
+      /**
+       * A discovery or pairing was refused with 429 (`rate_limited`) or 503 (`pairing_busy`): the
+       * client waits `Retry-After` (at most 10 s, 1 s when absent) plus up to 250 ms of jitter, then
+       * sends it again, at most 3 attempts in all (PROTOCOL.md §11.1). Reported to the `onWire` of
+       * initMteRelayClient.
+       */
+      direction: 'retry-after';
+      request: 'discovery' | 'pairing';
+      /** 429 or 503. */
+      status: number;
+      /** The attempt that was refused (1 for the first). */
+      attempt: number;
+      /** The wait before the next attempt, jitter included. */
+      waitMs: number;
     };
 
 /** Client options; every field may also be given per request in `mteOptions`. */

@@ -56,7 +56,7 @@ const relays = new Map();
 function relayFor(origin) {
   let relay = relays.get(origin);
   if (!relay) {
-    relay = new Relay(origin, { numberOfPairs: defaults.numberOfPairs, maxPairs: defaults.maxPairs, pins });
+    relay = new Relay(origin, { numberOfPairs: defaults.numberOfPairs, maxPairs: defaults.maxPairs, pins, onWire: (info) => defaults.onWire?.(info) });
     relays.set(origin, relay);
   }
   return relay;

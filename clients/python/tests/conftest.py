@@ -95,7 +95,10 @@ def _stop(proc: subprocess.Popen) -> None:
 class RelayProcess:
     """The relay (memory state) in front of one upstream; restartable on its port."""
 
-    def __init__(self, upstream_port: int, log_dir: Path) -> None:
+    def __init__(
+        self, upstream_port: int, log_dir: Path, env: dict[str, str] | None = None
+    ) -> None:
+        self.env = dict(env or {})
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.upstream_port = upstream_port
@@ -111,6 +114,7 @@ class RelayProcess:
             "CLIENT_ID_SECRET": SECRET,
             "CORS_ORIGINS": "http://localhost",
             "PORT": str(self.port),
+            **self.env,
         }
         self.starts += 1
         log = open(self.log_dir / f"relay-{self.starts}.log", "wb")

@@ -44,6 +44,10 @@ pub struct ClientStats {
     pub outcomes_unknown: u64,
     /// Times the relay handed back a re-signed token that was stored.
     pub token_updates: u64,
+    /// Discoveries and pairings sent again after a 429 (`rate_limited`) or 503 (e.g.
+    /// `pairing_busy`) answer, once its `Retry-After` had passed (§11.1; at most
+    /// [`PAIRING_ATTEMPTS`](crate::engine::PAIRING_ATTEMPTS) attempts in all).
+    pub busy_retries: u64,
 }
 
 /// A pqrelay client: discovers the relay, keeps a pool of pairs and sends sealed requests.
@@ -383,6 +387,7 @@ impl RelayClient {
             retry_attempts: engine.retry_attempts,
             outcomes_unknown: engine.outcomes_unknown,
             token_updates: engine.token_updates,
+            busy_retries: engine.busy_retries,
         }
     }
 }

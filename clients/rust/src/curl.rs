@@ -279,6 +279,10 @@ pub fn describe(event: &WireEvent) -> String {
             if *retry_flag { " with flag retry" } else { "" }
         ),
         WireEvent::OutcomeUnknown { reason } => format!("* outcome unknown: {reason}"),
+        WireEvent::RetryAfter { request, status, attempt, wait_ms } => format!(
+            "* {request} refused with {status} (attempt {attempt} of {}): waiting {wait_ms} ms (Retry-After), then trying again",
+            crate::engine::PAIRING_ATTEMPTS
+        ),
         WireEvent::ConnectionRetry { request } => format!(
             "* connection failed before an answer: {request} sent again on a new connection"
         ),

@@ -20,7 +20,9 @@
 //! - with [`EngineSettings::stream_replay`], a streamed body whose connection failed while the
 //!   body was young and unfinished is taken back and counts as replayable (`replay.rs`);
 //! - discovery and pairing (no upstream effect) are sent once more on a new connection when a
-//!   reused keep-alive connection closed before any answer (`reuse.rs`);
+//!   reused keep-alive connection closed before any answer (`reuse.rs`), and again after a 429
+//!   or 503 answer once its `Retry-After` passed (at most 10 s, plus up to 250 ms of jitter),
+//!   [`PAIRING_ATTEMPTS`] attempts in all (§11.1) — never a sealed exchange;
 //! - a re-signed token the relay hands back is adopted.
 //!
 //! The differences between sources are methods of [`PairSource`] (lease or checkout, when a
@@ -40,7 +42,10 @@ use pqrelay_protocol::names::{EH_HEADER, ERROR_HEADER, RELAY_HEADER, VERDICT_HEA
 use pqrelay_protocol::{ClientIdToken, CounterError, ExchangeKeys, KeyId, RelayInfo, RelayKeys};
 
 use self::recover::{Attempts, Cut};
-pub use self::setup::{merge_trusted, random_pair_ids, seeded_pairing, MAX_TRUSTED_KEYS};
+pub use self::setup::{
+    merge_trusted, random_pair_ids, retry_after, seeded_pairing, MAX_RETRY_AFTER, MAX_TRUSTED_KEYS,
+    PAIRING_ATTEMPTS, RETRY_JITTER,
+};
 use crate::body::Body;
 use crate::delivery::{is_idempotent, Failure};
 use crate::error::{BoxError, Error};
@@ -108,6 +113,9 @@ pub struct EngineStats {
     pub outcomes_unknown: u64,
     /// Times the relay handed back a re-signed token that was stored.
     pub token_updates: u64,
+    /// Discoveries and pairings sent again after a 429 or 503 answer, once its `Retry-After`
+    /// had passed (§11.1; at most [`PAIRING_ATTEMPTS`] attempts in all).
+    pub busy_retries: u64,
 }
 
 #[derive(Debug, Default)]
@@ -118,6 +126,7 @@ struct Counters {
     retry_attempts: AtomicU64,
     outcomes_unknown: AtomicU64,
     token_updates: AtomicU64,
+    busy_retries: AtomicU64,
 }
 
 /// Why [`Engine::send`] failed.
@@ -295,6 +304,7 @@ impl<S: PairSource> Engine<S> {
             retry_attempts: c.retry_attempts.load(Ordering::Relaxed),
             outcomes_unknown: c.outcomes_unknown.load(Ordering::Relaxed),
             token_updates: c.token_updates.load(Ordering::Relaxed),
+            busy_retries: c.busy_retries.load(Ordering::Relaxed),
         }
     }
 

@@ -12,7 +12,11 @@
 //!   once when the body is replayable, on the pair that was just re-paired), token rotation,
 //!   and one more try on a new connection, sealed again, for a replayable request written on a
 //!   reused keep-alive connection that closed before any answer byte
-//!   ([`ClientStats::connection_retries`]). `Clone + Send + Sync`, cheap to share.
+//!   ([`ClientStats::connection_retries`]); a discovery or pairing refused with 429
+//!   (`rate_limited`) or 503 (`pairing_busy`) is sent again after its `Retry-After` (at most
+//!   10 s, plus up to 250 ms of jitter), [`PAIRING_ATTEMPTS`] attempts in all
+//!   ([`ClientStats::busy_retries`], [`WireEvent::RetryAfter`]). `Clone + Send + Sync`, cheap
+//!   to share.
 //! - [`RequestBuilder`] → [`RelayResponse`] (status, decoded headers, [`ResponseBody`] stream,
 //!   `bytes()` / `text()` / `json()`). Request bodies: [`Body`] — bytes (sized, replayable),
 //!   a stream of known length (sized, constant memory) or of unknown length (chunked).
@@ -79,7 +83,7 @@ pub use crate::client::{
     split_url, ClientBuilder, ClientStats, RelayClient, RequestBuilder, DEFAULT_MAX_PAIRS,
     DEFAULT_PAIRS,
 };
-pub use crate::engine::{random_pair_ids, seeded_pairing};
+pub use crate::engine::{random_pair_ids, seeded_pairing, PAIRING_ATTEMPTS};
 pub use crate::error::{BoxError, Error};
 pub use crate::exchange::HeaderSelection;
 pub use crate::observer::{WireEvent, WireObserver};

@@ -111,6 +111,19 @@ pub enum WireEvent {
         /// `"pairing (POST /api/mte-pair)"`.
         request: &'static str,
     },
+    /// A discovery or pairing was refused with 429 (`rate_limited`) or 503 (`pairing_busy`,
+    /// `state_store_unavailable`, ...): the client waits `Retry-After` (at most 10 s, 1 s when
+    /// absent or not delta-seconds) plus a little jitter, then sends it again (§11.1).
+    RetryAfter {
+        /// Which request: `"discovery (HEAD /api/mte-relay)"` or `"pairing (POST /api/mte-pair)"`.
+        request: &'static str,
+        /// The status answered (429 or 503).
+        status: u16,
+        /// The attempt that was refused (1 for the first).
+        attempt: u32,
+        /// How long the client waits before the next attempt, jitter included.
+        wait_ms: u64,
+    },
 }
 
 /// A wire observer callback; shared by every clone of the client.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json as _json
 import os
+import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -39,6 +40,7 @@ from ._exceptions import (
     NotARelayError,
     OutcomeUnknownError,
     PairingError,
+    PQRelayError,
     ProtocolError,
     RelayError,
     RelayKeyNotTrustedError,
@@ -80,6 +82,16 @@ _REPAIR_THIS = frozenset({559, 561, 562, 564, 565})
 _ENDS_PAIR = frozenset({560, 563, 566, 568, 569})
 #: Methods whose body-less request is sent with ``content-length: 0`` (as HTTP clients do).
 _LENGTH_ZERO_WHEN_EMPTY = frozenset({"POST", "PUT", "PATCH"})
+#: Most attempts of one discovery or pairing request that the relay refuses with 429
+#: (``rate_limited``) or 503 (``pairing_busy``, ...): the first, and after each refusal its
+#: ``Retry-After`` wait and one more (PROTOCOL.md §11.1). The last refusal is raised as before.
+#: A refused pairing created no pair, so sending it again (fresh pair ids) is safe; sealed
+#: exchanges are never sent again for this (§12 decides).
+PAIRING_ATTEMPTS = 3
+#: The longest ``Retry-After`` honoured, in seconds.
+MAX_RETRY_AFTER = 10.0
+#: The most random jitter added to a ``Retry-After`` wait, in seconds (0 to this).
+RETRY_JITTER = 0.25
 _MAX_ERROR_BODY = 65536
 _READ_SIZE = CHUNK_SIZE
 _USER_AGENT = "pqrelay-python/0.2.0"
@@ -280,6 +292,18 @@ def _header_items(headers: HeaderTypes | None) -> list[tuple[str, str]]:
     return [(str(k), str(v)) for k, v in headers]
 
 
+def retry_after_seconds(status: int, value: str | None) -> float | None:
+    """The wait before a discovery or pairing answered ``status`` is sent again, jitter not
+    included: ``None`` unless 429 or 503; else ``Retry-After`` in delta-seconds, at most
+    :data:`MAX_RETRY_AFTER`, and 1 s when absent or not delta-seconds (an HTTP-date is not
+    honoured)."""
+    if status not in (429, 503):
+        return None
+    text = (value or "").strip()
+    seconds = float(int(text)) if text.isascii() and text.isdigit() else 1.0
+    return min(seconds, MAX_RETRY_AFTER)
+
+
 def _parse_pin(text: str) -> bytes:
     try:
         return parse_fingerprint(text)
@@ -307,9 +331,18 @@ class RelaySession:
       with those relay keys. Without pins, it trusts the first key it is shown (trust on
       first use) and then the keys in :attr:`trusted_keys`; persist them with :attr:`token`.
 
+    A discovery or pairing the relay refuses with 429 (``rate_limited``) or 503
+    (``pairing_busy``) is sent again after the answer's ``Retry-After`` (at most 10 s, 1 s when
+    absent) plus 0–250 ms of jitter, :attr:`PAIRING_ATTEMPTS` attempts in all; each refused
+    attempt is reported to ``event_hook`` as a failed request and counted in
+    :attr:`busy_retries`.
+
     Thread-safe: share one session between threads. Use as a context manager or call
     :meth:`close`.
     """
+
+    #: Most attempts of one discovery or pairing request refused with 429 or 503 (§11.1).
+    PAIRING_ATTEMPTS = PAIRING_ATTEMPTS
 
     def __init__(
         self,
@@ -364,6 +397,7 @@ class RelaySession:
         self._offered: list[RelayKey] = []
         self._trusted: list[bytes] = []  # trust on first use, beside the token
         self._relay_key: RelayKey | None = None
+        self._busy_retries = 0
         max_pairs = number_of_pairs if max_pairs is None else max_pairs
         self._pool = PairPool(self._pair, number_of_pairs, max_pairs, self._batch_limit)
 
@@ -445,6 +479,12 @@ class RelaySession:
         return [k.fingerprint for k in self._offered]
 
     @property
+    def busy_retries(self) -> int:
+        """Discoveries and pairings sent again after a 429 or 503 answer, once its
+        ``Retry-After`` had passed."""
+        return self._busy_retries
+
+    @property
     def pool_size(self) -> int:
         """Pairs currently owned (idle, busy or being paired)."""
         return self._pool.size
@@ -456,6 +496,19 @@ class RelaySession:
     ) -> None:
         if self._event_hook is not None:
             self._event_hook(kind, name, (time.perf_counter() - start) * 1000.0, length, exc)
+
+    def _back_off(
+        self, kind: str, name: str, start: float, refused: PQRelayError, attempt: int, wait: float
+    ) -> None:
+        """Attempt ``attempt`` of a discovery or pairing was refused (429/503): reports it as a
+        failed request, counts it, and waits ``wait`` seconds plus jitter."""
+        wait += random.uniform(0.0, RETRY_JITTER)
+        with self._lock:
+            self._busy_retries += 1
+        refused.retry_after = wait  # type: ignore[attr-defined]
+        refused.attempt = attempt  # type: ignore[attr-defined]
+        self._emit(kind, name, start, 0, refused)
+        time.sleep(wait)
 
     def discover(self) -> RelayInfo:
         """``HEAD /api/mte-relay``: obtain (or confirm) the client id, the relay's limits and
@@ -474,10 +527,17 @@ class RelaySession:
         current = self._token
         if current is not None:
             headers["x-mte-relay"] = f"{PROTOCOL_VERSION}.{current.token}"
-        try:
-            resp = self._http.head(DISCOVERY_PATH, headers=headers)
-        except httpx.HTTPError as exc:
-            raise TransportError(f"discovery failed: {exc}") from exc
+        for attempt in range(1, PAIRING_ATTEMPTS + 1):
+            start = time.perf_counter()
+            try:
+                resp = self._http.head(DISCOVERY_PATH, headers=headers)
+            except httpx.HTTPError as exc:
+                raise TransportError(f"discovery failed: {exc}") from exc
+            wait = retry_after_seconds(resp.status_code, resp.headers.get("retry-after"))
+            if wait is None or attempt >= PAIRING_ATTEMPTS:
+                break
+            refused = ProtocolError(f"discovery answered {resp.status_code}; trying again")
+            self._back_off("HEAD", DISCOVERY_PATH, start, refused, attempt, wait)
         if "x-mte-relay" not in resp.headers:
             raise NotARelayError(
                 f"{self.relay_url} answered {resp.status_code} without x-mte-relay: not a pqrelay"
@@ -560,24 +620,32 @@ class RelaySession:
     def _pair_once(self, count: int, retry: bool) -> list[tuple[bytes, Ratchet]]:
         token = self._ensure_discovered()
         key = self._choose_key()
-        pids: list[bytes] = []
-        while len(pids) < count:  # fresh, distinct pair ids for every pairing request
-            pid = os.urandom(16)
-            if pid not in pids:
-                pids.append(pid)
-        pairing = ClientPairing(token.client_id, key, pids)
-        try:
-            resp = self._http.post(
-                PAIRING_PATH,
-                content=pairing.body,
-                headers={
-                    "x-mte-relay": f"{PROTOCOL_VERSION}.{token.token}",
-                    "content-type": "application/json",
-                },
-            )
-        except httpx.HTTPError as exc:
-            raise TransportError(f"pairing failed: {exc}") from exc
-        status, code = resp.status_code, resp.headers.get("x-mte-relay-error")
+        for attempt in range(1, PAIRING_ATTEMPTS + 1):
+            start = time.perf_counter()
+            pids: list[bytes] = []
+            while len(pids) < count:  # fresh, distinct pair ids for every pairing request
+                pid = os.urandom(16)
+                if pid not in pids:
+                    pids.append(pid)
+            pairing = ClientPairing(token.client_id, key, pids)
+            try:
+                resp = self._http.post(
+                    PAIRING_PATH,
+                    content=pairing.body,
+                    headers={
+                        "x-mte-relay": f"{PROTOCOL_VERSION}.{token.token}",
+                        "content-type": "application/json",
+                    },
+                )
+            except httpx.HTTPError as exc:
+                raise TransportError(f"pairing failed: {exc}") from exc
+            status, code = resp.status_code, resp.headers.get("x-mte-relay-error")
+            wait = retry_after_seconds(status, resp.headers.get("retry-after"))
+            if wait is None or attempt >= PAIRING_ATTEMPTS:
+                break
+            why = f"pairing answered {status} {code or ''}; trying again"
+            refused = PairingError(why, status, code)
+            self._back_off("POST", PAIRING_PATH, start, refused, attempt, wait)
         unknown_key = status == 400 and code == "unknown_relay_key"
         if retry and (status in (560, 566, 568) or unknown_key):
             # §13: an unknown key makes the client re-discover once, then choose again.

@@ -3,9 +3,10 @@
 //! failed one, adopting a re-signed token.
 
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{HeaderMap, CONTENT_TYPE};
+use http::header::{HeaderMap, CONTENT_TYPE, RETRY_AFTER};
 use http::{Request, Response, Uri};
 use http_body_util::{BodyExt as _, Limited};
 use pqrelay_protocol::kem::{ESEED_SIZE, SEED_SIZE};
@@ -31,6 +32,43 @@ use crate::transport::{empty_body, full_body, RequestBody};
 const MAX_SMALL_BODY: usize = 64 * 1024;
 /// Most relay key ids kept as trusted on first use (confirmed keys first, then older ones).
 pub const MAX_TRUSTED_KEYS: usize = 32;
+
+/// Most attempts of one discovery or pairing request that the relay refuses with 429
+/// (`rate_limited`) or 503 (`pairing_busy`, ...): the first, and after each refusal its
+/// `Retry-After` wait ([`retry_after`]) and one more, so at most two waits (§11.1). The last
+/// refusal goes to the caller as [`Error::Relay`]. A refused pairing created no pair (the relay
+/// refuses before anything else), so sending it again (with fresh pair ids) is safe; sealed
+/// exchanges are never sent again for this (§12 decides).
+pub const PAIRING_ATTEMPTS: u32 = 3;
+/// The longest `Retry-After` honoured: a larger value waits this long.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
+/// The most random jitter added to a `Retry-After` wait (0 to this, uniformly), so that clients
+/// refused together do not all come back at the same instant.
+pub const RETRY_JITTER: Duration = Duration::from_millis(250);
+
+/// How long to wait before sending again a discovery or pairing answered `status` with
+/// `headers`, jitter not included: `None` unless `status` is 429 or 503; else `Retry-After` in
+/// delta-seconds, at most [`MAX_RETRY_AFTER`], and 1 s when it is absent or not delta-seconds
+/// (an HTTP-date is not honoured).
+pub fn retry_after(status: u16, headers: &HeaderMap) -> Option<Duration> {
+    if status != 429 && status != 503 {
+        return None;
+    }
+    let seconds = headers
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+        .map_or(1, |v| v.parse::<u64>().unwrap_or(u64::MAX));
+    Some(Duration::from_secs(seconds).min(MAX_RETRY_AFTER))
+}
+
+/// `wait` plus random jitter of 0 to [`RETRY_JITTER`].
+fn with_jitter(wait: Duration) -> Duration {
+    let max = RETRY_JITTER.as_millis() as u64;
+    let r = random::<2>().map_or(0, u16::from_le_bytes);
+    wait + Duration::from_millis(u64::from(r) % (max + 1))
+}
 
 /// `count` random pair ids (OS randomness).
 pub fn random_pair_ids(count: usize) -> Result<Vec<PairId>, Error> {
@@ -131,8 +169,23 @@ impl<S: PairSource> Engine<S> {
         }
     }
 
+    /// Counts and reports the wait after attempt `attempt` of a discovery or pairing was
+    /// refused with `status`, then waits `wait` plus jitter.
+    async fn back_off(&self, request: &'static str, status: u16, attempt: u32, wait: Duration) {
+        let wait = with_jitter(wait);
+        self.counters.busy_retries.fetch_add(1, Ordering::Relaxed);
+        self.observe(WireEvent::RetryAfter {
+            request,
+            status,
+            attempt,
+            wait_ms: wait.as_millis() as u64,
+        });
+        tokio::time::sleep(wait).await;
+    }
+
     /// `HEAD /api/mte-relay`, presenting `token` if any (§5): the token, the relay's
-    /// parameters and its keys; remembered as the relay's current view.
+    /// parameters and its keys; remembered as the relay's current view. A 429 or 503 answer
+    /// is tried again after its `Retry-After` ([`PAIRING_ATTEMPTS`] attempts in all).
     async fn discover_once(&self, token: Option<&ClientIdToken>) -> Result<Discovered, Error> {
         let url = self.url(DISCOVERY_PATH)?;
         let build = || {
@@ -143,9 +196,26 @@ impl<S: PairSource> Engine<S> {
             req.body(empty_body())
                 .map_err(|e| Error::http("building the discovery request", e))
         };
-        let resp = self
-            .send_rebuildable("discovery (HEAD /api/mte-relay)", build)
-            .await?;
+        const REQUEST: &str = "discovery (HEAD /api/mte-relay)";
+        let mut attempt = 1;
+        let resp = loop {
+            let resp = self.send_rebuildable(REQUEST, build).await?;
+            let status = resp.status().as_u16();
+            let wait = retry_after(status, resp.headers());
+            let Some(wait) = wait.filter(|_| attempt < PAIRING_ATTEMPTS) else {
+                break resp;
+            };
+            let text = |name: &str| header_text(resp.headers(), name);
+            self.observe(WireEvent::Discovery {
+                status,
+                relay_header: text(RELAY_HEADER),
+                relay_info: text(INFO_HEADER),
+                relay_keys: Vec::new(),
+            });
+            drop(resp);
+            self.back_off(REQUEST, status, attempt, wait).await;
+            attempt += 1;
+        };
         self.counters.discoveries.fetch_add(1, Ordering::Relaxed);
         let status = resp.status().as_u16();
         let text = |name: &str| header_text(resp.headers(), name);
@@ -282,39 +352,51 @@ impl<S: PairSource> Engine<S> {
     /// `POST /api/mte-pair` for up to `count` fresh pairs (at most the relay's `max-pairs`)
     /// with a trusted relay key (§6, §13). Returns the pairs and the session to go on with
     /// (the answer may carry a re-signed token; trust on first use stores the confirmed keys).
+    /// A 429 or 503 answer is tried again after its `Retry-After` ([`PAIRING_ATTEMPTS`]
+    /// attempts in all).
     async fn pair(
         &self,
         session: &S::Session,
         count: usize,
     ) -> Result<(Vec<ClientPair>, S::Session), EngineError<S::Error>> {
+        const REQUEST: &str = "pairing (POST /api/mte-pair)";
         let view = self.view(session).await?;
         let count = count.clamp(1, view.info.pairs_per_request());
         let key = self.choose_key(session, &view.keys)?;
-        let pairing = seeded_pairing(session.token().id(), &key, random_pair_ids(count)?)?;
-        let body = Bytes::copy_from_slice(pairing.request_body());
-        let request_len = body.len();
         let url = self.url(PAIRING_PATH)?;
         let relay_header = discovery_header(session.token());
-        let build = || {
-            Request::post(url.clone())
-                .header(RELAY_HEADER, relay_header.as_str())
-                .header(CONTENT_TYPE, JSON_CONTENT_TYPE)
-                .body(full_body(body.clone()))
-                .map_err(|e| Error::http("building the pairing request", e))
+        let mut attempt = 1;
+        let (pairing, parts, body) = loop {
+            // Fresh randomness and pair ids for every attempt (§6).
+            let pairing = seeded_pairing(session.token().id(), &key, random_pair_ids(count)?)?;
+            let body = Bytes::copy_from_slice(pairing.request_body());
+            let request_len = body.len();
+            let build = || {
+                Request::post(url.clone())
+                    .header(RELAY_HEADER, relay_header.as_str())
+                    .header(CONTENT_TYPE, JSON_CONTENT_TYPE)
+                    .body(full_body(body.clone()))
+                    .map_err(|e| Error::http("building the pairing request", e))
+            };
+            let resp = self.send_rebuildable(REQUEST, build).await?;
+            let (parts, incoming) = resp.into_parts();
+            let body = read_small(incoming, "reading the pairing answer").await?;
+            let status = parts.status.as_u16();
+            self.observe(WireEvent::Pairing {
+                pairs: count,
+                status,
+                request_len,
+                response_len: body.len(),
+                relay_key: key.id().fingerprint(),
+            });
+            let wait = retry_after(status, &parts.headers);
+            let Some(wait) = wait.filter(|_| attempt < PAIRING_ATTEMPTS) else {
+                break (pairing, parts, body);
+            };
+            self.back_off(REQUEST, status, attempt, wait).await;
+            attempt += 1;
         };
-        let resp = self
-            .send_rebuildable("pairing (POST /api/mte-pair)", build)
-            .await?;
-        let (parts, incoming) = resp.into_parts();
-        let body = read_small(incoming, "reading the pairing answer").await?;
         let status = parts.status.as_u16();
-        self.observe(WireEvent::Pairing {
-            pairs: count,
-            status,
-            request_len,
-            response_len: body.len(),
-            relay_key: key.id().fingerprint(),
-        });
         if status != 200 {
             return Err(relay_error(status, &parts.headers, &body, None).into());
         }

@@ -12,6 +12,7 @@
 mod util;
 
 mod attacker;
+mod busy;
 #[cfg(feature = "cli")]
 mod curl_args;
 #[cfg(feature = "cli")]
