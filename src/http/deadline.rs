@@ -359,7 +359,11 @@ mod tests {
     fn leading_empty_lines_neither_start_nor_end_a_head() {
         let mut h = HeadScan::new(Phase::Head);
         h.scan(b"\r\n\r\n\r\n");
-        assert_eq!(h.phase, Phase::Head, "CR/LF before the request line is no head");
+        assert_eq!(
+            h.phase,
+            Phase::Head,
+            "CR/LF before the request line is no head"
+        );
         h.scan(b"GET / HTTP/1.1\r\n\r\n");
         assert_eq!(h.phase, Phase::Open);
         let mut h = HeadScan::new(Phase::Idle);

@@ -78,9 +78,9 @@ pub(crate) fn parse_options(headers: &HeaderMap) -> Result<Options, String> {
     let booleans = "true, false, yes, no, on, off, 1 or 0 (any case)";
     let encode_url = match text(ENCODE_URL_HEADER)? {
         None => None,
-        Some(v) => Some(
-            parse_bool(v).ok_or_else(|| format!("{ENCODE_URL_HEADER} must be {booleans}"))?,
-        ),
+        Some(v) => {
+            Some(parse_bool(v).ok_or_else(|| format!("{ENCODE_URL_HEADER} must be {booleans}"))?)
+        }
     };
     let encode_headers = match text(ENCODE_HEADERS_HEADER)? {
         None => None,
@@ -156,7 +156,10 @@ mod tests {
     #[test]
     fn options_read_the_vendor_spellings() {
         let o = parse_options(&map(&[])).unwrap();
-        assert_eq!((o.encode_url, o.encode_headers, o.encode_type), (None, None, None));
+        assert_eq!(
+            (o.encode_url, o.encode_headers, o.encode_type),
+            (None, None, None)
+        );
         for (v, want) in [
             ("true", true),
             ("TRUE", true),
@@ -184,7 +187,10 @@ mod tests {
     #[test]
     fn options_refuse_other_values_naming_the_accepted_ones() {
         let err = parse_options(&map(&[("x-mte-encode-url", "maybe")])).unwrap_err();
-        assert!(err.contains("true, false, yes, no, on, off, 1 or 0"), "{err}");
+        assert!(
+            err.contains("true, false, yes, no, on, off, 1 or 0"),
+            "{err}"
+        );
         let err = parse_options(&map(&[("x-mte-encode-headers", "a b")])).unwrap_err();
         assert!(err.contains("true, false") && err.contains("list"), "{err}");
         assert!(parse_options(&map(&[("x-mte-encode-headers", "a,,b")])).is_err());

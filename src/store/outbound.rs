@@ -464,14 +464,23 @@ mod tests {
         a.give_back(&s, vec![pair(1)]).await.unwrap();
         let keys = vec![KeyId([7; 32]), KeyId([8; 32])];
         let trusted = a.trust(&s, keys.clone()).await.unwrap();
-        assert!(trusted.same(&s) && trusted.same_pool(&s), "same session and pool");
+        assert!(
+            trusted.same(&s) && trusted.same_pool(&s),
+            "same session and pool"
+        );
         assert_eq!(a.take(&trusted).await.unwrap(), Some(pair(1)), "pairs kept");
         // Another relay of the fleet reads the same trust.
         let seen = b.reload().await.unwrap().unwrap();
         assert_eq!(seen.trusted, keys);
         // A new client id (re-discovery after 566) keeps the trust, not the pool.
-        let renewed = b.install(token(2), Some(&seen), Install::Reset).await.unwrap();
-        assert_eq!((renewed.token.clone(), renewed.trusted.clone()), (token(2), keys));
+        let renewed = b
+            .install(token(2), Some(&seen), Install::Reset)
+            .await
+            .unwrap();
+        assert_eq!(
+            (renewed.token.clone(), renewed.trusted.clone()),
+            (token(2), keys)
+        );
         assert!(!renewed.same_pool(&seen));
         // A stale session loses the compare-and-set: the stored one is returned.
         let lost = a.trust(&trusted, vec![KeyId([9; 32])]).await.unwrap();

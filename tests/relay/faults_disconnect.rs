@@ -210,7 +210,10 @@ async fn disconnects_leave_nothing_behind(redis: Option<&RedisServer>) {
     if let Some(redis) = redis {
         let keys = redis.cli(&["--scan", "--pattern", "pqrelay:2:{*"]);
         let pairs = keys.lines().filter(|k| !k.ends_with(":index")).count();
-        assert!(pairs <= 2, "{pairs} pairs in Redis for a client of 2 pairs: {keys}");
+        assert!(
+            pairs <= 2,
+            "{pairs} pairs in Redis for a client of 2 pairs: {keys}"
+        );
     }
     assert!(!relay.proc.exited(), "{}", relay.proc.log_text());
     assert_no_panic(&relay.proc.log_text());

@@ -206,7 +206,10 @@ async fn outbound_bodies_headers_and_query_arrive_and_the_link_is_sealed() {
     assert_eq!(v["headers"]["authorization"], "Bearer sealed-one");
     let (up, _) = c.wire();
     assert!(contains(&up, b"/headers?visible=yes"), "encode-url false");
-    assert!(!contains(&up, b"seen-in-clear"), "unlisted header sealed too");
+    assert!(
+        !contains(&up, b"seen-in-clear"),
+        "unlisted header sealed too"
+    );
     assert!(!contains(&up, b"sealed-one"), "listed header sealed");
 }
 

@@ -271,10 +271,18 @@ async fn empty_lines_before_a_head_and_a_second_head_do_not_escape_the_deadline(
     assert!(cut < Duration::from_millis(3000), "cut late: {cut:?}");
     // The second head on a kept-alive connection has a deadline of its own.
     let mut s = TcpStream::connect(("127.0.0.1", relay.port)).await.unwrap();
-    s.write_all(b"GET /pt/first HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    s.write_all(b"GET /pt/first HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
     let mut buf = vec![0u8; 4096];
-    let n = tokio::time::timeout(IDLE, s.read(&mut buf)).await.unwrap().unwrap();
-    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"), "first answered");
+    let n = tokio::time::timeout(IDLE, s.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"),
+        "first answered"
+    );
     let cut = trickle_until_cut(&mut s, b"GET /pt/second HTTP/1.1\r\nHost: x\r\nX-A: ").await;
     let cut = cut.expect("a slow second head was not cut within 6 s");
     assert!(cut >= Duration::from_millis(1400), "cut too early: {cut:?}");

@@ -56,7 +56,10 @@ pub async fn round_trips(env: &Env) {
     let h = &seen["headers"];
     assert_eq!(h["x-custom"], "custom value");
     assert_eq!(h["accept"], "application/json");
-    assert_eq!(h["accept-encoding"], "identity", "the relay asks for identity");
+    assert_eq!(
+        h["accept-encoding"], "identity",
+        "the relay asks for identity"
+    );
     for (name, _) in h.as_object().unwrap() {
         assert!(!name.starts_with("x-mte-"), "upstream saw {name}");
         assert_ne!(name, "transfer-encoding");
