@@ -426,6 +426,12 @@ fn limits(l: &mut Loader<'_>) -> Option<Limits> {
         upstream_read_timeout: ms(l, &f::UPSTREAM_READ_TIMEOUT_MS, d.upstream_read_timeout)?,
         pair_rate_per_ip: rate(l, &f::PAIR_RATE_PER_IP, d.pair_rate_per_ip)?,
         pair_rate_per_client: rate(l, &f::PAIR_RATE_PER_CLIENT, d.pair_rate_per_client)?,
+        pairing_concurrency: l
+            .optional(&f::PAIRING_CONCURRENCY, |l, raw, source| {
+                let range = (1, super::limits::MAX_PAIRING_CONCURRENCY);
+                l.number(&f::PAIRING_CONCURRENCY, raw, source, range)
+            })?
+            .unwrap_or(d.pairing_concurrency),
     })
 }
 

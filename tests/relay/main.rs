@@ -29,6 +29,7 @@ mod outbound;
 mod protocol2;
 mod security_limits;
 mod security_logs;
+mod security_pairing_flood;
 mod security_smuggling;
 mod store_memory;
 mod store_memory_size;
