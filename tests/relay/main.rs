@@ -27,6 +27,7 @@ mod ops_metrics;
 mod ops_upgrade;
 mod outbound;
 mod protocol2;
+mod security_framing;
 mod security_limits;
 mod security_logs;
 mod security_pairing_flood;
