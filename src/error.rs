@@ -231,7 +231,7 @@ pub struct Refusal {
     /// `Allow` (405): the methods the route answers.
     pub allow: Option<&'static str>,
     /// After the relay identified the pair: the error's authentication.
-    pub auth: Option<ErrorAuth>,
+    pub auth: Option<Box<ErrorAuth>>,
 }
 
 impl Refusal {
@@ -260,7 +260,7 @@ impl Refusal {
 
     /// Authenticated for the exchange `auth` names (PROTOCOL.md §11.2).
     pub fn authenticated(mut self, auth: ErrorAuth) -> Refusal {
-        self.auth = Some(auth);
+        self.auth = Some(Box::new(auth));
         self
     }
 
