@@ -169,7 +169,7 @@ fields! {
         "Pairing requests per second from one client IP address (0 = off), 0–1000000; 429 beyond.";
     PAIR_RATE_PER_CLIENT: "pairRatePerClient", "PAIR_RATE_PER_CLIENT", [], Optional, Relay, false, "30", Edge,
         "Pairing requests per second for one client id (0 = off), 0–1000000; 429 beyond.";
-    PAIRING_CONCURRENCY: "pairingConcurrency", "PAIRING_CONCURRENCY", [], Optional, Relay, false, "32 × CPU count", Edge,
+    PAIRING_CONCURRENCY: "pairingConcurrency", "PAIRING_CONCURRENCY", [], Optional, Relay, false, "4 × CPU count", Edge,
         "Pairings whose key exchange runs at once, off the proxy threads, 1–65536; beyond, 503 `pairing_busy` with `Retry-After: 1` (never a queue).";
     PLAIN_HEADERS: "plainHeaders", "PLAIN_HEADERS", [], Optional, Relay, false, "cookie", Edge,
         "Plain (unsealed) request headers still forwarded on MTE routes; every other plain header is dropped (only sealed headers speak for the client).";

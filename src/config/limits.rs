@@ -25,10 +25,13 @@ pub const DEFAULT_PAIR_RATE_PER_IP: u32 = 50;
 /// whose relay restarted re-pairs each stale pair once (PROTOCOL.md §12): up to
 /// `MAX_POOL_SIZE` (25) requests in a burst must pass.
 pub const DEFAULT_PAIR_RATE_PER_CLIENT: u32 = 30;
-/// Pairings in flight per CPU by default (`PAIRING_CONCURRENCY` = this × the CPU count): one
-/// pairing is ~5.5 ms of CPU, so 32 per CPU is a burst of ~0.2 s of work per core before a
-/// pairing is refused with 503 `pairing_busy`.
-pub const PAIRINGS_PER_CPU: usize = 32;
+/// Pairings in flight per CPU by default (`PAIRING_CONCURRENCY` = this × the CPU count). The
+/// work is CPU-bound: permits beyond the CPU count add no pairing throughput, only threads
+/// that compete with the proxy workers for the cores (docs/PERFORMANCE.md, "Pairing flood":
+/// on 2 cores, 32 per CPU let a 64-connection flood in whole and the exchanges' p99 rose to
+/// 123 ms, against 73–86 ms with 2–4 per CPU and 41 ms with 1). 4 per CPU still admits a burst
+/// of a few milliseconds of pairing work per core before answering 503.
+pub const PAIRINGS_PER_CPU: usize = 4;
 /// The largest `PAIRING_CONCURRENCY` (Tokio's semaphore holds far more; the blocking pool
 /// does not).
 pub const MAX_PAIRING_CONCURRENCY: usize = 65_536;
