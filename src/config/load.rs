@@ -516,6 +516,24 @@ mod tests {
     }
 
     #[test]
+    fn pairing_concurrency_defaults_per_cpu_and_refuses_zero() {
+        let c = load_env(env(MINIMAL)).unwrap().config;
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let per_cpu = crate::config::limits::PAIRINGS_PER_CPU;
+        assert_eq!(c.limits.pairing_concurrency, per_cpu * cpus);
+        let mut set = env(MINIMAL);
+        set.insert("PAIRING_CONCURRENCY".into(), "3".into());
+        assert_eq!(load_env(set).unwrap().config.limits.pairing_concurrency, 3);
+        let mut zero = env(MINIMAL);
+        zero.insert("PAIRING_CONCURRENCY".into(), "0".into());
+        let e = load_env(zero).unwrap_err().to_string();
+        assert!(
+            e.contains("pairingConcurrency") && e.contains("PAIRING_CONCURRENCY"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn missing_required_values_name_field_and_variable() {
         let e = load_env(HashMap::new()).unwrap_err().to_string();
         let lines: Vec<&str> = e.lines().collect();
