@@ -150,6 +150,9 @@ kinds! {
     SHUTTING_DOWN = 503, "shutting_down",
         "This relay process is shutting down or handing over to a new one (readiness only).",
         "Send new work to another relay; requests in flight still finish.";
+    PAIRING_BUSY = 503, "pairing_busy",
+        "Every pairing slot is taken (PAIRING_CONCURRENCY key exchanges are running); the request was not queued.",
+        "Wait Retry-After seconds, then pair again.";
     UPSTREAM_TIMEOUT = 504, "upstream_timeout",
         "The upstream did not answer in time.",
         "Retry later.";
@@ -228,7 +231,7 @@ pub struct Refusal {
     /// `Allow` (405): the methods the route answers.
     pub allow: Option<&'static str>,
     /// After the relay identified the pair: the error's authentication.
-    pub auth: Option<ErrorAuth>,
+    pub auth: Option<Box<ErrorAuth>>,
 }
 
 impl Refusal {
@@ -257,7 +260,7 @@ impl Refusal {
 
     /// Authenticated for the exchange `auth` names (PROTOCOL.md §11.2).
     pub fn authenticated(mut self, auth: ErrorAuth) -> Refusal {
-        self.auth = Some(auth);
+        self.auth = Some(Box::new(auth));
         self
     }
 

@@ -6,7 +6,8 @@
 //!    environment, YAML, `domainMap` entries and the docs; [`error`]: the error table and the
 //!    one refusal type; leaf recorders anyone may call: `metrics`, `logging`, `lifecycle`.
 //! 2. [`store`]: pair state behind one trait (memory, Redis), plus outbound client state.
-//! 3. `site` / `state`: the sites of a relay (one per `DOMAIN_MAP` host) and the shared state.
+//! 3. `site` / `state`: the sites of a relay (one per `DOMAIN_MAP` host) and the shared state,
+//!    with `pairing_pool` (the bounded pool pairing's key exchange runs in).
 //! 4. `http`: everything that touches a Pingora `Session` — context, replies, edge guards,
 //!    CORS, routing, the relay's own routes and pairing.
 //! 5. `exchange` (open an MTE request, seal its response) and `outbound` (this relay as a
@@ -28,6 +29,7 @@ mod lifecycle;
 mod logging;
 mod metrics;
 mod outbound;
+mod pairing_pool;
 mod proxy;
 mod server;
 mod site;

@@ -16,6 +16,8 @@
 //! | `pqrelay_decode_failures_total` | counter | `reason` |
 //! | `pqrelay_pairings_total` | counter | |
 //! | `pqrelay_pairs_created_total` | counter | |
+//! | `pqrelay_pairings_in_flight` | gauge | |
+//! | `pqrelay_pairings_busy_total` | counter | |
 //! | `pqrelay_active_pairs` | gauge (memory store only) | |
 //! | `pqrelay_store_operation_seconds` | histogram | `op` |
 //! | `pqrelay_store_errors_total` | counter | `op` |
@@ -32,8 +34,8 @@ use pingora_core::services::listening::Service;
 use pingora_prometheus::prometheus::core::{Collector, Desc};
 use pingora_prometheus::prometheus::proto::MetricFamily;
 use pingora_prometheus::prometheus::{
-    self, register_histogram_vec, register_int_counter, register_int_counter_vec, HistogramVec,
-    IntCounter, IntCounterVec, IntGauge,
+    self, register_histogram_vec, register_int_counter, register_int_counter_vec,
+    register_int_gauge, HistogramVec, IntCounter, IntCounterVec, IntGauge,
 };
 use pingora_prometheus::PrometheusHttpApp;
 
@@ -63,6 +65,8 @@ struct Metrics {
     decode_failures: IntCounterVec,
     pairings: IntCounter,
     pairs_created: IntCounter,
+    pairings_in_flight: IntGauge,
+    pairings_busy: IntCounter,
     store_seconds: HistogramVec,
     store_errors: IntCounterVec,
 }
@@ -106,6 +110,16 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         pairs_created: register_int_counter!(
             "pqrelay_pairs_created_total",
             "Pairs created by pairing requests."
+        )
+        .expect(ONCE),
+        pairings_in_flight: register_int_gauge!(
+            "pqrelay_pairings_in_flight",
+            "Pairing key exchanges running now (at most PAIRING_CONCURRENCY)."
+        )
+        .expect(ONCE),
+        pairings_busy: register_int_counter!(
+            "pqrelay_pairings_busy_total",
+            "Pairing requests refused with 503 pairing_busy (every PAIRING_CONCURRENCY slot taken)."
         )
         .expect(ONCE),
         store_seconds: register_histogram_vec!(
@@ -214,6 +228,28 @@ pub(crate) fn paired(pairs: usize) {
     if enabled() && pairs > 0 {
         METRICS.pairings.inc();
         METRICS.pairs_created.inc_by(pairs as u64);
+    }
+}
+
+/// Records a pairing key exchange starting (`pqrelay_pairings_in_flight` up).
+pub(crate) fn pairing_started() {
+    if enabled() {
+        METRICS.pairings_in_flight.inc();
+    }
+}
+
+/// Records a pairing key exchange finished (`pqrelay_pairings_in_flight` down). Recording is
+/// never switched off once on, so every `pairing_started` recorded has its `pairing_finished`.
+pub(crate) fn pairing_finished() {
+    if enabled() {
+        METRICS.pairings_in_flight.dec();
+    }
+}
+
+/// Records a pairing refused with 503 `pairing_busy`.
+pub(crate) fn pairing_busy() {
+    if enabled() {
+        METRICS.pairings_busy.inc();
     }
 }
 

@@ -14,7 +14,8 @@
 //!    request, then [`upstream::prepare_request`] (Host, X-Forwarded-*, `HEADERS`).
 //! 4. `request_body_filter` → [`exchange::request::decode_body`] (STREAM records opened as
 //!    they arrive).
-//! 5. `response_filter` → [`exchange::response::seal_head`], then [`reply::finish_response`]
+//! 5. `response_filter` → interim (1xx) responses through [`framing::informational`] (never in
+//!    the clear on an MTE route), then [`exchange::response::seal_head`], then [`reply::finish_response`]
 //!    (CORS, `HEADERS`); `response_body_filter` → [`exchange::response::seal_body`].
 //! 6. `fail_to_proxy` answers errors in the JSON error shape; `logging` writes the access line
 //!    (the client address of [`client_addr`]) and records the request's metrics.
@@ -36,7 +37,7 @@ use crate::error::{ErrorKind, Refusal};
 use crate::exchange::{self, Exchange};
 use crate::http::ctx::RequestCtx;
 use crate::http::routes::{self, Routed};
-use crate::http::{client_addr, reply, upstream};
+use crate::http::{client_addr, framing, reply, upstream};
 use crate::logging::ACCESS_TARGET;
 use crate::outbound::{self, Outbound};
 use crate::state::RelayState;
@@ -175,7 +176,7 @@ impl ProxyHttp for Relay {
         ctx: &mut Ctx,
     ) -> Result<()> {
         if resp.status.is_informational() {
-            return Ok(());
+            return framing::informational(resp, ctx.exchange.is_some());
         }
         if let Some(started) = ctx.http.upstream_started.take() {
             let route = ctx.http.route.metric_label();

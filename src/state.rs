@@ -1,9 +1,10 @@
-//! The running relay's shared state: its configuration, its sites and the pair store they
-//! share. Built once at startup; every request reads it.
+//! The running relay's shared state: its configuration, its sites, the pair store they
+//! share and the pairing pool. Built once at startup; every request reads it.
 
 use std::sync::Arc;
 
 use crate::config::Config;
+use crate::pairing_pool::PairingPool;
 use crate::site::Sites;
 use crate::store::{PairStore, StoreConfig};
 
@@ -16,6 +17,8 @@ pub(crate) struct RelayState {
     pub sites: Sites,
     /// Where pair states live (memory by default, Redis with `REDIS_URL`), un-namespaced.
     pub store: Arc<dyn PairStore>,
+    /// Where pairing key exchanges run, `PAIRING_CONCURRENCY` at most.
+    pub pairing_pool: PairingPool,
 }
 
 impl RelayState {
@@ -32,7 +35,9 @@ impl RelayState {
         store: Arc<dyn PairStore>,
     ) -> Result<RelayState, String> {
         let sites = Sites::build(&config, &store)?;
+        let pairing_pool = PairingPool::new(config.limits.pairing_concurrency);
         Ok(RelayState {
+            pairing_pool,
             config,
             sites,
             store,

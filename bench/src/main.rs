@@ -11,11 +11,14 @@
 //! - `upstream`: the fast upstream alone.
 //! - `outbound [--requests N] [--redis]`: the latency the outbound hop adds at 1 KiB (app → relay A →
 //!   relay B → upstream against app → relay B with the Rust client, and the plain upstream).
+//! - `flood [--floods 0,64,256] [--secs N] [--pairs N] [--clients N] [--pairing-concurrency N]`:
+//!   latency of paired clients' sealed exchanges while many connections flood `/api/mte-pair`.
 //! - `soak [--secs N] [--workers N]`: mixed, verified traffic through a relay with Redis state
 //!   for N seconds, with a Redis restart and a relay upgrade mid-run (`bench/soak.sh`).
 //!
 //! Every child process is stopped on exit, error or Ctrl-C; every load loop stops by itself.
 
+mod flood;
 mod load;
 mod outbound;
 mod procs;
@@ -112,6 +115,27 @@ enum Cmd {
         /// Both relays keep their state in one redis-server (default: memory).
         #[arg(long)]
         redis: bool,
+        /// The relay binary (default: $CARGO_TARGET_DIR/release/pqrelay).
+        #[arg(long)]
+        relay_bin: Option<PathBuf>,
+    },
+    /// Sealed exchanges of paired clients during a pairing flood (median, p99).
+    Flood {
+        /// Flooding connections, one run each (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "0,64,256")]
+        floods: Vec<usize>,
+        /// Measured seconds per flood size.
+        #[arg(long, default_value_t = 5.0)]
+        secs: f64,
+        /// Pairs per flood pairing request.
+        #[arg(long, default_value_t = 25)]
+        pairs: usize,
+        /// Paired clients sending exchanges, one at a time each.
+        #[arg(long, default_value_t = 4)]
+        clients: usize,
+        /// The relay's PAIRING_CONCURRENCY (default: the relay's own default).
+        #[arg(long)]
+        pairing_concurrency: Option<usize>,
         /// The relay binary (default: $CARGO_TARGET_DIR/release/pqrelay).
         #[arg(long)]
         relay_bin: Option<PathBuf>,
@@ -289,6 +313,24 @@ async fn run(cmd: Cmd) -> anyhow::Result<()> {
                 relay_bin: relay_bin.unwrap_or_else(suite::default_relay_bin),
             };
             soak::run(&opts).await
+        }
+        Cmd::Flood {
+            floods,
+            secs,
+            pairs,
+            clients,
+            pairing_concurrency,
+            relay_bin,
+        } => {
+            let opts = flood::Options {
+                secs,
+                floods,
+                pairs: pairs.clamp(1, 255),
+                clients,
+                pairing_concurrency,
+                relay_bin: relay_bin.unwrap_or_else(suite::default_relay_bin),
+            };
+            flood::run(&opts).await
         }
         Cmd::Upstream { .. } => unreachable!("handled before the runtime starts"),
     }

@@ -1,4 +1,4 @@
-//! The relay's edge limits as configuration data: sizes, timeouts and pairing rates, with their
+//! The relay's edge limits as configuration data: sizes, timeouts, pairing rates and pairing concurrency, with their
 //! defaults (docs/SECURITY.md says what each one answers and which test proves it).
 
 use std::time::Duration;
@@ -25,6 +25,22 @@ pub const DEFAULT_PAIR_RATE_PER_IP: u32 = 50;
 /// whose relay restarted re-pairs each stale pair once (PROTOCOL.md §12): up to
 /// `MAX_POOL_SIZE` (25) requests in a burst must pass.
 pub const DEFAULT_PAIR_RATE_PER_CLIENT: u32 = 30;
+/// Pairings in flight per CPU by default (`PAIRING_CONCURRENCY` = this × the CPU count). The
+/// work is CPU-bound: permits beyond the CPU count add no pairing throughput, only threads
+/// that compete with the proxy workers for the cores (docs/PERFORMANCE.md, "Pairing flood":
+/// on 2 cores, 32 per CPU let a 64-connection flood in whole and the exchanges' p99 rose to
+/// 123 ms, against 73–86 ms with 2–4 per CPU and 41 ms with 1). 4 per CPU still admits a burst
+/// of a few milliseconds of pairing work per core before answering 503.
+pub const PAIRINGS_PER_CPU: usize = 4;
+/// The largest `PAIRING_CONCURRENCY` (Tokio's semaphore holds far more; the blocking pool
+/// does not).
+pub const MAX_PAIRING_CONCURRENCY: usize = 65_536;
+
+/// Default `PAIRING_CONCURRENCY`: [`PAIRINGS_PER_CPU`] × the CPU count.
+pub fn default_pairing_concurrency() -> usize {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    PAIRINGS_PER_CPU.saturating_mul(cpus)
+}
 
 /// The edge limits of a relay (all configurable; see each default constant).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +61,8 @@ pub struct Limits {
     pub pair_rate_per_ip: u32,
     /// `PAIR_RATE_PER_CLIENT`: pairing requests per second per client id; 0 = unlimited.
     pub pair_rate_per_client: u32,
+    /// `PAIRING_CONCURRENCY`: pairings whose key exchange runs at once (503 beyond); never 0.
+    pub pairing_concurrency: usize,
 }
 
 impl Default for Limits {
@@ -58,6 +76,7 @@ impl Default for Limits {
             upstream_read_timeout: DEFAULT_UPSTREAM_READ_TIMEOUT,
             pair_rate_per_ip: DEFAULT_PAIR_RATE_PER_IP,
             pair_rate_per_client: DEFAULT_PAIR_RATE_PER_CLIENT,
+            pairing_concurrency: default_pairing_concurrency(),
         }
     }
 }

@@ -453,6 +453,12 @@ fn limits(l: &mut Loader<'_>) -> Option<Limits> {
         upstream_read_timeout: ms(l, &f::UPSTREAM_READ_TIMEOUT_MS, d.upstream_read_timeout)?,
         pair_rate_per_ip: rate(l, &f::PAIR_RATE_PER_IP, d.pair_rate_per_ip)?,
         pair_rate_per_client: rate(l, &f::PAIR_RATE_PER_CLIENT, d.pair_rate_per_client)?,
+        pairing_concurrency: l
+            .optional(&f::PAIRING_CONCURRENCY, |l, raw, source| {
+                let range = (1, super::limits::MAX_PAIRING_CONCURRENCY);
+                l.number(&f::PAIRING_CONCURRENCY, raw, source, range)
+            })?
+            .unwrap_or(d.pairing_concurrency),
     })
 }
 
@@ -534,6 +540,24 @@ mod tests {
             ["GET", "POST", "PUT", "DELETE", "OPTIONS", "HEAD"]
         );
         assert!(c.site.mte_routes.is_none());
+    }
+
+    #[test]
+    fn pairing_concurrency_defaults_per_cpu_and_refuses_zero() {
+        let c = load_env(env(MINIMAL)).unwrap().config;
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let per_cpu = crate::config::limits::PAIRINGS_PER_CPU;
+        assert_eq!(c.limits.pairing_concurrency, per_cpu * cpus);
+        let mut set = env(MINIMAL);
+        set.insert("PAIRING_CONCURRENCY".into(), "3".into());
+        assert_eq!(load_env(set).unwrap().config.limits.pairing_concurrency, 3);
+        let mut zero = env(MINIMAL);
+        zero.insert("PAIRING_CONCURRENCY".into(), "0".into());
+        let e = load_env(zero).unwrap_err().to_string();
+        assert!(
+            e.contains("pairingConcurrency") && e.contains("PAIRING_CONCURRENCY"),
+            "{e}"
+        );
     }
 
     #[test]

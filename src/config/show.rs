@@ -101,6 +101,7 @@ pub fn shown(config: &Config, field: &Field) -> Value {
         "upstreamReadTimeoutMs" => ms(limits.upstream_read_timeout),
         "pairRatePerIp" => json!(limits.pair_rate_per_ip),
         "pairRatePerClient" => json!(limits.pair_rate_per_client),
+        "pairingConcurrency" => json!(limits.pairing_concurrency),
         "outboundToken" => json!(config.outbound_token.as_ref().map(Secret::masked)),
         "outboundUpstreams" => config
             .outbound_upstreams

@@ -5,13 +5,15 @@
 //!   request-target over `MAX_URL_BYTES` (414), header fields over `MAX_HEADER_BYTES` (431) and
 //!   any target that is not a plain origin-form path (400 `invalid_url`: the protocol crate's
 //!   `validate_origin_form_within`, the rules of PROTOCOL.md §9.2, also applied to the decoded
-//!   URL of an MTE request).
+//!   URL of an MTE request), then normalises `Content-Length` ([`super::framing`]: one value,
+//!   400 when the values differ).
 //! - [`check_pairing_rate`]: pairing requests per client IP (the address of
 //!   [`super::client_addr`], so behind trusted proxies the real client's) and per client id
 //!   (429).
 //!
 //! Pingora itself already refuses (400, connection closed) request heads over 1 MiB or with more
-//! than 256 fields, differing duplicate `Content-Length`s, a final `Transfer-Encoding` other
+//! than 256 fields, differing duplicate `Content-Length`s (equal ones it accepts, so
+//! [`super::framing::content_length`] makes them one), a final `Transfer-Encoding` other
 //! than `chunked` (e.g. `xchunked`), `Transfer-Encoding` on HTTP/1.0, obs-fold and CONNECT; it
 //! drops `Content-Length` when `Transfer-Encoding` is present and re-writes every forwarded
 //! head itself (no byte of the client's head is copied upstream). The head read deadline is
@@ -76,6 +78,8 @@ pub(crate) async fn guard_request(
             "the request-target is not ASCII",
         )),
     };
+    let refusal =
+        refusal.or_else(|| super::framing::content_length(session.req_header_mut()).err());
     match refusal {
         Some(refusal) => refuse(session, ctx, &refusal).await,
         None => Ok(false),

@@ -7,8 +7,14 @@
 //! the problem), answers with the protocol crate (400 `unknown_relay_key` listing the relay's
 //! fingerprints when the client chose another key): one decapsulation with the chosen relay
 //! key, one encapsulation to the client's ephemeral key, the chain keys of every pair, and
-//! `confirm`. The pairs are stored with one all-or-nothing
+//! `confirm`. That key exchange (~5.5 ms of CPU) runs in the relay's
+//! [`PairingPool`](crate::pairing_pool::PairingPool), off the proxy thread; when all
+//! `PAIRING_CONCURRENCY` permits are taken the answer is 503 `pairing_busy` with
+//! `Retry-After: 1` at once. The checks run cheapest first: IP rate, client id, client rate,
+//! body, parse, then the pool. The pairs are stored with one all-or-nothing
 //! [`PairStore::insert`](crate::store::PairStore::insert) that refuses a pair id in use.
+
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use http::header;
@@ -25,8 +31,12 @@ use super::guard::check_pairing_rate;
 use super::relay_header::{relay_header, verify};
 use super::reply::{refuse, send};
 use crate::error::{ErrorKind, Refusal};
+use crate::pairing_pool::PoolError;
 use crate::state::RelayState;
 use crate::store::StoreError;
+
+/// `Retry-After` of a 503 `pairing_busy`, in seconds.
+const BUSY_RETRY_AFTER: u32 = 1;
 
 /// Answers `POST /api/mte-pair`. Always `Ok(true)` unless writing the answer fails.
 pub(crate) async fn serve(
@@ -66,11 +76,23 @@ async fn pair(
     let body = read_body(session, MAX_PAIRING_BODY).await?;
     let request = PairingRequest::parse(&body, state.config.max_pool_size)
         .map_err(|e| pairing_refusal(e, site))?;
-    let mut eseed = Zeroizing::new([0u8; ESEED_SIZE]);
-    getrandom::getrandom(eseed.as_mut())
-        .map_err(|_| Refusal::new(ErrorKind::INTERNAL, "random generator failed"))?;
-    let answer = answer_pairing(&client, &site.relay_keys, &request, &eseed)
-        .map_err(|e| pairing_refusal(e, site))?;
+    // The key exchange runs in the bounded pool, after the rates and the body: a slow client
+    // never holds a permit while it sends.
+    let keys = Arc::clone(site);
+    let answer = state
+        .pairing_pool
+        .run(move || -> Result<_, Refusal> {
+            let mut eseed = Zeroizing::new([0u8; ESEED_SIZE]);
+            getrandom::getrandom(eseed.as_mut())
+                .map_err(|_| Refusal::new(ErrorKind::INTERNAL, "random generator failed"))?;
+            answer_pairing(&client, &keys.relay_keys, &request, &eseed)
+                .map_err(|e| pairing_refusal(e, &keys))
+        })
+        .await
+        .map_err(|e| match e {
+            PoolError::Busy(_) => busy(state.pairing_pool.size()),
+            PoolError::Failed(_) => Refusal::new(ErrorKind::INTERNAL, "pairing failed"),
+        })??;
     site.store
         .insert(&client, &answer.pairs)
         .await
@@ -90,6 +112,15 @@ async fn pair(
         RelayHeader::Discovery { token }.encode(),
         Bytes::from(answer.body),
     ))
+}
+
+/// The 503 of a pairing that found every [`PairingPool`](crate::pairing_pool::PairingPool)
+/// permit taken.
+fn busy(size: usize) -> Refusal {
+    let why = format!(
+        "{size} pairings are running (PAIRING_CONCURRENCY); pair again after Retry-After seconds"
+    );
+    Refusal::new(ErrorKind::PAIRING_BUSY, why).retry_after(BUSY_RETRY_AFTER)
 }
 
 /// Reads the request body up to `limit` bytes (413 beyond), answering `Expect: 100-continue`.

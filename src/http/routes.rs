@@ -106,7 +106,10 @@ pub(crate) async fn route(
         .and_then(|h| verify(&site, h));
     ctx.route = RouteKind::Mte;
     match verified {
-        Ok(relay) => Ok(Routed::Mte(relay)),
+        Ok(relay) => {
+            super::framing::drop_informational_on_mte(session);
+            Ok(Routed::Mte(relay))
+        }
         Err(refusal) => refused(session, ctx, &refusal).await,
     }
 }

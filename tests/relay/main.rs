@@ -7,6 +7,10 @@
 //! load the machine or assert on time take their turn through [`util::machine`].
 //! Run one area with `cargo test --test relay -- core_config::`.
 
+// The turns of `util::machine` are std `RwLock` guards held for a whole test on purpose (each
+// test runs on its own runtime; the guard orders tests, it guards no data).
+#![allow(clippy::await_holding_lock)]
+
 mod util;
 
 mod core_config;
@@ -30,8 +34,10 @@ mod outbound_attacker;
 mod outbound_vendor;
 mod protocol2;
 mod security_addresses;
+mod security_framing;
 mod security_limits;
 mod security_logs;
+mod security_pairing_flood;
 mod security_smuggling;
 mod security_state;
 mod store_memory;

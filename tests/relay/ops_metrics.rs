@@ -156,6 +156,8 @@ async fn metrics_after_traffic_with_memory_state() {
     assert_eq!(must(&text, "pqrelay_pairings_total"), 1.0);
     assert_eq!(must(&text, "pqrelay_pairs_created_total"), 2.0);
     assert_eq!(must(&text, "pqrelay_active_pairs"), 2.0);
+    assert_eq!(must(&text, "pqrelay_pairings_in_flight"), 0.0);
+    assert_eq!(must(&text, "pqrelay_pairings_busy_total"), 0.0);
     // Store operations: one load and one compare-and-set per exchange.
     assert_eq!(
         must(&text, r#"pqrelay_store_operation_seconds_count{op="load"}"#),
