@@ -934,3 +934,107 @@ pub(crate) fn write(path: &Path, results: &Results) -> anyhow::Result<()> {
     std::fs::write(path, text)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(rps: f64, proxy: Option<f64>) -> Point {
+        Point {
+            ok: 1000,
+            rps,
+            cpu: Cpu {
+                proxy,
+                generator: Some(20.0),
+                upstream: Some(15.0),
+            },
+            ..Point::default()
+        }
+    }
+
+    fn results() -> Results {
+        let cpu = [
+            (DIRECT, None),
+            (NGINX, Some(30.0)),
+            (BARE, Some(60.0)),
+            (PASS, Some(62.0)),
+            (MTE_MEM, Some(75.0)),
+            (MTE_REDIS, Some(90.0)),
+        ];
+        let mut r = Results {
+            client_crypto_us: Some(3.0),
+            ..Results::default()
+        };
+        for (target, proxy) in cpu {
+            let mut p = point(10_000.0, proxy);
+            if target == MTE_MEM {
+                p.cpu.generator = Some(30.0);
+            }
+            r.matrix.push(MatrixPoint {
+                conns: 300,
+                size: 1024,
+                target,
+                point: p,
+            });
+        }
+        r.matrix.push(MatrixPoint {
+            conns: 300,
+            size: 1024,
+            target: "unmeasured",
+            point: Point::failed("down".into()),
+        });
+        r.syscalls.push(Syscalls {
+            target: PASS,
+            requests: 100,
+            total: 750,
+            by_name: vec![("sendto".into(), 300), ("recvfrom".into(), 200)],
+            error: None,
+        });
+        r
+    }
+
+    #[test]
+    fn goals_are_cpu_ratios_of_one_run() {
+        let r = results();
+        let goals = r.goals();
+        assert_eq!(goals[0].met, Some(true), "62 / 60 ≤ 1.05");
+        assert_eq!(goals[1].met, Some(false), "75 / 62 > 1.10");
+        assert_eq!(goals[2].met, Some(true), "90 / 75 ≤ 1.30");
+        assert_eq!(goals[3].met, Some(false), "+10 µs > 2 × 3 µs");
+        assert_eq!(goals[4].met, Some(false), "75 / 30 > 2.0");
+        assert!(goals.iter().filter(|g| g.info).all(|g| g.met.is_none()));
+        assert_eq!(
+            r.headline(),
+            "relay CPU per sealed request: 1.25× bare Pingora, 2.50× nginx"
+        );
+    }
+
+    #[test]
+    fn sealing_goal_without_crypto_timing_is_not_measured() {
+        let mut r = results();
+        r.client_crypto_us = None;
+        r.client_crypto_error = Some("failed".into());
+        let g = &r.goals()[3];
+        assert_eq!(g.met, None);
+        assert!(g.measured.starts_with("+10.0 µs"), "{}", g.measured);
+    }
+
+    #[test]
+    fn markdown_rows_have_as_many_cells_as_their_header() {
+        let text = results().markdown();
+        assert!(text
+            .contains("| relay pass-through | 100 | **7.50** | `sendto` 3.00, `recvfrom` 2.00 |"));
+        let mut header_cells = 0;
+        for line in text.lines() {
+            if !line.starts_with('|') {
+                header_cells = 0;
+                continue;
+            }
+            if header_cells == 0 {
+                header_cells = line.split('|').count();
+            } else {
+                assert_eq!(line.split('|').count(), header_cells, "{line}");
+            }
+        }
+    }
+}
