@@ -17,5 +17,7 @@ done
 export PATH="$PATH:/usr/sbin"
 # 1000 client connections plus as many upstream ones per proxy.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+# One build of both packages (features unified), then the binary itself: `cargo run -p
+# pqrelay-bench` would rebuild the dependencies with the bench's features alone.
 cargo build --release -p pqrelay -p pqrelay-bench
-exec cargo run -p pqrelay-bench --release -- all "$@"
+exec "$CARGO_TARGET_DIR/release/pqrelay-bench" all "$@"
