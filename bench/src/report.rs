@@ -544,7 +544,7 @@ impl Results {
         let _ = writeln!(s, "# pqrelay performance\n");
         let _ = writeln!(
             s,
-            "Written by `bench/run.sh` (`cargo run -p pqrelay-bench --release -- all`); every \
+            "Written by `bench/run.sh` (`pqrelay-bench all`, release build); every \
              number below comes from that run. Method and caveats: [below](#method).\n"
         );
         let _ = writeln!(s, "| | |\n|---|---|");
