@@ -930,9 +930,7 @@ async fn memory(lab: &mut Lab, plan: &Plan) -> Memory {
             tokio::spawn(async move {
                 while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < n {
                     let token = load::discover(&http, &base).await?;
-                    load::pair(&http, &uri, &token, &keys, 1)
-                        .await
-                        .map_err(anyhow::Error::msg)?;
+                    pair_when_free(&http, &uri, &token, &keys).await?;
                 }
                 anyhow::Ok(())
             })
@@ -965,6 +963,27 @@ async fn memory(lab: &mut Lab, plan: &Plan) -> Memory {
     }
     lab.stop("relay-pairs");
     m
+}
+
+/// Pairs one client, asking again while the relay's pairing pool is full (503 `pairing_busy`:
+/// 64 connections pair at once, the pool admits `PAIRING_CONCURRENCY`, 4 per CPU by default).
+async fn pair_when_free(
+    http: &HttpClient,
+    uri: &Uri,
+    token: &str,
+    keys: &KeyPool,
+) -> anyhow::Result<()> {
+    let mut busy = 0u32;
+    loop {
+        match load::pair(http, uri, token, keys, 1).await {
+            Ok(_) => return Ok(()),
+            Err(e) if e.contains("pairing_busy") && busy < 1000 => {
+                busy += 1;
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            Err(e) => anyhow::bail!(e),
+        }
+    }
 }
 
 /// The default relay binary: `$CARGO_TARGET_DIR/release/pqrelay`, else beside this binary.
