@@ -122,3 +122,14 @@ http {{
 "#
     )
 }
+
+/// The live child processes of `pid` (nginx's workers).
+pub(crate) fn children(pid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&p| stat_ticks(p).is_some_and(|(ppid, _)| ppid == pid))
+        .collect()
+}

@@ -16,16 +16,21 @@ use pqrelay_testkit::{clean_command, free_port, proc_status_kib, Proc, Signal, T
 use crate::load::{self, KeyPool, Outcome, Spec, Target};
 use crate::procs::{nginx_conf, start_redis, READY_TIMEOUT};
 use crate::report::{
-    self, Cpu, MatrixPoint, Memory, Point, Results, RunInfo, StreamRow, DIRECT, MTE_MEM, MTE_REDIS,
-    NGINX, PASS, TARGETS,
+    self, Cpu, MatrixPoint, Memory, Point, Results, RunInfo, StreamRow, BARE, DIRECT, MTE_MEM,
+    MTE_REDIS, NGINX, PASS, TARGETS,
 };
 use crate::stream::{self, Via};
+use crate::syscalls::{self, Syscalls};
 use crate::upstream::json_of_len;
 
 /// The client id secret every bench relay uses.
 const SECRET: &str = "pqrelay-bench-client-id-secret-0123456789";
 /// Request timeout of every load point.
 const TIMEOUT: Duration = Duration::from_secs(10);
+/// Idle upstream connections kept by the relays and the bare Pingora proxy.
+const KEEPALIVE_POOL: usize = 1024;
+/// Connections of the syscall points.
+const SYSCALL_CONNS: usize = 300;
 
 /// Options of `all`.
 #[derive(Clone, Debug)]
@@ -147,6 +152,32 @@ impl Lab {
         Ok(())
     }
 
+    /// Starts the bare Pingora proxy (`bare-pingora`, built beside this binary) with the
+    /// relay's threads and keep-alive pool.
+    async fn start_bare_pingora(&mut self) -> anyhow::Result<()> {
+        let exe = std::env::current_exe()?;
+        let bin = exe.with_file_name("bare-pingora");
+        anyhow::ensure!(
+            bin.exists(),
+            "{} not found (cargo build --release -p pqrelay-bench builds it)",
+            bin.display()
+        );
+        let port = free_port();
+        let mut cmd = Command::new(bin);
+        cmd.arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--upstream")
+            .arg(format!("127.0.0.1:{}", self.upstream_port))
+            .arg("--threads")
+            .arg(self.cores.to_string())
+            .arg("--keepalive-pool")
+            .arg(KEEPALIVE_POOL.to_string())
+            .arg("--dir")
+            .arg(self.dir.path());
+        self.launch("bare-pingora", &mut cmd, Signal::SIGTERM, port, "/health")
+            .await
+    }
+
     async fn start_nginx(&mut self) -> anyhow::Result<()> {
         let port = free_port();
         let dir = self.dir.path().to_owned();
@@ -182,7 +213,7 @@ impl Lab {
             &conf,
             format!(
                 "pid_file: {d}/{name}.pid\nupgrade_sock: {d}/{name}.sock\n\
-                 upstream_keepalive_pool_size: 1024\ngrace_period_seconds: 1\n\
+                 upstream_keepalive_pool_size: {KEEPALIVE_POOL}\ngrace_period_seconds: 1\n\
                  graceful_shutdown_timeout_seconds: 1\n",
                 d = dir.display()
             ),
@@ -383,18 +414,19 @@ pub(crate) async fn all(opts: &Options) -> anyhow::Result<Results> {
     eprintln!("[bench] work dir {}", lab.dir.path().display());
     lab.start_upstream().await?;
     lab.start_nginx().await?;
+    lab.start_bare_pingora().await?;
     let redis_port = lab.start_redis().await?;
     lab.start_relay("relay-memory", None).await?;
     lab.start_relay("relay-redis", Some(redis_port)).await?;
     eprintln!(
-        "[bench] upstream, nginx, redis and two relays ready ({:.1} s)",
+        "[bench] upstream, nginx, bare Pingora, redis and two relays ready ({:.1} s)",
         started.elapsed().as_secs_f64()
     );
 
     let mut results = Results {
         info: read_info(format!(
             "{} mode: warm-up {:?} + {:?} measured per point; request timeout {:?}; relay, \
-             nginx and upstream with {cores} threads/workers each",
+             bare Pingora, nginx and upstream with {cores} threads/workers each",
             if opts.quick { "quick" } else { "full" },
             plan.warmup,
             plan.window,
@@ -432,9 +464,22 @@ pub(crate) async fn all(opts: &Options) -> anyhow::Result<Results> {
         results.mte_error = Some(format!("{e:#}"));
     }
 
+    eprintln!("[bench] the client's cryptography for one sealed 1 KiB exchange");
+    match crate::crypto::client_exchange_us() {
+        Ok(us) => {
+            eprintln!("  {us:.2} µs");
+            results.client_crypto_us = Some(us);
+        }
+        Err(e) => {
+            eprintln!("  FAILED: {e}");
+            results.client_crypto_error = Some(e);
+        }
+    }
+
     matrix(&mut lab, &plan, &mut results).await?;
     open_loop(&mut lab, &plan, &mut results).await?;
     pairing(&mut lab, &plan, &mut results).await?;
+    syscall_points(&mut lab, &mut results).await?;
     results.load_hwm_kib = ["relay-memory", "relay-redis"]
         .iter()
         .filter_map(|n| Some((*n, proc_status_kib(lab.pid(n)?, "VmHWM")?)))
@@ -442,6 +487,7 @@ pub(crate) async fn all(opts: &Options) -> anyhow::Result<Results> {
     lab.stop("relay-memory");
     lab.stop("relay-redis");
     lab.stop("redis");
+    lab.stop("bare-pingora");
     streams(&mut lab, &plan, &mut results).await?;
     results.memory = Some(memory(&mut lab, &plan).await);
     eprintln!("[bench] done in {:.0} s", started.elapsed().as_secs_f64());
@@ -467,6 +513,7 @@ async fn target(
     let t = match name {
         DIRECT => plain(lab.base("upstream").context("no upstream")?, "")?,
         NGINX => plain(lab.base("nginx").context("no nginx")?, "")?,
+        BARE => plain(lab.base("bare-pingora").context("no bare Pingora")?, "")?,
         PASS => plain(lab.base("relay-memory").context("no relay")?, "/pt")?,
         MTE_MEM | MTE_REDIS => {
             let relay = if name == MTE_MEM {
@@ -490,6 +537,7 @@ async fn target(
 fn proxy_procs(name: &str) -> &'static [&'static str] {
     match name {
         NGINX => &["nginx"],
+        BARE => &["bare-pingora"],
         PASS | MTE_MEM => &["relay-memory"],
         MTE_REDIS => &["relay-redis", "redis"],
         _ => &[],
@@ -643,6 +691,81 @@ async fn open_loop(lab: &mut Lab, plan: &Plan, results: &mut Results) -> anyhow:
         results.open.push((name, to_point(r)));
     }
     Ok(())
+}
+
+/// Syscalls per request of the relay's pass-through route, the bare Pingora proxy and nginx
+/// (300 connections, 1 KiB, closed loop): `strace -c` on every thread for a few seconds.
+async fn syscall_points(lab: &mut Lab, results: &mut Results) -> anyhow::Result<()> {
+    for name in [PASS, BARE, NGINX] {
+        eprintln!(
+            "[bench] syscalls per request: {name} (strace -c, {} s)",
+            syscalls::TRACED_SECS
+        );
+        let r = syscall_point(lab, name).await;
+        match (r.per_request(r.total), &r.error) {
+            (Some(per), _) => {
+                let top: Vec<String> = r
+                    .by_name
+                    .iter()
+                    .take(syscalls::TOP)
+                    .map(|(n, c)| format!("{n} {:.2}", *c as f64 / r.requests as f64))
+                    .collect();
+                eprintln!(
+                    "  {per:.2} syscalls per request over {} requests: {}",
+                    r.requests,
+                    top.join(", ")
+                );
+            }
+            (None, e) => eprintln!("  not measured: {}", e.as_deref().unwrap_or("no requests")),
+        }
+        lab.check_alive()?;
+        results.syscalls.push(r);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    Ok(())
+}
+
+/// One syscall point: connections opened by a short untraced run, then the traced run (no
+/// warm-up, so every request it counts happened while traced).
+async fn syscall_point(lab: &Lab, name: &'static str) -> Syscalls {
+    let failed = |e: String| Syscalls {
+        target: name,
+        error: Some(e),
+        ..Syscalls::default()
+    };
+    let proc_name = proxy_procs(name).first().copied().unwrap_or_default();
+    let Some(pid) = lab.pid(proc_name) else {
+        return failed(format!("{proc_name} is not running"));
+    };
+    // nginx: the master and its workers are separate processes; -f follows threads only.
+    let mut pids = vec![pid];
+    pids.extend(crate::procs::children(pid));
+    let size = 1024;
+    let (t, _http) = match target(lab, name, size, SYSCALL_CONNS).await {
+        Ok(t) => t,
+        Err(e) => return failed(format!("{e:#}")),
+    };
+    let t = Arc::new(t);
+    let mut spec = Spec {
+        conns: SYSCALL_CONNS,
+        warmup: Duration::ZERO,
+        duration: Duration::from_secs(1),
+        rate: None,
+        body: json_of_len(size),
+        expect_len: Some(size),
+        timeout: TIMEOUT,
+    };
+    if let Err(e) = load::run(t.clone(), &spec).await {
+        return failed(format!("opening connections: {e:#}"));
+    }
+    spec.duration = Duration::from_secs_f64(syscalls::TRACED_SECS);
+    let traced = async {
+        let o = load::run(t.clone(), &spec).await?;
+        anyhow::ensure!(o.errors == 0, "{} failed requests while traced", o.errors);
+        anyhow::Ok(o.sent)
+    };
+    let file_name = proc_name.to_owned();
+    syscalls::trace(name, &pids, lab.dir.path(), &file_name, traced).await
 }
 
 async fn pairing(lab: &mut Lab, plan: &Plan, results: &mut Results) -> anyhow::Result<()> {
@@ -807,9 +930,7 @@ async fn memory(lab: &mut Lab, plan: &Plan) -> Memory {
             tokio::spawn(async move {
                 while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < n {
                     let token = load::discover(&http, &base).await?;
-                    load::pair(&http, &uri, &token, &keys, 1)
-                        .await
-                        .map_err(anyhow::Error::msg)?;
+                    pair_when_free(&http, &uri, &token, &keys).await?;
                 }
                 anyhow::Ok(())
             })
@@ -842,6 +963,27 @@ async fn memory(lab: &mut Lab, plan: &Plan) -> Memory {
     }
     lab.stop("relay-pairs");
     m
+}
+
+/// Pairs one client, asking again while the relay's pairing pool is full (503 `pairing_busy`:
+/// 64 connections pair at once, the pool admits `PAIRING_CONCURRENCY`, 4 per CPU by default).
+async fn pair_when_free(
+    http: &HttpClient,
+    uri: &Uri,
+    token: &str,
+    keys: &KeyPool,
+) -> anyhow::Result<()> {
+    let mut busy = 0u32;
+    loop {
+        match load::pair(http, uri, token, keys, 1).await {
+            Ok(_) => return Ok(()),
+            Err(e) if e.contains("pairing_busy") && busy < 1000 => {
+                busy += 1;
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            Err(e) => anyhow::bail!(e),
+        }
+    }
 }
 
 /// The default relay binary: `$CARGO_TARGET_DIR/release/pqrelay`, else beside this binary.

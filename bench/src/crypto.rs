@@ -1,0 +1,102 @@
+//! The cryptography of one sealed 1 KiB exchange on the client side, timed in the run.
+//!
+//! The calls the Rust client makes for `POST /json/1024` with a 1 KiB JSON body and its 1 KiB
+//! answer: one exchange's key derivation, sealing the request's headers and body, opening the
+//! response's headers and body. The load generator's extra CPU per sealed request (MTE route
+//! minus pass-through) is compared with this (`report`'s goals).
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use pqrelay_protocol::{
+    open_headers, seal_headers, ChainKey, ClientId, ClientPair, Flags, MessageContext, PairId,
+    StreamDecoder, StreamEncoder,
+};
+
+/// Body size of the timed exchange (the goals' point).
+const BODY_SIZE: usize = 1024;
+/// How long the timing loop runs at least.
+const TIMED: Duration = Duration::from_millis(500);
+
+/// Mean CPU-bound µs of the client's cryptography for one sealed 1 KiB exchange, on this
+/// thread (wall time of a tight loop on an otherwise idle runner), or why it failed.
+pub(crate) fn client_exchange_us() -> Result<f64, String> {
+    let pair = ClientPair::from_parts(PairId([2; 16]), 0, ChainKey::from_bytes([5; 32]));
+    let plain = vec![b'x'; BODY_SIZE];
+    let request_headers = [("content-type", "application/json")];
+    let response_headers = [
+        ("content-type", "application/json"),
+        ("date", "Fri, 04 Dec 2026 10:00:00 GMT"),
+    ];
+    // The response as the relay would send it, sealed once with the keys of counter 0.
+    let (keys, _) = pair.clone().next_exchange().map_err(|e| e.to_string())?;
+    let ctx = request_context()?;
+    let rctx = ctx.response(200, Flags::HEADERS | Flags::BODY);
+    let response_eh = seal_headers(&keys.response, &rctx, response_headers);
+    let mut response_body = Vec::with_capacity(BODY_SIZE + 64);
+    let mut enc = StreamEncoder::new(&keys.response, &rctx, Some(BODY_SIZE as u64));
+    enc.push(&plain, &mut response_body)
+        .map_err(|e| e.to_string())?;
+    enc.finish(&mut response_body).map_err(|e| e.to_string())?;
+
+    let one = || -> Result<(), String> {
+        let (keys, _) = black_box(pair.clone())
+            .next_exchange()
+            .map_err(|e| e.to_string())?;
+        let ctx = request_context()?;
+        black_box(seal_headers(&keys.request, &ctx, request_headers));
+        let mut wire = Vec::with_capacity(BODY_SIZE + 64);
+        let mut enc = StreamEncoder::new(&keys.request, &ctx, Some(BODY_SIZE as u64));
+        enc.push(black_box(&plain), &mut wire)
+            .map_err(|e| e.to_string())?;
+        enc.finish(&mut wire).map_err(|e| e.to_string())?;
+        black_box(wire);
+        // The pair is at counter 0 on every round: these are the keys the response was
+        // sealed with.
+        let rctx = ctx.response(200, Flags::HEADERS | Flags::BODY);
+        black_box(
+            open_headers(&keys.response, &rctx, black_box(&response_eh))
+                .map_err(|e| e.to_string())?,
+        );
+        let mut out = Vec::with_capacity(BODY_SIZE);
+        let mut dec = StreamDecoder::new(&keys.response, &rctx, Some(BODY_SIZE as u64));
+        dec.push(black_box(&response_body), &mut out)
+            .map_err(|e| e.to_string())?;
+        dec.finish().map_err(|e| e.to_string())?;
+        black_box(out);
+        Ok(())
+    };
+    for _ in 0..200 {
+        one()?;
+    }
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < TIMED {
+        for _ in 0..100 {
+            one()?;
+        }
+        n += 100;
+    }
+    Ok(start.elapsed().as_secs_f64() * 1e6 / n as f64)
+}
+
+fn request_context() -> Result<MessageContext, String> {
+    MessageContext::request(
+        ClientId([1; 16]),
+        PairId([2; 16]),
+        0,
+        Flags::HEADERS | Flags::BODY,
+        "POST",
+        "/json/1024",
+    )
+    .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn client_exchange_us_measures_a_round_trip() {
+        let us = super::client_exchange_us().unwrap();
+        assert!(us > 0.0 && us < 10_000.0, "{us} µs");
+    }
+}
