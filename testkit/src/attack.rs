@@ -89,4 +89,22 @@ impl CountingUpstream {
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
+
+    /// How many requests `/count/<name>` received (`GET /counts/<name>`, one blocking request
+    /// on its own connection).
+    ///
+    /// # Panics
+    /// When the upstream does not answer with a JSON count.
+    pub fn count(&self, name: &str) -> u64 {
+        use std::io::{Read as _, Write as _};
+        let mut conn = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        let request =
+            format!("GET /counts/{name} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n");
+        conn.write_all(request.as_bytes()).unwrap();
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer).unwrap();
+        let (_, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
+        let v: serde_json::Value = serde_json::from_str(body).expect("a JSON count");
+        v["count"].as_u64().expect("a count")
+    }
 }

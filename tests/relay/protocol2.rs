@@ -11,9 +11,10 @@ use pqrelay_testkit::redis::RedisServer;
 use pqrelay_testkit::{CountingUpstream, TempDir};
 
 use crate::util::exchange::{
-    discovery, open_answer, random, seal_request, seal_request_flags, send_sealed, HandPair, Sealed,
+    discovered, discovery, open_answer, random, seal_request, seal_request_flags, send_pairing,
+    send_sealed, HandPair, Sealed,
 };
-use crate::util::{client, expect_error, run, Relay};
+use crate::util::{expect_error, run, Relay};
 
 /// `pqrelay keygen --out FILE`: the fingerprint it prints last.
 fn keygen(dir: &TempDir, name: &str) -> (String, KeyId) {
@@ -190,13 +191,7 @@ async fn pairing_to_a_key_the_relay_lacks_names_the_relays_fingerprints() {
     let pids = vec![PairId(random())];
     let pairing =
         ClientPairing::new(token.id(), stranger.config(), &random(), &seed, pids).unwrap();
-    let resp = client()
-        .post(relay.url("/api/mte-pair"))
-        .header("x-mte-relay", format!("2.{}", token.encode()))
-        .body(pairing.request_body().to_vec())
-        .send()
-        .await
-        .unwrap();
+    let resp = send_pairing(&relay, &token, &pairing).await;
     let v = expect_error(resp, 400, "unknown_relay_key").await;
     let message = v["message"].as_str().unwrap();
     assert!(message.contains(&current.fingerprint()), "{message}");
@@ -207,24 +202,13 @@ async fn pairing_to_a_key_the_relay_lacks_names_the_relays_fingerprints() {
 async fn a_pair_id_is_never_replaced() {
     let upstream = CountingUpstream::start();
     let relay = Relay::start(&upstream.url(), &[]);
-    let resp = discovery(&relay, None).await;
-    let token = resp.headers()["x-mte-relay"].to_str().unwrap().to_owned();
-    let keys = resp.headers()["x-mte-relay-keys"].to_str().unwrap();
-    let key = RelayKeys::parse(keys).unwrap().choose(&[]).unwrap().clone();
-    let id = ClientIdToken::parse(token.trim_start_matches("2."))
-        .unwrap()
-        .id();
+    let (token, offered) = discovered(&relay, None).await;
+    let key = offered.choose(&[]).unwrap().clone();
     let pid = PairId(random());
     for expected in [200, 400] {
         let seed = DecapsulationSeed::from_bytes(random());
-        let pairing = ClientPairing::new(id, &key, &random(), &seed, vec![pid]).unwrap();
-        let resp = client()
-            .post(relay.url("/api/mte-pair"))
-            .header("x-mte-relay", &token)
-            .body(pairing.request_body().to_vec())
-            .send()
-            .await
-            .unwrap();
+        let pairing = ClientPairing::new(token.id(), &key, &random(), &seed, vec![pid]).unwrap();
+        let resp = send_pairing(&relay, &token, &pairing).await;
         assert_eq!(resp.status(), expected);
         if expected == 400 {
             expect_error(resp, 400, "invalid_pairing").await;
@@ -265,13 +249,9 @@ async fn errors_after_the_commit_are_authenticated_and_earlier_ones_are_not() {
     let good = seal_request(&mut p, "POST", "/count/good", &[], None);
     let resp = send_sealed(&relay, &good).await;
     assert_eq!(resp.status(), 200);
-    let counts = client()
-        .get(format!("{}/counts/tampered", upstream.url()))
-        .send()
-        .await;
-    let counts: serde_json::Value = counts.unwrap().json().await.unwrap();
     assert_eq!(
-        counts["count"], 0,
+        upstream.count("tampered"),
+        0,
         "the tampered request never reached the upstream"
     );
 }
@@ -280,20 +260,6 @@ async fn errors_after_the_commit_are_authenticated_and_earlier_ones_are_not() {
 async fn a_retry_runs_only_if_its_first_attempt_never_did() {
     let upstream = CountingUpstream::start();
     let relay = Relay::start(&upstream.url(), &[]);
-    let count = |name: &str| {
-        let url = format!("{}/counts/{name}", upstream.url());
-        async move {
-            let v: serde_json::Value = client()
-                .get(url)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            v["count"].as_u64().unwrap()
-        }
-    };
     let mut p = HandPair::new(&relay, None).await;
     // The first attempt ran (its answer "lost"): the retry is refused, authenticated.
     let first = seal_request(&mut p, "POST", "/count/ran", &[], None);
@@ -303,7 +269,7 @@ async fn a_retry_runs_only_if_its_first_attempt_never_did() {
     assert_eq!(resp.status(), 564);
     assert_eq!(authenticated(&p, &retry, &resp), Some(Verdict::Dead));
     assert_eq!(resp.headers()["x-mte-relay-error"], "retry_refused");
-    assert_eq!(count("ran").await, 1, "the upstream ran it once");
+    assert_eq!(upstream.count("ran"), 1, "the upstream ran it once");
 
     // The first attempt never arrived: the retry runs, and the first can never run after it.
     let lost = seal_request(&mut p, "POST", "/count/lost", &[], None);
@@ -312,7 +278,7 @@ async fn a_retry_runs_only_if_its_first_attempt_never_did() {
     assert_eq!(status, 200);
     let late = send_sealed(&relay, &lost).await;
     assert_eq!(late.status(), 564, "the first attempt's counter is spent");
-    assert_eq!(count("lost").await, 1, "the upstream ran it once");
+    assert_eq!(upstream.count("lost"), 1, "the upstream ran it once");
 }
 
 #[tokio::test]

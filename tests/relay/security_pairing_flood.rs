@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pqrelay_protocol::{ClientIdToken, ClientPairing, DecapsulationSeed, PairId, RelayKeys};
+use pqrelay_protocol::{ClientPairing, DecapsulationSeed, PairId};
 
-use crate::util::exchange::{discovery, open_answer, random, seal_request, send_sealed, HandPair};
+use crate::util::exchange::{discovered, open_answer, random, seal_request, send_sealed, HandPair};
 use crate::util::{free_port, machine, Relay, Upstream};
 
 /// Flooding connections (each its own client, so its own connection).
@@ -22,11 +22,7 @@ const FLOOD_TIME: Duration = Duration::from_secs(3);
 
 /// A pairing request for a fresh client: its `x-mte-relay` value and JSON body.
 async fn pairing_request(relay: &Relay) -> (String, Vec<u8>) {
-    let resp = discovery(relay, None).await;
-    let value = resp.headers()["x-mte-relay"].to_str().unwrap().to_owned();
-    let token = ClientIdToken::parse(value.trim_start_matches("2.")).expect("token");
-    let keys = resp.headers()["x-mte-relay-keys"].to_str().unwrap();
-    let offered = RelayKeys::parse(keys).expect("relay keys");
+    let (token, offered) = discovered(relay, None).await;
     let key = offered.choose(&[]).expect("a key").clone();
     let pids = (0..FLOOD_PAIRS).map(|_| PairId(random())).collect();
     let seed = DecapsulationSeed::from_bytes(random());

@@ -8,12 +8,14 @@ use std::time::Duration;
 
 use pqrelay::store::redis::UNUSED_PAIR_TTL;
 use pqrelay::store::{PairStore, RedisConfig, RedisStore};
-use pqrelay_protocol::{ClientIdToken, ClientPairing, DecapsulationSeed, PairId, RelayKeys};
+use pqrelay_protocol::{ClientPairing, DecapsulationSeed, PairId};
 use pqrelay_testkit::redis::RedisServer;
 
-use crate::util::exchange::{discovery, open_answer, random, seal_request, send_sealed, HandPair};
+use crate::util::exchange::{
+    discovered, open_answer, random, seal_request, send_pairing, send_sealed, HandPair,
+};
 use crate::util::store_suite::{client, pid, state};
-use crate::util::{client as http, Relay, Upstream};
+use crate::util::{Relay, Upstream};
 
 const POOL: usize = 25;
 const CAP: usize = 4 * POOL;
@@ -52,25 +54,15 @@ async fn one_client_id_pairing_20_times_25_pairs_keeps_its_cap_and_unused_pairs_
         ],
     );
     // One client id (its token re-sent on every discovery).
-    let resp = discovery(&relay, None).await;
-    let value = resp.headers()["x-mte-relay"].to_str().unwrap().to_owned();
-    let token = ClientIdToken::parse(value.trim_start_matches("2.")).unwrap();
-    let keys = resp.headers()["x-mte-relay-keys"].to_str().unwrap();
-    let key = RelayKeys::parse(keys).unwrap().choose(&[]).unwrap().clone();
+    let (token, offered) = discovered(&relay, None).await;
+    let key = offered.choose(&[]).unwrap().clone();
     let mut last = None;
     for round in 0..20 {
         let pids: Vec<PairId> = (0..POOL).map(|_| PairId(random())).collect();
         let seed = DecapsulationSeed::from_bytes(random());
         let pending =
             ClientPairing::new(token.id(), &key, &random::<64>(), &seed, pids.clone()).unwrap();
-        let resp = http()
-            .post(relay.url("/api/mte-pair"))
-            .header("x-mte-relay", format!("2.{}", token.encode()))
-            .header("content-type", "application/json")
-            .body(pending.request_body().to_vec())
-            .send()
-            .await
-            .unwrap();
+        let resp = send_pairing(&relay, &token, &pending).await;
         assert_eq!(resp.status(), 200, "round {round}");
         last = Some(pending.complete(&resp.bytes().await.unwrap()).unwrap());
     }

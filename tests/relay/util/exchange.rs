@@ -62,25 +62,13 @@ impl HandPair {
         seed_e: [u8; 32],
         eseed_r: [u8; 64],
     ) -> (HandPair, PairingAnswer) {
-        let sent = token.map(|t| format!("2.{t}"));
-        let resp = discovery(relay, sent.as_deref()).await;
-        let value = resp.headers()["x-mte-relay"].to_str().unwrap().to_owned();
-        let token = ClientIdToken::parse(value.trim_start_matches("2.")).expect("token");
-        let keys = resp.headers()["x-mte-relay-keys"].to_str().unwrap();
-        let offered = RelayKeys::parse(keys).expect("relay keys");
+        let (token, offered) = discovered(relay, token).await;
         let key = offered.choose(pins).expect("a trusted key").clone();
         let pid = PairId(random());
         let seed = DecapsulationSeed::from_bytes(seed_e);
         let pending = ClientPairing::new(token.id(), &key, &eseed_r, &seed, vec![pid])
             .expect("pairing request");
-        let resp = client()
-            .post(relay.url("/api/mte-pair"))
-            .header("x-mte-relay", format!("2.{}", token.encode()))
-            .header("content-type", "application/json")
-            .body(pending.request_body().to_vec())
-            .send()
-            .await
-            .expect("pairing");
+        let resp = send_pairing(relay, &token, &pending).await;
         assert_eq!(resp.status(), 200, "pairing");
         let body = resp.bytes().await.unwrap();
         let answer = PairingAnswer {
@@ -126,6 +114,33 @@ pub struct Sealed {
     pub body: Option<Vec<u8>>,
     pub keys: ExchangeKeys,
     pub context: MessageContext,
+}
+
+/// Discovery (with `token` if given): the client id token the relay issued and the relay keys
+/// it offers.
+pub async fn discovered(relay: &Relay, token: Option<&str>) -> (ClientIdToken, RelayKeys) {
+    let sent = token.map(|t| format!("2.{t}"));
+    let resp = discovery(relay, sent.as_deref()).await;
+    let value = resp.headers()["x-mte-relay"].to_str().unwrap().to_owned();
+    let token = ClientIdToken::parse(value.trim_start_matches("2.")).expect("token");
+    let keys = resp.headers()["x-mte-relay-keys"].to_str().unwrap();
+    (token, RelayKeys::parse(keys).expect("relay keys"))
+}
+
+/// Sends `pending`'s pairing request under `token`.
+pub async fn send_pairing(
+    relay: &Relay,
+    token: &ClientIdToken,
+    pending: &ClientPairing,
+) -> reqwest::Response {
+    client()
+        .post(relay.url("/api/mte-pair"))
+        .header("x-mte-relay", format!("2.{}", token.encode()))
+        .header("content-type", "application/json")
+        .body(pending.request_body().to_vec())
+        .send()
+        .await
+        .expect("pairing")
 }
 
 /// Random bytes from the OS.

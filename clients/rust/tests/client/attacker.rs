@@ -16,7 +16,7 @@ use pqrelay_client::pqrelay_protocol::{Flags, KeyId};
 use pqrelay_client::{Error, RelayClient, StatusCode, WireEvent};
 use pqrelay_testkit::{Attacker, CountingUpstream, Relay};
 
-use crate::util::{error_statuses, post_json, recorder, sent_exchanges, upstream_count};
+use crate::util::{error_statuses, post_json, recorder, sent_exchanges};
 
 /// The counting upstream and the relay in front of it.
 struct Scene {
@@ -69,7 +69,7 @@ async fn attacker_substituted_key_is_refused_when_pinned_or_stored() {
         assert!(err.is_trust_failure());
         assert!(err.to_string().contains(&key.fingerprint()), "{err}");
     }
-    assert_eq!(upstream_count(&scene.upstream, "substituted"), 0);
+    assert_eq!(scene.upstream.count("substituted"), 0);
 
     // Only a first contact without a pin trusts whatever it is shown (§16): the attacker's key.
     let first = RelayClient::builder(attacker.url()).build().unwrap();
@@ -112,7 +112,7 @@ async fn attacker_answering_the_pairing_is_a_hard_error_even_at_first_contact() 
         assert!(sent_exchanges(&log).is_empty(), "nothing sent: {log:?}");
         assert!(client.trusted_keys().is_empty(), "nothing stored");
     }
-    assert_eq!(upstream_count(&scene.upstream, "answered"), 0);
+    assert_eq!(scene.upstream.count("answered"), 0);
 }
 
 #[tokio::test]
@@ -136,7 +136,7 @@ async fn attacker_forged_or_cut_answer_to_a_post_ends_in_outcome_unknown_after_o
         );
         assert!(err.to_string().contains("retry_refused"), "{mode}: {err}");
         assert_eq!(
-            upstream_count(&scene.upstream, &name),
+            scene.upstream.count(&name),
             1,
             "{mode}: ran once, never twice"
         );

@@ -9,8 +9,6 @@ use std::process::{Command, Output};
 use pqrelay_client::curl::{EXIT_NOT_TRUSTED, EXIT_OUTCOME_UNKNOWN};
 use pqrelay_testkit::{pattern, sha256_hex, Attacker, CountingUpstream, Relay, TempDir, Upstream};
 
-use crate::util::upstream_count;
-
 /// Runs `pqrelay-curl` with `args`, expecting exit status `code`.
 fn curl_exits(code: i32, args: &[&str]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_pqrelay-curl"))
@@ -177,7 +175,7 @@ fn curl_through_an_attacker_exits_3_when_not_trusted_and_4_when_the_outcome_is_u
     );
     assert!(stderr.contains("not confirmed"), "{stderr}");
     for name in ["substituted", "answered"] {
-        assert_eq!(upstream_count(&upstream, name), 0, "{name}");
+        assert_eq!(upstream.count(name), 0, "{name}");
     }
 
     // forge-error, cut: the POST ran once, and its outcome is unknown to the caller.
@@ -190,7 +188,7 @@ fn curl_through_an_attacker_exits_3_when_not_trusted_and_4_when_the_outcome_is_u
             &[&pinned[..], &["-d", "x", &url]].concat(),
         );
         assert!(stderr.contains("outcome unknown"), "{mode}: {stderr}");
-        assert_eq!(upstream_count(&upstream, &name), 1, "{mode}: ran once");
+        assert_eq!(upstream.count(&name), 1, "{mode}: ran once");
     }
 
     // add-headers: what reaches the upstream is what the client sealed.

@@ -8,9 +8,7 @@ use bytes::Bytes;
 use pqrelay_client::{Body, Error, Method, RelayClient, StatusCode, WireEvent};
 use pqrelay_testkit::{sha256_hex, CountingUpstream, Relay, Tap, Upstream, SECRET};
 
-use crate::util::{
-    error_statuses, post_json, recorder, sent_exchanges, upstream_count, NEW_SECRET,
-};
+use crate::util::{error_statuses, post_json, recorder, sent_exchanges, NEW_SECRET};
 
 /// `GET path`, expecting 200, body read to the end.
 async fn get_ok(client: &RelayClient, path: &str) -> Bytes {
@@ -205,7 +203,7 @@ async fn relay_restart_idempotent_requests_recover_and_a_post_ends_in_outcome_un
     let err = post_json(&client, "/count/post", "once").await.unwrap_err();
     assert!(matches!(err, Error::OutcomeUnknown { .. }), "{err:?}");
     assert_eq!(err.code(), Some("outcome_unknown"));
-    assert_eq!(upstream_count(&upstream, "post"), 0, "at most once");
+    assert_eq!(upstream.count("post"), 0, "at most once");
     {
         let log = log.lock().unwrap();
         assert_eq!(sent_exchanges(&log).len(), 1, "never sent again: {log:?}");
@@ -219,10 +217,7 @@ async fn relay_restart_idempotent_requests_recover_and_a_post_ends_in_outcome_un
     );
     // The caller, having checked that it did not run, sends it again: a fresh pair, once.
     let v = post_json(&client, "/count/post", "once").await.unwrap();
-    assert_eq!(
-        (v["count"].as_u64(), upstream_count(&upstream, "post")),
-        (Some(1), 1)
-    );
+    assert_eq!((v["count"].as_u64(), upstream.count("post")), (Some(1), 1));
 
     // A streamed body cannot be sent again: an idempotent request gets the relay's answer,
     // reported as unauthenticated; the pairs are re-paired for the next request.
@@ -238,7 +233,7 @@ async fn relay_restart_idempotent_requests_recover_and_a_post_ends_in_outcome_un
         matches!(&err, Error::ErrorUnauthenticated { status: 563, code, .. } if code == "state_not_found"),
         "{err:?}"
     );
-    assert_eq!(upstream_count(&upstream, "stream"), 0);
+    assert_eq!(upstream.count("stream"), 0);
     let resp = client
         .request(Method::PUT, "/count/stream")
         .body("abc")
@@ -246,7 +241,7 @@ async fn relay_restart_idempotent_requests_recover_and_a_post_ends_in_outcome_un
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
-    assert_eq!(upstream_count(&upstream, "stream"), 1);
+    assert_eq!(upstream.count("stream"), 1);
     drop(relay);
 }
 

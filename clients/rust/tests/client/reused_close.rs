@@ -17,7 +17,7 @@ use pqrelay_testkit::{CountingUpstream, Relay};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-use crate::util::{error_statuses, recorder, sent_exchanges, upstream_count};
+use crate::util::{error_statuses, recorder, sent_exchanges};
 
 /// What the forwarder does to the next request of a kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -212,7 +212,7 @@ async fn post_cut_unanswered_runs_once_on_its_retry(options: HttpOptions, cut: C
     let (result, name) = send_until_cut(&client, &cutter, Method::POST, "post").await;
     let count = result.expect("the relay never saw the first attempt: it runs the retry");
     assert!(sent_again_on_the_same_pair(&log), "flag retry");
-    assert_eq!((count, upstream_count(&upstream, &name)), (1, 1));
+    assert_eq!((count, upstream.count(&name)), (1, 1));
     let stats = client.stats();
     let resends = (
         stats.retry_attempts,
@@ -241,7 +241,7 @@ async fn reused_connection_closed_unanswered_put_is_resealed_and_sent_on_a_new_c
     let (result, name) = send_until_cut(&client, &cutter, Method::PUT, "put").await;
     let count = result.expect("the caller sees no error");
     assert!(!sent_again_on_the_same_pair(&log), "no flag retry");
-    assert_eq!((count, upstream_count(&upstream, &name)), (1, 1));
+    assert_eq!((count, upstream.count(&name)), (1, 1));
     let stats = client.stats();
     assert_eq!(
         (stats.connection_retries, stats.retry_attempts),
@@ -314,7 +314,7 @@ async fn connection_closed_after_answer_bytes_post_is_refused_as_a_retry_and_end
     assert!(err.to_string().contains("retry_refused"), "{err}");
     assert!(sent_again_on_the_same_pair(&log), "flag retry");
     assert_eq!(error_statuses(&log.lock().unwrap()), [564]);
-    assert_eq!(upstream_count(&upstream, &name), 1, "ran once, never twice");
+    assert_eq!(upstream.count(&name), 1, "ran once, never twice");
     let stats = client.stats();
     assert_eq!(
         (stats.retry_attempts, stats.outcomes_unknown),
@@ -338,6 +338,6 @@ async fn connection_closed_after_answer_bytes_put_is_sent_again_and_runs_twice()
     // effect by definition); the answer is the second run's.
     let count = result.expect("the caller sees no error");
     assert!(!sent_again_on_the_same_pair(&log), "no flag retry");
-    assert_eq!((count, upstream_count(&upstream, &name)), (2, 2));
+    assert_eq!((count, upstream.count(&name)), (2, 2));
     assert_eq!(client.stats().connection_retries, 1);
 }

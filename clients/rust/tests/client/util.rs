@@ -19,21 +19,6 @@ pub(crate) fn recorder() -> (
     })
 }
 
-/// How many times the counting upstream (`pqrelay_testkit::CountingUpstream`) ran
-/// `/count/<name>`: read from the upstream directly, not through the relay.
-pub(crate) fn upstream_count(upstream: &pqrelay_testkit::CountingUpstream, name: &str) -> u64 {
-    use std::io::{Read as _, Write as _};
-    let mut conn = std::net::TcpStream::connect(("127.0.0.1", upstream.port)).unwrap();
-    let request =
-        format!("GET /counts/{name} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n");
-    conn.write_all(request.as_bytes()).unwrap();
-    let mut answer = String::new();
-    conn.read_to_string(&mut answer).unwrap();
-    let (_, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
-    let v: serde_json::Value = serde_json::from_str(body).expect("a JSON count");
-    v["count"].as_u64().expect("a count")
-}
-
 /// The `x-mte-relay` headers of the exchange requests among `events`, parsed.
 pub(crate) fn sent_exchanges(
     events: &[pqrelay_client::WireEvent],
