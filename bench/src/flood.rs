@@ -18,17 +18,17 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
+use anyhow::{bail, Context as _};
 use bytes::Bytes;
 use http::header::CONTENT_TYPE;
 use http::{Request, Uri};
 use http_body_util::BodyExt as _;
-use pqrelay_client::{full_body, Method, RelayClient};
+use pqrelay_client::{full_body, RelayClient};
 use pqrelay_testkit::{clean_command, free_port, Proc, Signal, TempDir};
 
 use crate::load::{self, KeyPool};
 use crate::procs::READY_TIMEOUT;
-use crate::suite::{http_ok, plain_client};
+use crate::suite::{http_ok, plain_client, sealed_post_json};
 
 const SECRET: &str = "pqrelay-bench-flood-secret-0123456789";
 /// Exchange body and answer size.
@@ -110,16 +110,7 @@ async fn exchanges(client: RelayClient, stop: Arc<AtomicBool>) -> anyhow::Result
     let mut i = 0;
     while !stop.load(Ordering::Relaxed) {
         let t = Instant::now();
-        let resp = client
-            .request(Method::POST, format!("/json/{SIZE}"))
-            .body(body.clone())
-            .send()
-            .await?;
-        let status = resp.status();
-        let got = resp.bytes().await?;
-        if status != 200 || got.len() != SIZE {
-            bail!("exchange: {status}, {} bytes", got.len());
-        }
+        sealed_post_json(&client, &body).await.context("exchange")?;
         if i >= WARMUP {
             times.push(t.elapsed());
         }

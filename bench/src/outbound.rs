@@ -18,11 +18,11 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use bytes::Bytes;
 use http_body_util::BodyExt as _;
-use pqrelay_client::{full_body, HttpClient, Method, RelayClient};
+use pqrelay_client::{full_body, HttpClient, RelayClient};
 use pqrelay_testkit::{clean_command, free_port, Proc, Signal, TempDir};
 
 use crate::procs::{start_redis, READY_TIMEOUT};
-use crate::suite::{http_ok, plain_client};
+use crate::suite::{http_ok, plain_client, sealed_post_json};
 
 const TOKEN: &str = "pqrelay-bench-outbound-token-0123456789";
 const SECRET: &str = "pqrelay-bench-outbound-secret-0123456789";
@@ -151,16 +151,7 @@ pub(crate) async fn run(relay_bin: PathBuf, requests: usize, redis: bool) -> any
         plain(&http, &direct_url, &body, &[]).await?;
         let direct = t.elapsed();
         let t = Instant::now();
-        let resp = client
-            .request(Method::POST, format!("/json/{SIZE}"))
-            .body(body.clone())
-            .send()
-            .await?;
-        let status = resp.status();
-        let got = resp.bytes().await?;
-        if status != 200 || got.len() != SIZE {
-            bail!("via B: {status}, {} bytes", got.len());
-        }
+        sealed_post_json(&client, &body).await.context("via B")?;
         let via_b = t.elapsed();
         let t = Instant::now();
         plain(&http, &via_a_url, &body, &via_a_headers)

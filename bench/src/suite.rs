@@ -271,6 +271,24 @@ pub(crate) async fn http_ok(http: &HttpClient, url: &str) -> bool {
     )
 }
 
+/// One sealed `POST /json/<len>` of `body` through `client` (no content type): an error unless
+/// the upstream's answer is 200 with as many bytes as were sent.
+pub(crate) async fn sealed_post_json(client: &RelayClient, body: &Bytes) -> anyhow::Result<()> {
+    let len = body.len();
+    let resp = client
+        .request(pqrelay_client::Method::POST, format!("/json/{len}"))
+        .body(body.clone())
+        .send()
+        .await?;
+    let status = resp.status();
+    let got = resp.bytes().await?.len();
+    anyhow::ensure!(
+        status == 200 && got == len,
+        "sealed POST /json/{len}: {status}, {got} bytes"
+    );
+    Ok(())
+}
+
 /// `conns` relay clients (one pair each) on `http`, discovered and paired.
 pub(crate) async fn relay_clients(
     http: &HttpClient,

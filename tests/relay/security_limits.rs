@@ -196,24 +196,7 @@ async fn a_client_trickling_its_head_is_cut_after_header_timeout() {
     );
     // Slowloris: one byte every 100 ms, never finishing the head.
     let mut s = TcpStream::connect(("127.0.0.1", relay.port)).await.unwrap();
-    let started = Instant::now();
-    s.write_all(b"GET /pt/a HTTP/1.1\r\nHost: x\r\nX-A: ")
-        .await
-        .unwrap();
-    let mut cut = None;
-    while started.elapsed() < Duration::from_secs(6) {
-        if s.write_all(b"a").await.is_err() {
-            cut = Some(started.elapsed());
-            break;
-        }
-        let mut buf = [0u8; 1024];
-        if let Ok(Ok(0) | Err(_)) =
-            tokio::time::timeout(Duration::from_millis(100), s.read(&mut buf)).await
-        {
-            cut = Some(started.elapsed());
-            break;
-        }
-    }
+    let cut = trickle_until_cut(&mut s, b"GET /pt/a HTTP/1.1\r\nHost: x\r\nX-A: ").await;
     let cut = cut.expect("the trickling client was not cut within 6 s");
     assert!(cut >= Duration::from_millis(1400), "cut too early: {cut:?}");
     assert!(cut < Duration::from_millis(3000), "cut late: {cut:?}");
