@@ -2,14 +2,14 @@
 # Cost per request of the release relay, counted by the kernel (repeatable on a busy machine,
 # unlike req/s): CPU µs (task-clock), syscalls and context switches per request, from
 # `perf stat` attached to the relay for 5 s in the middle of a load run.
-#   bench/cost.sh pt|mte|redis [CONNS] [RATE] [SIZE]
-# pt: pass-through route; mte: sealed requests, memory state; redis: sealed, Redis state.
+#   bench/cost.sh pt|bare|mte|redis [CONNS] [RATE] [SIZE]
+# pt: pass-through route; bare: bare Pingora (bench/src/bin/bare-pingora.rs) on the same path; mte: sealed requests, memory state; redis: sealed, Redis state.
 # CONNS defaults to 300; RATE (req/s, open loop) to none (closed loop); SIZE to 1024 bytes.
 # RELAY_BIN=path measures another relay binary (e.g. a saved copy of an earlier build).
 # SYSCALLS=1 also prints the relay's syscalls by name (`perf trace -s`: slower, so rough).
 # Needs: cargo build --release -p pqrelay -p pqrelay-bench; perf (Debian linux-perf).
 set -euo pipefail
-MODE=${1:?usage: bench/cost.sh pt|mte|redis [CONNS] [RATE] [SIZE]}
+MODE=${1:?usage: bench/cost.sh pt|bare|mte|redis [CONNS] [RATE] [SIZE]}
 CONNS=${2:-300}
 RATE=${3:-}
 SIZE=${4:-1024}

@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # Sourced by bench/profile.sh and bench/cost.sh: starts the fast upstream, redis-server (MODE
 # redis) and the release relay on free ports of 127.0.0.1, stops them all on exit.
-# In: MODE (pt|mte|redis), B (release dir), RELAY_BIN (optional), D (a scratch directory),
+# In: MODE (pt|mte|redis|bare: bare Pingora instead of the relay, pass-through path), B (release dir), RELAY_BIN (optional), D (a scratch directory),
 # RELAY_YAML (optional extra lines for the relay's YAML, e.g. 'work_stealing: false').
 # Out: R (relay pid), RP (relay port), ARGS (`pqrelay-bench load` target for MODE and SIZE).
 for bin in "$B/pqrelay-bench" "${RELAY_BIN:-$B/pqrelay}"; do
@@ -31,13 +31,17 @@ if [ "$MODE" = redis ]; then
     redis-server --port "$RDP" --bind 127.0.0.1 --save "" --appendonly no >"$D/redis.log" 2>&1 & PIDS+=($!)
     EXTRA=("REDIS_URL=redis://127.0.0.1:$RDP")
 fi
+if [ "$MODE" = bare ]; then
+    "$B/bare-pingora" --listen "127.0.0.1:$RP" --upstream "127.0.0.1:$UPP" --threads "$(nproc)" --dir "$D" >"$D/relay.log" 2>&1 & R=$!
+else
 printf 'pid_file: %s/r.pid\nupgrade_sock: %s/r.sock\nupstream_keepalive_pool_size: 1024\n%s\n' "$D" "$D" "${RELAY_YAML:-}" >"$D/r.yaml"
 env -i PATH="$PATH" UPSTREAM="http://127.0.0.1:$UPP" CLIENT_ID_SECRET=pqrelay-bench-client-id-secret-0123456789 \
     CORS_ORIGINS=http://localhost HOST=127.0.0.1 PORT="$RP" PASS_THROUGH_ROUTES='/pt/*' PAIR_RATE_PER_IP=0 PAIR_RATE_PER_CLIENT=0 THREADS="$(nproc)" \
     "${EXTRA[@]}" "${RELAY_BIN:-$B/pqrelay}" run --config "$D/r.yaml" >"$D/relay.log" 2>&1 & R=$!
+fi
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$RP/pt/health" >/dev/null 2>&1 && break; sleep 0.1; done
 # shellcheck disable=SC2034 # ARGS is read by the sourcing script
-if [ "$MODE" = pt ]; then
+if [ "$MODE" = pt ] || [ "$MODE" = bare ]; then
     ARGS=("http://127.0.0.1:$RP/pt/json/${SIZE:-1024}")
 else
     ARGS=("http://127.0.0.1:$RP" --relay "/json/${SIZE:-1024}")

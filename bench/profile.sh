@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Profiles the release relay under load with `perf record -e cpu-clock` (software clock: this
 # VM has no hardware counters) and prints relay CPU per request and the top symbols.
-#   bench/profile.sh pt|mte|redis [--graph]
-# pt: pass-through route; mte: sealed requests, memory state; redis: sealed, Redis state.
+#   bench/profile.sh pt|bare|mte|redis [--graph]
+# pt: pass-through route; bare: bare Pingora (bench/src/bin/bare-pingora.rs) on the same path; mte: sealed requests, memory state; redis: sealed, Redis state.
 # 300 connections, 1 KiB JSON, 8 s of load, 5 s sampled. --graph: DWARF call graphs (slower).
 # Needs: cargo build --release -p pqrelay -p pqrelay-bench; perf (Debian linux-perf).
 set -euo pipefail
-MODE=${1:?usage: bench/profile.sh pt|mte|redis [--graph]}
+MODE=${1:?usage: bench/profile.sh pt|bare|mte|redis [--graph]}
 GRAPH=${2:-}
 cd "$(dirname "$0")/.."
 B="${CARGO_TARGET_DIR:-$PWD/target}/release"

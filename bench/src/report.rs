@@ -677,7 +677,9 @@ impl Results {
 
         let _ = writeln!(
             s,
-            "## Pairing\n\n`POST /api/mte-pair` in a closed loop (one client id per connection, \
+            "## Pairing\n\n`POST /api/mte-pair` in a closed loop on as many connections as the \
+             relay's pairing pool admits at once (`PAIRING_CONCURRENCY`'s default, 4 per CPU; \
+             more would measure 503 `pairing_busy` answers), one client id per connection, \
              fresh pair ids, X-Wing keys generated before the run; the client checks each answer \
              but does not decapsulate, so this measures the relay). Latency in ms.\n"
         );

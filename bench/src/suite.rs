@@ -59,6 +59,11 @@ struct Plan {
     memory_clients: usize,
 }
 
+/// The relay's default `PAIRING_CONCURRENCY` per CPU: the pairing points and the memory
+/// measurement pair on as many connections as the relay's pairing pool admits at once, so that
+/// they measure pairings, not 503 `pairing_busy` answers.
+const PAIRINGS_PER_CORE: usize = 4;
+
 impl Plan {
     fn new(o: &Options) -> Self {
         let (warmup, window) = if o.quick { (0.5, 1.5) } else { (1.0, 5.0) };
@@ -71,7 +76,7 @@ impl Plan {
             open_rate: 5000.0,
             open_conns: 300,
             open_rounds: if o.quick { 1 } else { 3 },
-            pairing_conns: 32,
+            pairing_conns: PAIRINGS_PER_CORE * cores(),
             stream_bytes: if o.quick { 256 << 20 } else { 1 << 30 },
             memory_clients: if o.quick { 20_000 } else { 100_000 },
         }
@@ -922,16 +927,22 @@ async fn memory(lab: &mut Lab, plan: &Plan) -> Memory {
         lab.start_relay("relay-pairs", None).await?;
         let base = lab.base("relay-pairs").unwrap_or_default().to_owned();
         let pid = lab.proc_mut("relay-pairs").context("no relay")?.pid();
-        let conns = 64usize;
+        let conns = plan.pairing_conns;
         let http = plain_client(conns)?;
         let uri: Uri = format!("{base}/api/mte-pair").parse()?;
         let keys = Arc::new(KeyPool::new(64, &load::relay_key(&http, &base).await?)?);
-        // Warm the relay (threads, connection buffers, first allocations) before the baseline.
-        for _ in 0..conns {
-            let token = load::discover(&http, &base).await?;
-            load::pair(&http, &uri, &token, &keys, 1)
-                .await
-                .map_err(anyhow::Error::msg)?;
+        // Warm the relay before the baseline: every connection pairs a few clients at once, so
+        // that the pairing pool's threads, the connections' buffers and the first allocations
+        // exist before it (they are not memory per pair).
+        let warm = (0..conns).map(|_| async {
+            for _ in 0..4 {
+                let token = load::discover(&http, &base).await?;
+                pair_when_free(&http, &uri, &token, &keys).await?;
+            }
+            anyhow::Ok(())
+        });
+        for r in join_all(warm).await {
+            r?;
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
         let before = proc_status_kib(pid, "VmRSS").context("reading VmRSS")?;
@@ -983,8 +994,9 @@ async fn memory(lab: &mut Lab, plan: &Plan) -> Memory {
     m
 }
 
-/// Pairs one client, asking again while the relay's pairing pool is full (503 `pairing_busy`:
-/// 64 connections pair at once, the pool admits `PAIRING_CONCURRENCY`, 4 per CPU by default).
+/// Pairs one client, asking again while the relay's pairing pool is full (503 `pairing_busy`;
+/// not expected with `plan.pairing_conns` connections, kept so that a relay with a smaller
+/// pool still gets measured).
 async fn pair_when_free(
     http: &HttpClient,
     uri: &Uri,
