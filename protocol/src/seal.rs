@@ -240,18 +240,31 @@ pub fn open_item(
     part: Part,
     sealed: &[u8],
 ) -> Result<Vec<u8>, Error> {
-    let mut out = vec![0u8; sealed.len().saturating_sub(TAG_SIZE)];
-    if open_into(
-        &cipher(key),
-        &nonce(part, true, 0),
-        &ctx.aad(part, 0, true),
-        sealed,
-        &mut out,
-    ) {
-        Ok(out)
-    } else {
-        Err(Error::DecodeFailed)
-    }
+    open_item_owned(key, ctx, part, sealed.to_vec())
+}
+
+/// [`open_item`] of a buffer the caller owns: opened in place, the tag cut off.
+fn open_item_owned(
+    key: &AeadKey,
+    ctx: &MessageContext,
+    part: Part,
+    mut sealed: Vec<u8>,
+) -> Result<Vec<u8>, Error> {
+    let split = sealed
+        .len()
+        .checked_sub(TAG_SIZE)
+        .ok_or(Error::DecodeFailed)?;
+    let tag = sealed
+        .get(split..)
+        .and_then(|t| Tag::<Aes256Gcm>::try_from(t).ok())
+        .ok_or(Error::DecodeFailed)?;
+    sealed.truncate(split);
+    let buf = aes_gcm::aead::inout::InOutBuf::from(sealed.as_mut_slice());
+    let nonce = Nonce::from(nonce(part, true, 0));
+    cipher(key)
+        .decrypt_inout_detached(&nonce, &ctx.aad(part, 0, true), buf, &tag)
+        .map_err(|_| Error::DecodeFailed)?;
+    Ok(sealed)
 }
 
 /// Seals an origin-form `path_and_query` (checked with [`validate_origin_form`]) into the wire
@@ -276,7 +289,7 @@ pub fn open_url(key: &AeadKey, ctx: &MessageContext, target: &str) -> Result<Str
         .filter(|s| s.len() <= 2 * crate::msgs::target::MAX_URL_LEN)
         .and_then(b64_decode)
         .ok_or(Error::DecodeFailed)?;
-    let url = open_item(key, ctx, Part::Url, &sealed)?;
+    let url = open_item_owned(key, ctx, Part::Url, sealed)?;
     let url = String::from_utf8(url).map_err(|_| Error::DecodeFailed)?;
     validate_origin_form(&url)?;
     Ok(url)
@@ -307,6 +320,6 @@ pub fn open_headers(
         return Err(HeaderError::TooLarge.into());
     }
     let sealed = b64_decode(value).ok_or(Error::DecodeFailed)?;
-    let json = open_item(key, ctx, Part::Headers, &sealed)?;
+    let json = open_item_owned(key, ctx, Part::Headers, sealed)?;
     decode_headers(&json, ctx.direction == Direction::Request)
 }

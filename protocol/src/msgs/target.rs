@@ -44,8 +44,8 @@ pub fn validate_origin_form_within(url: &str, max_len: usize) -> Result<(), UrlE
         return Err(UrlError::ForbiddenCharacter);
     }
     let path = url.split_once('?').map_or(url, |(path, _)| path);
-    let lower = path.to_ascii_lowercase();
-    if ["%2f", "%5c", "%00"].iter().any(|e| lower.contains(e)) {
+    let encoded_separator = |w: &[u8]| matches!(w, [b'%', h, l] if matches!((h, l.to_ascii_lowercase()), (b'2', b'f') | (b'5', b'c') | (b'0', b'0')));
+    if path.as_bytes().windows(3).any(encoded_separator) {
         return Err(UrlError::EncodedSeparator);
     }
     if path.split('/').any(is_dot_segment) {
@@ -56,32 +56,37 @@ pub fn validate_origin_form_within(url: &str, max_len: usize) -> Result<(), UrlE
 
 /// True if `segment`, percent-decoded and cut at its first `;`, is `.` or `..`.
 fn is_dot_segment(segment: &str) -> bool {
-    let decoded = percent_decode(segment.as_bytes());
-    let name = decoded.split(|&b| b == b';').next().unwrap_or_default();
-    name == b"." || name == b".."
+    let mut name = PercentDecoded(segment.as_bytes()).take_while(|&b| b != b';');
+    match (name.next(), name.next(), name.next()) {
+        (Some(b'.'), None, _) | (Some(b'.'), Some(b'.'), None) => true,
+        _ => false,
+    }
 }
 
-/// Decodes `%XX` escapes (either case); anything else, including a malformed escape, is kept.
-fn percent_decode(input: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(input.len());
-    let mut rest = input;
-    while let Some((&b, tail)) = rest.split_first() {
+/// The bytes of `.0` with `%XX` escapes (either case) decoded; anything else, including a
+/// malformed escape, is kept.
+struct PercentDecoded<'a>(&'a [u8]);
+
+impl Iterator for PercentDecoded<'_> {
+    type Item = u8;
+
+    fn next(&mut self) -> Option<u8> {
+        let (&b, tail) = self.0.split_first()?;
         let escaped = match tail {
             [h, l, ..] if b == b'%' => hex(*h).zip(hex(*l)).map(|(h, l)| (h << 4) | l),
             _ => None,
         };
         match escaped {
             Some(byte) => {
-                out.push(byte);
-                rest = tail.get(2..).unwrap_or_default();
+                self.0 = tail.get(2..).unwrap_or_default();
+                Some(byte)
             }
             None => {
-                out.push(b);
-                rest = tail;
+                self.0 = tail;
+                Some(b)
             }
         }
     }
-    out
 }
 
 fn hex(b: u8) -> Option<u8> {
@@ -96,9 +101,10 @@ mod tests {
 
     #[test]
     fn percent_decode_keeps_malformed_escapes() {
-        assert_eq!(percent_decode(b"%2e%2E%"), b"..%");
-        assert_eq!(percent_decode(b"a%zz%4"), b"a%zz%4");
-        assert_eq!(percent_decode(b"%41%62"), b"Ab");
+        let decode = |s: &[u8]| PercentDecoded(s).collect::<Vec<u8>>();
+        assert_eq!(decode(b"%2e%2E%"), b"..%");
+        assert_eq!(decode(b"a%zz%4"), b"a%zz%4");
+        assert_eq!(decode(b"%41%62"), b"Ab");
     }
 
     #[test]
