@@ -140,24 +140,36 @@ impl HeadScan {
     /// while idle (its deadline starts then). The empty line after a head's first byte ends it.
     fn scan(&mut self, bytes: &[u8]) -> bool {
         let mut started_now = false;
-        for &b in bytes {
-            if !self.started {
-                if b == b'\r' || b == b'\n' {
-                    continue;
-                }
-                self.started = true;
-                if self.phase == Phase::Idle {
-                    self.phase = Phase::Head;
-                    started_now = true;
-                }
+        let mut rest = bytes;
+        if !self.started {
+            // CR and LF before a request line are skipped (RFC 9112 §2.2).
+            let Some(first) = rest.iter().position(|&b| b != b'\r' && b != b'\n') else {
+                return false;
+            };
+            rest = rest.get(first..).unwrap_or_default();
+            self.started = true;
+            if self.phase == Phase::Idle {
+                self.phase = Phase::Head;
+                started_now = true;
             }
-            let [p2, p1] = self.last;
-            if b == b'\n' && (p1 == b'\n' || (p1 == b'\r' && p2 == b'\n')) {
-                self.phase = Phase::Open;
-                break;
-            }
-            self.last = [p1, b];
         }
+        // Only a LF can end the head: look at the two bytes before each one.
+        let before = |i: usize, back: usize| match i.checked_sub(back) {
+            Some(j) => rest.get(j).copied().unwrap_or(0),
+            None => self.last.get(2 + i - back).copied().unwrap_or(0),
+        };
+        for i in memchr::memchr_iter(b'\n', rest) {
+            let (p2, p1) = (before(i, 2), before(i, 1));
+            if p1 == b'\n' || (p1 == b'\r' && p2 == b'\n') {
+                self.phase = Phase::Open;
+                return started_now;
+            }
+        }
+        self.last = match rest {
+            [.., a, b] => [*a, *b],
+            [b] => [self.last[1], *b],
+            [] => self.last,
+        };
         started_now
     }
 }
@@ -351,8 +363,7 @@ impl AsyncRead for Guarded {
         let before = buf.filled().len();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
-                let filled = buf.filled()[before..].to_vec();
-                this.scan(&filled);
+                this.scan(buf.filled().get(before..).unwrap_or_default());
                 Poll::Ready(Ok(()))
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
@@ -558,6 +569,30 @@ mod tests {
                 ProxyHeader::Invalid,
                 "{garbage:?}"
             );
+        }
+    }
+
+    #[test]
+    fn a_head_ends_at_its_empty_line_however_the_reads_split_it() {
+        let head: &[u8] = b"\r\nGET / HTTP/1.1\r\nhost: x\r\nx: \r\r\ny: a\n\r\n";
+        for size in 1..=head.len() {
+            for offset in 0..size {
+                let mut h = HeadScan::new(Phase::Head);
+                let (first, rest) = head.split_at(offset);
+                let mut pieces = vec![first];
+                pieces.extend(rest.chunks(size));
+                let mut seen = 0;
+                for p in pieces {
+                    assert_eq!(
+                        h.phase,
+                        Phase::Head,
+                        "ended before byte {seen} (reads of {size})"
+                    );
+                    h.scan(p);
+                    seen += p.len();
+                }
+                assert_eq!(h.phase, Phase::Open, "reads of {size} after {offset}");
+            }
         }
     }
 
