@@ -212,7 +212,9 @@ pub(crate) async fn handle(
         log::debug!("outbound: x-mte-encode-headers {h:?} (every forwarded header is sealed)");
     }
     ctx.upstream = Some(Arc::new(remote));
-    forward::forward(session, ctx, client, &options)
+    // Boxed: the forwarding future (a whole client exchange) is ~11 KiB; inline it would grow
+    // every request's `request_filter` future, which Pingora boxes and moves per request.
+    Box::pin(forward::forward(session, ctx, client, &options))
         .await
         .map(Some)
 }

@@ -95,7 +95,7 @@ impl ProxyHttp for Relay {
                 let site = ctx.http.site.clone();
                 match exchange::request::begin(&site, session.req_header(), &relay).await {
                     Ok(x) => {
-                        ctx.exchange = Some(Box::new(x));
+                        ctx.exchange = Some(x);
                         Ok(false)
                     }
                     Err(refusal) => reply::refuse(session, &mut ctx.http, &refusal).await,

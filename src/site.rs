@@ -103,12 +103,13 @@ impl Sites {
     }
 
     /// The site for a request whose host (normalised with
-    /// [`crate::config::values::normalize_host`]) is `host`.
-    pub(crate) fn select(&self, host: Option<&str>) -> Selection {
+    /// [`crate::config::values::normalize_host`]) `host` gives; called only with `DOMAIN_MAP`
+    /// (without it every request is the top-level site's).
+    pub(crate) fn select(&self, host: impl FnOnce() -> Option<String>) -> Selection {
         let Some(by_host) = &self.by_host else {
             return Selection::Site(self.top.clone());
         };
-        match host.and_then(|h| by_host.get(h)) {
+        match host().and_then(|h| by_host.get(&h)) {
             Some(site) => Selection::Site(site.clone()),
             None => Selection::Unknown,
         }

@@ -6,12 +6,14 @@
 //! runs every second and unhealthy backends are skipped (if all are down, they are tried anyway).
 //! Connections to upstreams are pooled and reused by Pingora.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::collections::HashMap;
+use std::net::ToSocketAddrs;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt as _;
+use pingora_core::protocols::l4::socket::SocketAddr;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_load_balancing::health_check::TcpHealthCheck;
 use pingora_load_balancing::selection::RoundRobin;
@@ -21,24 +23,31 @@ use crate::config::UpstreamSpec;
 
 /// How often backends are health-checked when there is more than one.
 pub(crate) const HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// How long an idle pooled upstream connection is kept.
+const UPSTREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The upstream set: a round-robin balancer over every resolved address.
 pub(crate) struct Upstreams {
     lb: Arc<LoadBalancer<RoundRobin>>,
+    /// What each backend address stands for, built once (a selection clones its peer).
+    targets: HashMap<SocketAddr, Target>,
     /// Number of backends (addresses).
     pub len: usize,
 }
 
-/// Annotation of a backend: which spec it came from.
-#[derive(Debug, Clone)]
-struct Target(Arc<UpstreamSpec>);
+/// A backend: the spec it came from and its peer, ready to clone.
+struct Target {
+    spec: Arc<UpstreamSpec>,
+    peer: HttpPeer,
+}
 
 impl Upstreams {
     /// Resolves every spec (blocking DNS, once) and builds the balancer.
     pub(crate) fn resolve(specs: &[UpstreamSpec]) -> Result<Upstreams, String> {
         let mut backends = std::collections::BTreeSet::new();
+        let mut targets = HashMap::new();
         for spec in specs {
-            let addrs: Vec<SocketAddr> = (spec.host.as_str(), spec.port)
+            let addrs: Vec<std::net::SocketAddr> = (spec.host.as_str(), spec.port)
                 .to_socket_addrs()
                 .map_err(|e| format!("upstream {spec}: cannot resolve {}: {e}", spec.host))?
                 .collect();
@@ -47,13 +56,20 @@ impl Upstreams {
             }
             let spec = Arc::new(spec.clone());
             for addr in addrs {
-                let mut b = Backend {
-                    addr: pingora_core::protocols::l4::socket::SocketAddr::Inet(addr),
+                let addr = SocketAddr::Inet(addr);
+                targets.entry(addr.clone()).or_insert_with(|| {
+                    let mut peer = HttpPeer::new(addr.clone(), spec.tls, spec.host.clone());
+                    peer.options.idle_timeout = Some(UPSTREAM_IDLE_TIMEOUT);
+                    Target {
+                        spec: spec.clone(),
+                        peer,
+                    }
+                });
+                backends.insert(Backend {
+                    addr,
                     weight: 1,
                     ext: Default::default(),
-                };
-                b.ext.insert(Target(spec.clone()));
-                backends.insert(b);
+                });
             }
         }
         let len = backends.len();
@@ -74,6 +90,7 @@ impl Upstreams {
             .map_err(|e| format!("upstream discovery failed: {e}"))?;
         Ok(Upstreams {
             lb: Arc::new(lb),
+            targets,
             len,
         })
     }
@@ -90,11 +107,10 @@ impl Upstreams {
             .lb
             .select(b"", 256)
             .or_else(|| self.lb.select_with(b"", 256, |_, _| true))?;
-        let spec = backend.ext.get::<Target>()?.0.clone();
-        let mut peer = HttpPeer::new(backend.addr.clone(), spec.tls, spec.host.clone());
-        peer.options.idle_timeout = Some(Duration::from_secs(60));
+        let target = self.targets.get(&backend.addr)?;
+        let mut peer = Box::new(target.peer.clone());
         peer.group_key = thread_pool_group();
-        Some((Box::new(peer), spec))
+        Some((peer, target.spec.clone()))
     }
 }
 

@@ -136,18 +136,24 @@ impl UpstreamSpec {
     /// The value of the `Host` header sent upstream.
     pub fn host_header(&self) -> String {
         let default = if self.tls { 443 } else { 80 };
+        let host = Bracketed(&self.host);
         if self.port == default {
-            self.bracketed_host()
+            host.to_string()
         } else {
-            format!("{}:{}", self.bracketed_host(), self.port)
+            format!("{host}:{}", self.port)
         }
     }
+}
 
-    fn bracketed_host(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]", self.host)
+/// A host as a URL or `Host` header spells it: an IPv6 literal in brackets.
+struct Bracketed<'a>(&'a str);
+
+impl fmt::Display for Bracketed<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.contains(':') {
+            write!(f, "[{}]", self.0)
         } else {
-            self.host.clone()
+            f.write_str(self.0)
         }
     }
 }
@@ -155,7 +161,7 @@ impl UpstreamSpec {
 impl fmt::Display for UpstreamSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let scheme = if self.tls { "https" } else { "http" };
-        write!(f, "{scheme}://{}:{}", self.bracketed_host(), self.port)
+        write!(f, "{scheme}://{}:{}", Bracketed(&self.host), self.port)
     }
 }
 

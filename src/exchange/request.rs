@@ -27,7 +27,7 @@ pub(crate) async fn begin(
     site: &Site,
     req: &RequestHeader,
     relay: &RelayRequest,
-) -> Result<Exchange, Refusal> {
+) -> Result<Box<Exchange>, Refusal> {
     let protocol = |e: pqrelay_protocol::Error| Refusal::protocol(&e);
     let h = relay
         .header
@@ -74,7 +74,7 @@ pub(crate) async fn begin(
         StreamDecoder::new(&accepted.keys.request, &context, expected)
     });
     let Accepted { keys, .. } = accepted;
-    Ok(Exchange {
+    Ok(Box::new(Exchange {
         token: relay.client.token.clone(),
         id,
         request_flags: h.flags,
@@ -90,7 +90,7 @@ pub(crate) async fn begin(
         head_sent: false,
         encoder: None,
         streaming_response: false,
-    })
+    }))
 }
 
 /// Reads the pair, checks its relay key and the counter (plain refusals: 563, 569, 564), and

@@ -82,8 +82,13 @@ impl ClientAddr {
 
     /// The upstream's `X-Forwarded-For`: the client, the trusted hops, the peer.
     pub(crate) fn forwarded_for(&self) -> String {
-        let hops: Vec<String> = self.chain.iter().map(IpAddr::to_string).collect();
-        hops.join(", ")
+        use std::fmt::Write as _;
+        let mut value = String::with_capacity(self.chain.len() * 17);
+        for (i, hop) in self.chain.iter().enumerate() {
+            let sep = if i == 0 { "" } else { ", " };
+            let _ = write!(value, "{sep}{hop}");
+        }
+        value
     }
 
     /// The upstream's `X-Forwarded-Proto`: a trusted peer's, else `own` (the listener's).

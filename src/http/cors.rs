@@ -96,16 +96,22 @@ fn requested_headers(req: &RequestHeader) -> Option<String> {
 }
 
 /// The protocol's response headers a browser script must read, comma-separated.
-fn exposed_headers() -> &'static str {
-    static EXPOSED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    EXPOSED.get_or_init(|| pqrelay_protocol::names::EXPOSED_HEADERS.join(", "))
+fn exposed_headers() -> HeaderValue {
+    static EXPOSED: std::sync::OnceLock<HeaderValue> = std::sync::OnceLock::new();
+    let joined = || pqrelay_protocol::names::EXPOSED_HEADERS.join(", ");
+    EXPOSED
+        .get_or_init(|| HeaderValue::from_str(&joined()).unwrap_or(HeaderValue::from_static("")))
+        .clone()
 }
 
 /// Adds CORS headers for an allowed origin and `Vary: Origin` to any response.
 pub(crate) fn decorate(resp: &mut ResponseHeader, origin: Option<&str>) {
     if let Some(origin) = origin.and_then(|o| HeaderValue::from_str(o).ok()) {
         let _ = resp.insert_header(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-        let _ = resp.insert_header(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, "true");
+        let _ = resp.insert_header(
+            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            HeaderValue::from_static("true"),
+        );
         let _ = resp.insert_header(header::ACCESS_CONTROL_EXPOSE_HEADERS, exposed_headers());
     } else {
         // Never pass through an upstream's own CORS answer for an origin we did not allow.
@@ -126,6 +132,6 @@ pub(crate) fn decorate(resp: &mut ResponseHeader, origin: Option<&str>) {
             .unwrap_or(false)
     });
     if !has_vary_origin {
-        let _ = resp.append_header(header::VARY, "Origin");
+        let _ = resp.append_header(header::VARY, HeaderValue::from_static("Origin"));
     }
 }

@@ -99,6 +99,17 @@ pub(crate) async fn serve(
     let Some(own) = OwnRoute::of(path, state.config.demo) else {
         return Ok(false);
     };
+    // Boxed, so that the requests of other routes do not carry this future's size.
+    Box::pin(answer(state, session, ctx, own)).await
+}
+
+/// Answers `own`.
+async fn answer(
+    state: &RelayState,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    own: OwnRoute,
+) -> Result<bool> {
     ctx.route = RouteKind::Own(own.name());
     let method = session.req_header().method.as_str();
     if !own.allow().split(", ").any(|m| m == method) {

@@ -73,6 +73,16 @@ pub(crate) async fn refuse(
     ctx: &mut RequestCtx,
     refusal: &Refusal,
 ) -> Result<bool> {
+    // Boxed: the reply's writes make a future of ~1.5 KiB; inline, it would grow the future of
+    // every filter that may refuse, which Pingora allocates and moves on every request.
+    Box::pin(refuse_inline(session, ctx, refusal)).await
+}
+
+async fn refuse_inline(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    refusal: &Refusal,
+) -> Result<bool> {
     if matches!(ctx.route, RouteKind::Unrouted | RouteKind::Mte) {
         ctx.route = RouteKind::Rejected;
     }

@@ -38,10 +38,7 @@ pub(crate) async fn route(
     session: &mut Session,
     ctx: &mut RequestCtx,
 ) -> Result<Routed> {
-    match state
-        .sites
-        .select(request_host(session.req_header()).as_deref())
-    {
+    match state.sites.select(|| request_host(session.req_header())) {
         Selection::Site(site) => ctx.site = site,
         Selection::Unknown => {
             let why = "this relay serves no site for the request's Host";
@@ -60,7 +57,8 @@ pub(crate) async fn route(
         return match cors::preflight(&state.config.cors_methods, req, ctx.cors_origin.as_deref()) {
             Ok(mut resp) => {
                 super::reply::finish_response(ctx, &mut resp);
-                session.write_response_header(Box::new(resp), true).await?;
+                // Boxed (rare path): keeps the routing future small.
+                Box::pin(session.write_response_header(Box::new(resp), true)).await?;
                 Ok(Routed::Answered)
             }
             Err(refusal) => {

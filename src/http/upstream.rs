@@ -49,11 +49,12 @@ pub(crate) fn prepare_request(
     match &ctx.client {
         Some(client) => {
             req.insert_header("x-forwarded-for", client.forwarded_for())?;
-            req.insert_header("x-forwarded-proto", client.forwarded_proto(own))?;
+            let proto = HeaderValue::from_static(client.forwarded_proto(own));
+            req.insert_header("x-forwarded-proto", proto)?;
         }
         None => {
             req.remove_header("x-forwarded-for");
-            req.insert_header("x-forwarded-proto", own)?;
+            req.insert_header("x-forwarded-proto", HeaderValue::from_static(own))?;
         }
     }
     for (k, v) in &ctx.site.config.headers {
@@ -65,6 +66,9 @@ pub(crate) fn prepare_request(
 /// The request's `Host`, when the upstream may see it in `X-Forwarded-Host`.
 fn forwarded_host(config: &Config, ctx: &RequestCtx, req: &RequestHeader) -> Option<HeaderValue> {
     ctx.upstream.as_ref()?;
+    if ctx.site.host.is_none() && config.public_hosts.is_empty() {
+        return None;
+    }
     let host = req.headers.get(header::HOST)?;
     let name = normalize_host(host.to_str().ok()?)?;
     let public =
