@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # Sourced by bench/profile.sh and bench/cost.sh: starts the fast upstream, redis-server (MODE
 # redis) and the release relay on free ports of 127.0.0.1, stops them all on exit.
-# In: MODE (pt|mte|redis|bare: bare Pingora instead of the relay, pass-through path), B (release dir), RELAY_BIN (optional), D (a scratch directory),
+# In: MODE (pt|mte|redis|bare: bare Pingora instead of the relay, pass-through path), B (release dir), RELAY_BIN / BARE_BIN (optional: another relay / bare Pingora binary), D (a scratch directory),
 # RELAY_YAML (optional extra lines for the relay's YAML, e.g. 'work_stealing: false').
 # Out: R (relay pid), RP (relay port), ARGS (`pqrelay-bench load` target for MODE and SIZE).
 for bin in "$B/pqrelay-bench" "${RELAY_BIN:-$B/pqrelay}"; do
@@ -32,7 +32,7 @@ if [ "$MODE" = redis ]; then
     EXTRA=("REDIS_URL=redis://127.0.0.1:$RDP")
 fi
 if [ "$MODE" = bare ]; then
-    "$B/bare-pingora" --listen "127.0.0.1:$RP" --upstream "127.0.0.1:$UPP" --threads "$(nproc)" --dir "$D" >"$D/relay.log" 2>&1 & R=$!
+    "${BARE_BIN:-$B/bare-pingora}" --listen "127.0.0.1:$RP" --upstream "127.0.0.1:$UPP" --threads "$(nproc)" --dir "$D" >"$D/relay.log" 2>&1 & R=$!
 else
 printf 'pid_file: %s/r.pid\nupgrade_sock: %s/r.sock\nupstream_keepalive_pool_size: 1024\n%s\n' "$D" "$D" "${RELAY_YAML:-}" >"$D/r.yaml"
 env -i PATH="$PATH" UPSTREAM="http://127.0.0.1:$UPP" CLIENT_ID_SECRET=pqrelay-bench-client-id-secret-0123456789 \

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# User-space instructions per request of the release relay (or bare Pingora), counted by
+# callgrind: a count, not a time, so an A/B of two builds needs one run each, whatever the load
+# of the machine. The proxy runs under valgrind; instrumentation is switched on after a warm-up
+# and covers one load run (8 connections, 1 KiB, 6 s); requests are the calls of Pingora's
+# `RequestHeader::clone` (one per proxied request, in the relay and bare Pingora alike).
+#   bench/instructions.sh pt|bare|mte|redis [OUT]
+# RELAY_BIN=path measures another relay build. OUT keeps the callgrind profile (default: a
+# scratch file, removed); read it with `callgrind_annotate OUT`. Needs valgrind.
+# Caveat: valgrind hides SHA-NI and VAES, so SHA-256 and AES run their portable code here and
+# count several times what they cost natively; compare cryptography with `cargo bench` instead.
+set -euo pipefail
+MODE=${1:?usage: bench/instructions.sh pt|bare|mte|redis [OUT]}
+SIZE=1024
+cd "$(dirname "$0")/.."
+B="${CARGO_TARGET_DIR:-$PWD/target}/release"
+command -v valgrind >/dev/null || { echo "instructions.sh: valgrind not found (apt-get install -y valgrind)" >&2; exit 1; }
+D=$(mktemp -d /tmp/pqrelay-instructions-XXXX)
+OUT=${2:-$D/callgrind.out}
+if [ "$MODE" = bare ]; then TARGET=$B/bare-pingora; else TARGET=${RELAY_BIN:-$B/pqrelay}; fi
+# The proxy is started through this wrapper (lab.sh runs it with a clean environment); vgdb
+# names its pipes after USER and HOST, so both sides set them alike.
+WRAP=$D/under-callgrind
+printf '#!/bin/sh\nexport USER=root HOST=127.0.0.1\nexec valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=%s "%s" "$@"\n' "$OUT" "$TARGET" >"$WRAP"
+chmod +x "$WRAP"
+if [ "$MODE" = bare ]; then BARE_BIN=$WRAP; else RELAY_BIN=$WRAP; fi
+# shellcheck source=bench/lab.sh
+. bench/lab.sh
+trap 'cleanup; rm -rf "$D"' EXIT INT TERM
+for _ in $(seq 300); do curl -fs "http://127.0.0.1:$RP/pt/health" >/dev/null 2>&1 && break; sleep 0.1; done
+control() { USER=root HOST=127.0.0.1 callgrind_control "$@" "$R" >/dev/null; }
+"$B/pqrelay-bench" load "${ARGS[@]}" --size "$SIZE" --conns 8 --secs 3 --warmup 1 >/dev/null 2>&1
+control -i on
+"$B/pqrelay-bench" load "${ARGS[@]}" --size "$SIZE" --conns 8 --secs 6 --warmup 0 >"$D/load.txt" 2>&1
+control -i off
+control -d
+sleep 1
+DUMP=$(find "$(dirname "$OUT")" -maxdepth 1 -name "$(basename "$OUT")*" -size +1k | sort | tail -n 1)
+# Total instructions, and the calls of RequestHeader::clone from every caller.
+awk -v mode="$MODE" '
+    /^(summary|totals):/ { total = $2 }
+    /^c?fn=\([0-9]+\)/ {
+        id = $1; sub(/^c?fn=/, "", id)
+        if (NF > 1) { name = $0; sub(/^c?fn=\([0-9]+\) /, "", name); names[id] = name }
+        if ($0 ~ /^cfn=/) callee = names[id]
+        next
+    }
+    /^calls=/ && callee ~ /RequestHeader as core::clone::Clone>::clone/ { split($1, c, "="); n += c[2] }
+    END { printf "%s: %.0f instructions per request (%d requests, %.0f instructions)\n", mode, total / n, n, total }
+' "$DUMP"
+if [ -n "${2:-}" ]; then echo "profile: $DUMP"; fi
