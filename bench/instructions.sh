@@ -9,6 +9,8 @@
 # scratch file, removed); read it with `callgrind_annotate OUT`. Needs valgrind.
 # Caveat: valgrind hides SHA-NI and VAES, so SHA-256 and AES run their portable code here and
 # count several times what they cost natively; compare cryptography with `cargo bench` instead.
+# Sealed modes include the pairing of the load's 8 clients (one pair each) in the count (~7% of
+# an MTE run's instructions): compare runs of one mode with each other.
 set -euo pipefail
 MODE=${1:?usage: bench/instructions.sh pt|bare|mte|redis [OUT]}
 SIZE=1024
@@ -28,7 +30,7 @@ if [ "$MODE" = bare ]; then BARE_BIN=$WRAP; else RELAY_BIN=$WRAP; fi
 . bench/lab.sh
 trap 'cleanup; rm -rf "$D"' EXIT INT TERM
 for _ in $(seq 300); do curl -fs "http://127.0.0.1:$RP/pt/health" >/dev/null 2>&1 && break; sleep 0.1; done
-control() { USER=root HOST=127.0.0.1 callgrind_control "$@" "$R" >/dev/null; }
+control() { USER=root HOST=127.0.0.1 callgrind_control "$@" "$R" >/dev/null 2>&1; }
 "$B/pqrelay-bench" load "${ARGS[@]}" --size "$SIZE" --conns 8 --secs 3 --warmup 1 >/dev/null 2>&1
 control -i on
 "$B/pqrelay-bench" load "${ARGS[@]}" --size "$SIZE" --conns 8 --secs 6 --warmup 0 >"$D/load.txt" 2>&1

@@ -103,11 +103,16 @@ impl Upstreams {
     /// Picks the next healthy backend (any backend if none is healthy) and builds its peer
     /// (the caller sets its timeouts: `crate::http::upstream::peer`).
     pub(crate) fn select(&self) -> Option<(Box<HttpPeer>, Arc<UpstreamSpec>)> {
-        let backend = self
-            .lb
-            .select(b"", 256)
-            .or_else(|| self.lb.select_with(b"", 256, |_, _| true))?;
-        let target = self.targets.get(&backend.addr)?;
+        // One backend: nothing to balance or health-check (the balancer's selection allocates).
+        let target = if self.targets.len() == 1 {
+            self.targets.values().next()?
+        } else {
+            let backend = self
+                .lb
+                .select(b"", 256)
+                .or_else(|| self.lb.select_with(b"", 256, |_, _| true))?;
+            self.targets.get(&backend.addr)?
+        };
         let mut peer = Box::new(target.peer.clone());
         peer.group_key = thread_pool_group();
         Some((peer, target.spec.clone()))
