@@ -105,7 +105,7 @@ async fn one_client_id_pairing_20_times_25_pairs_keeps_its_cap_and_unused_pairs_
 async fn redis_store_drops_the_oldest_pairs_beyond_the_cap_and_expires_unused_ones() {
     let redis = RedisServer::start();
     let mut cfg = RedisConfig::new(
-        &redis.url(),
+        redis.url(),
         false,
         b"state-secret-0123456789abcdefghij",
         &[],

@@ -57,10 +57,10 @@ pub fn validate_origin_form_within(url: &str, max_len: usize) -> Result<(), UrlE
 /// True if `segment`, percent-decoded and cut at its first `;`, is `.` or `..`.
 fn is_dot_segment(segment: &str) -> bool {
     let mut name = PercentDecoded(segment.as_bytes()).take_while(|&b| b != b';');
-    match (name.next(), name.next(), name.next()) {
-        (Some(b'.'), None, _) | (Some(b'.'), Some(b'.'), None) => true,
-        _ => false,
-    }
+    matches!(
+        (name.next(), name.next(), name.next()),
+        (Some(b'.'), None, _) | (Some(b'.'), Some(b'.'), None)
+    )
 }
 
 /// The bytes of `.0` with `%XX` escapes (either case) decoded; anything else, including a
