@@ -171,13 +171,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .context("cannot bind the demo upstream")?;
             set_demo_defaults(&mut sources, demo.addr)?;
             let loaded = config::load(&sources)?;
-            serve(flags, loaded, Some(demo))
+            let upstream = demo.addr;
+            serve(flags, loaded, Some(demo), |relay| {
+                print_demo_help(relay.port(), upstream)
+            })
         }
         Some(Command::Run) | None => {
             let loaded = config::load(&sources)?;
-            serve(flags, loaded, None)
+            serve(flags, loaded, None, |_| {})
         }
     }
+}
+
+/// Tells the user of `pqrelay demo` where to look (stdout; the logs go to stderr).
+fn print_demo_help(port: u16, upstream: SocketAddr) {
+    println!("pqrelay demo is running: open http://localhost:{port}/demo/");
+    println!("  echo:       http://localhost:{port}/api/mte-echo/hello");
+    println!("  discovery:  curl -I http://localhost:{port}/api/mte-relay");
+    println!("  upstream:   http://{upstream} (echo, login, upload, events, headers)");
 }
 
 fn set_demo_defaults(sources: &mut Sources, upstream: SocketAddr) -> anyhow::Result<()> {

@@ -37,8 +37,14 @@ pub struct ServerFlags {
 }
 
 /// Runs the relay until it is stopped; never returns on success (the process exits through
-/// [`crate::lifecycle::exit`]). `demo` is the built-in demo upstream, already bound.
-pub fn serve(flags: ServerFlags, loaded: Loaded, demo: Option<DemoUpstream>) -> anyhow::Result<()> {
+/// [`crate::lifecycle::exit`]). `demo` is the built-in demo upstream, already bound;
+/// `on_listening` gets the relay's address once it is set up, just before it starts serving.
+pub fn serve(
+    flags: ServerFlags,
+    loaded: Loaded,
+    demo: Option<DemoUpstream>,
+    on_listening: impl FnOnce(SocketAddr),
+) -> anyhow::Result<()> {
     let Loaded {
         config,
         server_conf,
@@ -130,12 +136,8 @@ pub fn serve(flags: ServerFlags, loaded: Loaded, demo: Option<DemoUpstream>) -> 
     }
     if let Some(addr) = demo_addr {
         log::info!("demo upstream at http://{addr}");
-        let port = listen.port();
-        println!("pqrelay demo is running: open http://localhost:{port}/demo/");
-        println!("  echo:       http://localhost:{port}/api/mte-echo/hello");
-        println!("  discovery:  curl -I http://localhost:{port}/api/mte-relay");
-        println!("  upstream:   http://{addr} (echo, login, upload, events, headers)");
     }
+    on_listening(listen);
     server.run(RunArgs {
         shutdown_signal: Box::new(crate::lifecycle::Signals),
     });
