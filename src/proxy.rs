@@ -118,7 +118,7 @@ impl ProxyHttp for Relay {
     ) -> Box<Error> {
         // Nothing reached the upstream: try the next backend, once each (an MTE request only
         // while its body decoder has seen nothing).
-        let backends = ctx.http.site.upstreams.len;
+        let backends = ctx.http.site.upstreams.len();
         e.set_retry(ctx.http.tries < backends && !ctx.body_started());
         e
     }

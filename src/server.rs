@@ -94,7 +94,7 @@ pub fn serve(
     );
     server.add_service(proxy);
     for site in state.sites.all() {
-        if site.upstreams.len > 1 {
+        if site.upstreams.len() > 1 {
             let name = match &site.host {
                 Some(host) => format!("upstream health checks of {host}"),
                 None => "upstream health checks".into(),

@@ -31,8 +31,6 @@ pub(crate) struct Upstreams {
     lb: Arc<LoadBalancer<RoundRobin>>,
     /// What each backend address stands for, built once (a selection clones its peer).
     targets: HashMap<SocketAddr, Target>,
-    /// Number of backends (addresses).
-    pub len: usize,
 }
 
 /// A backend: the spec it came from and its peer, ready to clone.
@@ -72,10 +70,9 @@ impl Upstreams {
                 });
             }
         }
-        let len = backends.len();
         let discovery = pingora_load_balancing::discovery::Static::new(backends);
         let mut lb = LoadBalancer::<RoundRobin>::from_backends(Backends::new(discovery));
-        if len > 1 {
+        if targets.len() > 1 {
             let mut hc = TcpHealthCheck::new();
             hc.peer_template.options.connection_timeout = Some(Duration::from_secs(1));
             lb.set_health_check(hc);
@@ -91,8 +88,12 @@ impl Upstreams {
         Ok(Upstreams {
             lb: Arc::new(lb),
             targets,
-            len,
         })
+    }
+
+    /// Number of backends (addresses).
+    pub(crate) fn len(&self) -> usize {
+        self.targets.len()
     }
 
     /// The balancer, to run as a Pingora background service (discovery and health checks).
@@ -104,7 +105,7 @@ impl Upstreams {
     /// (the caller sets its timeouts: `crate::http::upstream::peer`).
     pub(crate) fn select(&self) -> Option<(Box<HttpPeer>, Arc<UpstreamSpec>)> {
         // One backend: nothing to balance or health-check (the balancer's selection allocates).
-        let target = if self.targets.len() == 1 {
+        let target = if self.len() == 1 {
             self.targets.values().next()?
         } else {
             let backend = self
