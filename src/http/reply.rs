@@ -75,10 +75,11 @@ pub(crate) async fn refuse(
 ) -> Result<bool> {
     // Boxed: the reply's writes make a future of ~1.5 KiB; inline, it would grow the future of
     // every filter that may refuse, which Pingora allocates and moves on every request.
-    Box::pin(refuse_inline(session, ctx, refusal)).await
+    Box::pin(write_refusal(session, ctx, refusal)).await
 }
 
-async fn refuse_inline(
+/// The body of [`refuse`], boxed there.
+async fn write_refusal(
     session: &mut Session,
     ctx: &mut RequestCtx,
     refusal: &Refusal,
