@@ -26,10 +26,10 @@ WRAP=$D/under-callgrind
 printf '#!/bin/sh\nexport USER=root HOST=127.0.0.1\nexec valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=%s "%s" "$@"\n' "$OUT" "$TARGET" >"$WRAP"
 chmod +x "$WRAP"
 if [ "$MODE" = bare ]; then BARE_BIN=$WRAP; else RELAY_BIN=$WRAP; fi
+READY_TENTHS=400
 # shellcheck source=bench/lab.sh
 . bench/lab.sh
 trap 'cleanup; rm -rf "$D"' EXIT INT TERM
-for _ in $(seq 300); do curl -fs "http://127.0.0.1:$RP/pt/health" >/dev/null 2>&1 && break; sleep 0.1; done
 control() { USER=root HOST=127.0.0.1 callgrind_control "$@" "$R" >/dev/null 2>&1; }
 "$B/pqrelay-bench" load "${ARGS[@]}" --size "$SIZE" --conns 8 --secs 3 --warmup 1 >/dev/null 2>&1
 control -i on

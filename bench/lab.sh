@@ -1,7 +1,7 @@
 # shellcheck shell=bash
-# Sourced by bench/profile.sh and bench/cost.sh: starts the fast upstream, redis-server (MODE
+# Sourced by bench/cost.sh, profile.sh, allocs.sh and instructions.sh: starts the fast upstream, redis-server (MODE
 # redis) and the release relay on free ports of 127.0.0.1, stops them all on exit.
-# In: MODE (pt|mte|redis|bare: bare Pingora instead of the relay, pass-through path), B (release dir), RELAY_BIN / BARE_BIN (optional: another relay / bare Pingora binary), D (a scratch directory),
+# In: MODE (pt|mte|redis|bare: bare Pingora instead of the relay, pass-through path), B (release dir), RELAY_BIN / BARE_BIN (optional: another relay / bare Pingora binary), D (a scratch directory), READY_TENTHS (optional: how long to wait for the proxy, default 100 = 10 s),
 # RELAY_YAML (optional extra lines for the relay's YAML, e.g. 'work_stealing: false').
 # Out: R (relay pid), RP (relay port), ARGS (`pqrelay-bench load` target for MODE and SIZE).
 for bin in "$B/pqrelay-bench" "${RELAY_BIN:-$B/pqrelay}"; do
@@ -39,7 +39,8 @@ env -i PATH="$PATH" UPSTREAM="http://127.0.0.1:$UPP" CLIENT_ID_SECRET=pqrelay-be
     CORS_ORIGINS=http://localhost HOST=127.0.0.1 PORT="$RP" PASS_THROUGH_ROUTES='/pt/*' PAIR_RATE_PER_IP=0 PAIR_RATE_PER_CLIENT=0 THREADS="$(nproc)" \
     "${EXTRA[@]}" "${RELAY_BIN:-$B/pqrelay}" run --config "$D/r.yaml" >"$D/relay.log" 2>&1 & R=$!
 fi
-for _ in $(seq 100); do curl -fs "http://127.0.0.1:$RP/pt/health" >/dev/null 2>&1 && break; sleep 0.1; done
+# Up to READY_TENTHS tenths of a second for the proxy to answer (a proxy under valgrind is slow).
+for _ in $(seq "${READY_TENTHS:-100}"); do curl -fs "http://127.0.0.1:$RP/pt/health" >/dev/null 2>&1 && break; sleep 0.1; done
 # shellcheck disable=SC2034 # ARGS is read by the sourcing script
 if [ "$MODE" = pt ] || [ "$MODE" = bare ]; then
     ARGS=("http://127.0.0.1:$RP/pt/json/${SIZE:-1024}")
