@@ -55,16 +55,21 @@ test('a_pairing_refused_with_429_is_sent_again_after_retry_after', { skip, timeo
 
 test('a_pairing_refused_every_time_fails_after_three_attempts', { skip, timeout: TIMEOUT }, async () => {
   // Pairing requests from this IP as fast as the relay answers: every rate window's one pairing goes
-  // to them (the relay counts them before it reads anything else).
+  // to them (the relay counts them before it reads anything else). The client starts once one of
+  // them was refused, so the current window is already spent.
   let stop = false;
+  let spent;
+  const windowSpent = new Promise((resolve) => { spent = resolve; });
   const hammer = async () => {
     while (!stop) {
       const res = await fetch(`${stack.relayUrl}/api/mte-pair`, { method: 'POST' });
       await res.arrayBuffer();
+      if (res.status === 429) spent();
     }
   };
   const hammers = [hammer(), hammer()];
   const events = [];
+  await windowSpent;
   const relay = new Relay(stack.relayUrl, { numberOfPairs: 1, onWire: (info) => events.push(info) });
   try {
     await assert.rejects(relay.ready(), (e) => {

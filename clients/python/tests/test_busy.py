@@ -77,19 +77,23 @@ def test_a_pairing_refused_with_429_is_sent_again_after_retry_after(busy_relay):
 @needs_relay
 def test_a_pairing_refused_every_time_fails_after_three_attempts(busy_relay):
     # Pairing requests from this IP as fast as the relay answers: every rate window's one
-    # pairing goes to them (the relay counts them before it reads anything else).
+    # pairing goes to them (the relay counts them before it reads anything else). The client
+    # starts once one of them was refused, so the current window is already spent.
     stop = threading.Event()
+    spent = threading.Event()
 
     def hammer() -> None:
         with httpx.Client(base_url=busy_relay.url) as c:
             while not stop.is_set():
-                c.post("/api/mte-pair")
+                if c.post("/api/mte-pair").status_code == 429:
+                    spent.set()
 
     hammers = [threading.Thread(target=hammer) for _ in range(2)]
     for t in hammers:
         t.start()
     events, hook = _recorder()
     try:
+        assert spent.wait(10), "the relay refuses a hammer's pairing within its window"
         with pqrelay.RelaySession(busy_relay.url, number_of_pairs=1, event_hook=hook) as s:
             with pytest.raises(pqrelay.PairingError) as raised:
                 s.connect()

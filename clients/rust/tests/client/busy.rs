@@ -77,8 +77,10 @@ async fn a_pairing_refused_with_429_is_sent_again_after_retry_after() {
 
 /// Sends pairing requests from this IP as fast as the relay answers until `stop`: every rate
 /// window's one pairing goes to them (the relay counts them before reading anything else).
+/// Returns once the relay has refused one of them, so the current window is already spent.
 fn hammer(port: u16, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
+    let (refused, first_refusal) = std::sync::mpsc::sync_channel(1);
+    let thread = std::thread::spawn(move || {
         let conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
         let mut reader = BufReader::new(conn.try_clone().unwrap());
         let mut conn = conn;
@@ -86,6 +88,8 @@ fn hammer(port: u16, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
             b"POST /api/mte-pair HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 0\r\n\r\n";
         while !stop.load(Ordering::Relaxed) {
             conn.write_all(request).unwrap();
+            let mut status = String::new();
+            reader.read_line(&mut status).unwrap();
             let mut length = 0usize;
             loop {
                 let mut line = String::new();
@@ -100,8 +104,15 @@ fn hammer(port: u16, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
             }
             let mut body = vec![0u8; length];
             reader.read_exact(&mut body).unwrap();
+            if status.starts_with("HTTP/1.1 429") {
+                let _ = refused.try_send(());
+            }
         }
-    })
+    });
+    first_refusal
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the relay refuses the hammer's second pairing within its window");
+    thread
 }
 
 #[tokio::test]
