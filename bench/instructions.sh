@@ -7,6 +7,10 @@
 #   bench/instructions.sh pt|bare|mte|redis [OUT]
 # RELAY_BIN=path measures another relay build. OUT keeps the callgrind profile (default: a
 # scratch file, removed); read it with `callgrind_annotate OUT`. Needs valgrind.
+# SIDE=client counts the load generator instead (pt: plain requests, mte: the Rust client's
+# sealed ones; the proxy runs natively): requests are then the calls of hyper's client-side
+# `Http1Transaction::encode` (one per request head written); BENCH_BIN=path measures
+# another build of the generator.
 # Caveat: valgrind hides SHA-NI and VAES, so SHA-256 and AES run their portable code here and
 # count several times what they cost natively; compare cryptography with `cargo bench` instead.
 # Sealed modes include the pairing of the load's 8 clients (one pair each) in the count (~7% of
@@ -19,27 +23,42 @@ B="${CARGO_TARGET_DIR:-$PWD/target}/release"
 command -v valgrind >/dev/null || { echo "instructions.sh: valgrind not found (apt-get install -y valgrind)" >&2; exit 1; }
 D=$(mktemp -d /tmp/pqrelay-instructions-XXXX)
 OUT=${2:-$D/callgrind.out}
-if [ "$MODE" = bare ]; then TARGET=$B/bare-pingora; else TARGET=${RELAY_BIN:-$B/pqrelay}; fi
-# The proxy is started through this wrapper (lab.sh runs it with a clean environment); vgdb
-# names its pipes after USER and HOST, so both sides set them alike.
+if [ "${SIDE:-}" = client ]; then TARGET=${BENCH_BIN:-$B/pqrelay-bench}
+elif [ "$MODE" = bare ]; then TARGET=$B/bare-pingora; else TARGET=${RELAY_BIN:-$B/pqrelay}; fi
+# The measured program is started through this wrapper (lab.sh runs a proxy with a clean
+# environment); vgdb names its pipes after USER and HOST, so both sides set them alike.
 WRAP=$D/under-callgrind
 printf '#!/bin/sh\nexport USER=root HOST=127.0.0.1\nexec valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=%s "%s" "$@"\n' "$OUT" "$TARGET" >"$WRAP"
 chmod +x "$WRAP"
-if [ "$MODE" = bare ]; then BARE_BIN=$WRAP; else RELAY_BIN=$WRAP; fi
+if [ "${SIDE:-}" = client ]; then :; elif [ "$MODE" = bare ]; then BARE_BIN=$WRAP; else RELAY_BIN=$WRAP; fi
 READY_TENTHS=400
 # shellcheck source=bench/lab.sh
 . bench/lab.sh
 trap 'cleanup; rm -rf "$D"' EXIT INT TERM
-control() { USER=root HOST=127.0.0.1 callgrind_control "$@" "$R" >/dev/null 2>&1; }
-"$B/pqrelay-bench" load "${ARGS[@]}" --size "$SIZE" --conns 8 --secs 3 --warmup 1 >/dev/null 2>&1
-control -i on
-"$B/pqrelay-bench" load "${ARGS[@]}" --size "$SIZE" --conns 8 --secs 6 --warmup 0 >"$D/load.txt" 2>&1
-control -i off
-control -d
+# control PID OPTION...: callgrind_control OPTION... of the process PID.
+control() { USER=root HOST=127.0.0.1 callgrind_control "${@:2}" "$1" >/dev/null 2>&1; }
+if [ "${SIDE:-}" = client ]; then
+    # Warm-up (and the clients' pairing) for 8 s, instrumentation on for 6 s of the load.
+    "$WRAP" load "${ARGS[@]}" --size "$SIZE" --conns 8 --secs 8 --warmup 8 >"$D/load.txt" 2>&1 & G=$!
+    sleep 8
+    control "$G" -i on
+    sleep 6
+    control "$G" -i off
+    control "$G" -d
+    wait "$G"
+    CALLS='role::Client as hyper::proto::h1::Http1Transaction>::encode'
+else
+    "$B/pqrelay-bench" load "${ARGS[@]}" --size "$SIZE" --conns 8 --secs 3 --warmup 1 >/dev/null 2>&1
+    control "$R" -i on
+    "$B/pqrelay-bench" load "${ARGS[@]}" --size "$SIZE" --conns 8 --secs 6 --warmup 0 >"$D/load.txt" 2>&1
+    control "$R" -i off
+    control "$R" -d
+    CALLS='RequestHeader as core::clone::Clone>::clone'
+fi
 sleep 1
 DUMP=$(find "$(dirname "$OUT")" -maxdepth 1 -name "$(basename "$OUT")*" -size +1k | sort | tail -n 1)
-# Total instructions, and the calls of RequestHeader::clone from every caller.
-awk -v mode="$MODE" '
+# Total instructions, and the calls of the per-request function from every caller.
+awk -v mode="$MODE${SIDE:+ ($SIDE)}" -v calls="$CALLS" '
     /^(summary|totals):/ { total = $2 }
     /^c?fn=\([0-9]+\)/ {
         id = $1; sub(/^c?fn=/, "", id)
@@ -47,7 +66,7 @@ awk -v mode="$MODE" '
         if ($0 ~ /^cfn=/) callee = names[id]
         next
     }
-    /^calls=/ && callee ~ /RequestHeader as core::clone::Clone>::clone/ { split($1, c, "="); n += c[2] }
+    /^calls=/ && callee ~ calls { split($1, c, "="); n += c[2] }
     END { printf "%s: %.0f instructions per request (%d requests, %.0f instructions)\n", mode, total / n, n, total }
 ' "$DUMP"
 if [ -n "${2:-}" ]; then echo "profile: $DUMP"; fi

@@ -67,6 +67,20 @@ pub fn b64_encode(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// Writes `b64(x)` to `out` through a stack buffer (no allocation): 48 bytes, a multiple of
+/// 3, at a time, so the pieces join into the one encoding.
+pub(crate) fn b64_write(out: &mut impl core::fmt::Write, bytes: &[u8]) -> core::fmt::Result {
+    let mut text = [0u8; 64];
+    for piece in bytes.chunks(48) {
+        let n = URL_SAFE_NO_PAD
+            .encode_slice(piece, &mut text)
+            .map_err(|_| core::fmt::Error)?;
+        // base64url is ASCII.
+        out.write_str(core::str::from_utf8(&text[..n]).map_err(|_| core::fmt::Error)?)?;
+    }
+    Ok(())
+}
+
 /// Strict `b64` decoding (§2): rejects padding, characters outside the alphabet and
 /// non-canonical encodings (non-zero unused trailing bits).
 pub fn b64_decode(text: &str) -> Option<Vec<u8>> {
@@ -98,6 +112,16 @@ pub fn parse_decimal(text: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn b64_write_is_b64_encode_at_every_length() {
+        let bytes: Vec<u8> = (0..=200u8).map(|b| b.wrapping_mul(37)).collect();
+        for n in 0..bytes.len() {
+            let mut written = String::new();
+            b64_write(&mut written, &bytes[..n]).unwrap();
+            assert_eq!(written, b64_encode(&bytes[..n]), "{n} bytes");
+        }
+    }
 
     #[test]
     fn reader_never_reads_past_end() {

@@ -5,7 +5,7 @@ use core::fmt;
 use subtle::ConstantTimeEq as _;
 use zeroize::Zeroizing;
 
-use crate::codec::{b64_decode_array, b64_encode};
+use crate::codec::{b64_decode_array, b64_encode, b64_write};
 use crate::error::ClientIdError;
 use crate::kdf::hmac32;
 use crate::labels;
@@ -38,13 +38,13 @@ macro_rules! id16 {
 
         impl fmt::Debug for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{}({})", stringify!($name), self.to_b64())
+                write!(f, "{}({self})", stringify!($name))
             }
         }
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.to_b64())
+                b64_write(f, &self.0)
             }
         }
     };
@@ -92,11 +92,16 @@ impl ClientIdToken {
 
     /// The token text, 64 characters.
     pub fn encode(&self) -> String {
+        b64_encode(&self.raw())
+    }
+
+    /// `id || mac`.
+    fn raw(&self) -> [u8; 48] {
         let mut raw = [0u8; 48];
         let (id, mac) = raw.split_at_mut(16);
         id.copy_from_slice(&self.id.0);
         mac.copy_from_slice(&self.mac);
-        b64_encode(&raw)
+        raw
     }
 }
 
@@ -110,7 +115,7 @@ impl fmt::Debug for ClientIdToken {
 
 impl fmt::Display for ClientIdToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.encode())
+        b64_write(f, &self.raw())
     }
 }
 

@@ -378,18 +378,19 @@ impl<S: PairSource> Engine<S> {
                 body: this_body.kind(),
                 retry,
             };
-            let head = seal_head(session.token(), pair_id, &keys, &plain, &req.seal)?;
+            let mut head = seal_head(session.token(), pair_id, &keys, &plain, &req.seal)?;
             let wire = self.wire_body(&keys, &head, this_body)?;
-            let mut http_req = Request::builder()
-                .method(head.method.clone())
-                .uri(self.url(&head.target)?)
-                .body(wire.body)
-                .map_err(|e| Error::http("building the request", e))?;
-            *http_req.headers_mut() = head.headers.clone();
             self.observe_request(
                 &head,
                 !matches!(plain.body, BodyKind::None | BodyKind::Empty),
             );
+            // Target and headers go out with the request; the rest of the head opens the answer.
+            let mut http_req = Request::builder()
+                .method(head.method.clone())
+                .uri(self.url(std::mem::take(&mut head.target))?)
+                .body(wire.body)
+                .map_err(|e| Error::http("building the request", e))?;
+            *http_req.headers_mut() = std::mem::take(&mut head.headers);
             let sent = if std::mem::take(&mut attempts.fresh_connection) {
                 self.http.request_fresh(http_req).await
             } else {
@@ -404,7 +405,7 @@ impl<S: PairSource> Engine<S> {
                         streamed: wire.streamed,
                         retry,
                     };
-                    self.lost(&mut attempts, cut, lease, session).await?;
+                    Box::pin(self.lost(&mut attempts, cut, lease, session)).await?;
                     continue;
                 }
             };
@@ -436,7 +437,7 @@ impl<S: PairSource> Engine<S> {
                     err,
                     retry,
                 };
-                self.failed(&mut attempts, failed).await?;
+                Box::pin(self.failed(&mut attempts, failed)).await?;
                 continue;
             }
 
@@ -452,12 +453,12 @@ impl<S: PairSource> Engine<S> {
                             err,
                             retry,
                         };
-                        self.failed(&mut attempts, failed).await?;
+                        Box::pin(self.failed(&mut attempts, failed)).await?;
                         continue;
                     }
                 };
             let session = match opened.new_token.clone() {
-                Some(t) => self.adopt(&session, t).await,
+                Some(t) => Box::pin(self.adopt(&session, t)).await,
                 None => session,
             };
             let status = StatusCode::from_u16(status)
@@ -467,7 +468,7 @@ impl<S: PairSource> Engine<S> {
                 .boxed_unsync();
             let body = ResponseBody::sealed(source, &keys, &opened)
                 .observed(self.settings.observer.clone());
-            let response = RelayResponse::new(status, &opened, parts.headers, body);
+            let response = RelayResponse::new(status, opened, parts.headers, body);
             return Ok(Sent {
                 response,
                 lease,

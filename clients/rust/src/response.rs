@@ -30,13 +30,13 @@ pub struct RelayResponse {
 impl RelayResponse {
     pub(crate) fn new(
         status: StatusCode,
-        opened: &OpenedHead,
+        opened: OpenedHead,
         wire_headers: HeaderMap,
         body: ResponseBody,
     ) -> Self {
         Self {
             status,
-            headers: opened.headers.clone(),
+            headers: opened.headers,
             wire_headers,
             content_length: opened.plain_len,
             body,

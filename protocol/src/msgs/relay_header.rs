@@ -4,7 +4,7 @@ pub use crate::flags::Flags;
 
 use crate::codec::parse_decimal;
 use crate::error::{RelayHeaderError, RelayInfoError};
-use crate::ids::{ClientIdToken, PairId};
+use crate::ids::{ClientIdToken, PairId, TOKEN_LEN};
 use crate::msgs::pairing::MAX_PAIRS_PER_REQUEST;
 use crate::names::VERSION;
 use crate::ratchet::MAX_SKIP;
@@ -157,13 +157,18 @@ impl RelayHeader {
 impl ExchangeHeader {
     /// The header value `2.<token>.<pid>.<counter>.<flags>`.
     pub fn encode(&self) -> String {
-        format!(
+        use core::fmt::Write as _;
+        // version, token, pair id, counter (at most 20 digits), flags (at most 3), 4 dots.
+        let mut out = String::with_capacity(1 + TOKEN_LEN + 22 + 20 + 3 + 4);
+        let _ = write!(
+            out,
             "{VERSION}.{}.{}.{}.{}",
             self.token,
             self.pair_id,
             self.counter,
             self.flags.bits()
-        )
+        );
+        out
     }
 }
 

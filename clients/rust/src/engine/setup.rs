@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{HeaderMap, CONTENT_TYPE, RETRY_AFTER};
+use http::uri::PathAndQuery;
 use http::{Request, Response, Uri};
 use http_body_util::{BodyExt as _, Limited};
 use pqrelay_protocol::kem::{ESEED_SIZE, SEED_SIZE};
@@ -141,11 +142,14 @@ fn discovery_header(token: &ClientIdToken) -> String {
 }
 
 impl<S: PairSource> Engine<S> {
-    pub(super) fn url(&self, path_and_query: &str) -> Result<Uri, Error> {
+    /// The relay's URL with `path_and_query` (a `String` is moved in, not copied).
+    pub(super) fn url<T>(&self, path_and_query: T) -> Result<Uri, Error>
+    where
+        PathAndQuery: TryFrom<T>,
+    {
         let mut parts = self.base.clone().into_parts();
         parts.path_and_query = Some(
-            path_and_query
-                .parse()
+            PathAndQuery::try_from(path_and_query)
                 .map_err(|_| Error::InvalidRequest("unusable request target".into()))?,
         );
         Uri::from_parts(parts).map_err(|_| Error::InvalidRequest("unusable request URL".into()))
@@ -272,9 +276,7 @@ impl<S: PairSource> Engine<S> {
         if let Some(s) = self.source.session().await.map_err(EngineError::Source)? {
             return Ok(s);
         }
-        let found = self
-            .discover_once(self.settings.initial_token.as_ref())
-            .await?;
+        let found = Box::pin(self.discover_once(self.settings.initial_token.as_ref())).await?;
         (self.source.install(found, None, false).await).map_err(EngineError::Source)
     }
 
@@ -436,7 +438,7 @@ impl<S: PairSource> Engine<S> {
                     session,
                 } => (count, ticket, session),
             };
-            let e = match self.pair(&session, count).await {
+            let e = match Box::pin(self.pair(&session, count)).await {
                 Ok((pairs, session)) => {
                     let paired = self.source.paired(ticket, &session, pairs).await;
                     if let Some(leased) = paired.map_err(EngineError::Source)? {
@@ -464,7 +466,7 @@ impl<S: PairSource> Engine<S> {
                 retried: true,
             });
             let reset = recovery.is_some_and(|r| r.repair == Repair::All);
-            self.rediscover(&session, reset).await?;
+            Box::pin(self.rediscover(&session, reset)).await?;
         }
     }
 
