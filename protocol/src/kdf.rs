@@ -7,11 +7,20 @@ use zeroize::Zeroizing;
 
 /// HKDF-Expand with a 32-byte PRK to 32 bytes.
 pub(crate) fn expand32(prk: &[u8; 32], info: &[&[u8]]) -> [u8; 32] {
-    let hk = Hkdf::<Sha256>::from_prk(prk).expect("a 32-byte PRK is valid for SHA-256");
-    let mut out = [0u8; 32];
-    hk.expand_multi_info(info, &mut out)
-        .expect("32 bytes is a valid HKDF-SHA256 output length");
+    let [out] = expand32_each(prk, [info]);
     out
+}
+
+/// HKDF-Expand with one 32-byte PRK to 32 bytes for each of `infos`: the PRK's HMAC key
+/// is set up once for all of them.
+pub(crate) fn expand32_each<const N: usize>(prk: &[u8; 32], infos: [&[&[u8]]; N]) -> [[u8; 32]; N] {
+    let hk = Hkdf::<Sha256>::from_prk(prk).expect("a 32-byte PRK is valid for SHA-256");
+    infos.map(|info| {
+        let mut out = [0u8; 32];
+        hk.expand_multi_info(info, &mut out)
+            .expect("32 bytes is a valid HKDF-SHA256 output length");
+        out
+    })
 }
 
 /// HMAC-SHA256 of the concatenation of `parts` under `key` (any length).

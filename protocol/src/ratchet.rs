@@ -7,15 +7,17 @@
 
 use core::fmt;
 
+use aes_gcm::Aes256Gcm;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::codec::Reader;
 use crate::error::{CounterError, StateError};
 use crate::flags::Flags;
 use crate::ids::PairId;
-use crate::kdf::expand32;
+use crate::kdf::{expand32, expand32_each};
 use crate::key_id::Kid;
 use crate::labels;
+use crate::seal::cipher;
 
 /// Forward window of counters a relay accepts (`max-skip`, §7).
 pub const MAX_SKIP: u64 = 16;
@@ -57,9 +59,47 @@ secret32! {
     ChainKey
 }
 
-secret32! {
-    /// A single-use AES-256-GCM key (`kq_n` or `ks_n`). Zeroized on drop.
-    AeadKey
+/// A single-use AES-256-GCM key (`kq_n` or `ks_n`), kept with its key schedule: the items of
+/// one direction of an exchange (URL, header block, body) set the key up once. The bytes are
+/// zeroized on drop, the schedule by aes-gcm's `zeroize` feature.
+#[derive(Clone)]
+pub struct AeadKey {
+    bytes: Zeroizing<[u8; 32]>,
+    cipher: Aes256Gcm,
+}
+
+impl AeadKey {
+    /// Wraps 32 secret bytes (and sets the key up).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self {
+            cipher: cipher(&bytes),
+            bytes: Zeroizing::new(bytes),
+        }
+    }
+
+    /// The secret bytes (for the test vectors; keep them secret).
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.bytes
+    }
+
+    /// The cipher under this key.
+    pub(crate) fn cipher(&self) -> &Aes256Gcm {
+        &self.cipher
+    }
+}
+
+impl PartialEq for AeadKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes == other.bytes
+    }
+}
+
+impl Eq for AeadKey {}
+
+impl fmt::Debug for AeadKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AeadKey(..)")
+    }
 }
 
 secret32! {
@@ -70,13 +110,20 @@ secret32! {
 impl ChainKey {
     /// The keys of exchange `counter` (`kq_n`, `ks_n`, `ke_n`) and `ck_{n+1}`.
     fn step(&self, counter: u64) -> (ExchangeKeys, ChainKey) {
+        let labels = [
+            &[labels::REQUEST][..],
+            &[labels::RESPONSE],
+            &[labels::ERROR],
+            &[labels::NEXT],
+        ];
+        let [request, response, error, next] = expand32_each(&self.0, labels);
         let keys = ExchangeKeys {
             counter,
-            request: AeadKey(expand32(&self.0, &[labels::REQUEST])),
-            response: AeadKey(expand32(&self.0, &[labels::RESPONSE])),
-            error: ErrorTagKey(expand32(&self.0, &[labels::ERROR])),
+            request: AeadKey::from_bytes(request),
+            response: AeadKey::from_bytes(response),
+            error: ErrorTagKey(error),
         };
-        (keys, self.next())
+        (keys, ChainKey(next))
     }
 
     /// `ck_{n+1}` from `ck_n`.
