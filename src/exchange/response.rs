@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 
 use bytes::Bytes;
-use http::{header, HeaderName};
+use http::header;
 use pingora_error::{Error, ErrorType, Result};
 use pingora_http::ResponseHeader;
 use pqrelay_protocol::msgs::headers::is_unsealed_response_header;
@@ -13,6 +13,9 @@ use pqrelay_protocol::{
 
 use super::Exchange;
 use pqrelay_protocol::names::{EH_HEADER, RELAY_HEADER};
+
+/// Room in a sealed response head: `x-mte-relay`, `x-mte-relay-eh`, framing, CORS, cookies.
+const KEPT_HEADERS_HINT: usize = 8;
 
 /// Seals a response head in place: the upstream headers (everything but `set-cookie`,
 /// hop-by-hop/framing and `access-control-*`) move into `x-mte-relay-eh`, `x-mte-relay`
@@ -63,15 +66,16 @@ pub(crate) fn seal_head(x: &mut Exchange, is_head: bool, resp: &mut ResponseHead
         sealed.iter().map(|(n, v)| (*n, v.as_ref())),
     );
     drop(sealed);
-    let removed: Vec<HeaderName> = resp
-        .headers
-        .keys()
-        .filter(|n| !stays(n.as_str()))
-        .cloned()
-        .collect();
-    for name in &removed {
-        resp.remove_header(name);
+    // A new head with only what stays in the clear: cheaper than removing the rest name by
+    // name from Pingora's two maps. Names are written in lower case (no case map).
+    let mut clear = ResponseHeader::build_no_case(resp.status, Some(KEPT_HEADERS_HINT))?;
+    clear.set_version(resp.version);
+    clear.set_reason_phrase(resp.get_reason_phrase())?;
+    *clear.extensions_mut() = std::mem::take(resp.extensions_mut());
+    for (name, value) in resp.headers.iter().filter(|(n, _)| stays(n.as_str())) {
+        clear.append_header(name.clone(), value.clone())?;
     }
+    *resp = clear;
 
     let relay = ExchangeHeader {
         token: x.token.clone(),
