@@ -65,14 +65,15 @@ secret32! {
 #[derive(Clone)]
 pub struct AeadKey {
     bytes: Zeroizing<[u8; 32]>,
-    cipher: Aes256Gcm,
+    /// Boxed: the schedule is ~650 bytes, and keys move through futures and return values.
+    cipher: Box<Aes256Gcm>,
 }
 
 impl AeadKey {
     /// Wraps 32 secret bytes (and sets the key up).
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
         Self {
-            cipher: cipher(&bytes),
+            cipher: Box::new(cipher(&bytes)),
             bytes: Zeroizing::new(bytes),
         }
     }
