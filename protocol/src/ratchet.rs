@@ -7,7 +7,6 @@
 
 use core::fmt;
 
-use aes_gcm::Aes256Gcm;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::codec::Reader;
@@ -17,7 +16,6 @@ use crate::ids::PairId;
 use crate::kdf::{expand32, expand32_each};
 use crate::key_id::Kid;
 use crate::labels;
-use crate::seal::cipher;
 
 /// Forward window of counters a relay accepts (`max-skip`, §7).
 pub const MAX_SKIP: u64 = 16;
@@ -59,48 +57,9 @@ secret32! {
     ChainKey
 }
 
-/// A single-use AES-256-GCM key (`kq_n` or `ks_n`), kept with its key schedule: the items of
-/// one direction of an exchange (URL, header block, body) set the key up once. The bytes are
-/// zeroized on drop, the schedule by aes-gcm's `zeroize` feature.
-#[derive(Clone)]
-pub struct AeadKey {
-    bytes: Zeroizing<[u8; 32]>,
-    /// Boxed: the schedule is ~650 bytes, and keys move through futures and return values.
-    cipher: Box<Aes256Gcm>,
-}
-
-impl AeadKey {
-    /// Wraps 32 secret bytes (and sets the key up).
-    pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        Self {
-            cipher: Box::new(cipher(&bytes)),
-            bytes: Zeroizing::new(bytes),
-        }
-    }
-
-    /// The secret bytes (for the test vectors; keep them secret).
-    pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.bytes
-    }
-
-    /// The cipher under this key.
-    pub(crate) fn cipher(&self) -> &Aes256Gcm {
-        &self.cipher
-    }
-}
-
-impl PartialEq for AeadKey {
-    fn eq(&self, other: &Self) -> bool {
-        self.bytes == other.bytes
-    }
-}
-
-impl Eq for AeadKey {}
-
-impl fmt::Debug for AeadKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("AeadKey(..)")
-    }
+secret32! {
+    /// A single-use AES-256-GCM key (`kq_n` or `ks_n`). Zeroized on drop.
+    AeadKey
 }
 
 secret32! {
@@ -120,8 +79,8 @@ impl ChainKey {
         let [request, response, error, next] = expand32_each(&self.0, labels);
         let keys = ExchangeKeys {
             counter,
-            request: AeadKey::from_bytes(request),
-            response: AeadKey::from_bytes(response),
+            request: AeadKey(request),
+            response: AeadKey(response),
             error: ErrorTagKey(error),
         };
         (keys, ChainKey(next))

@@ -179,9 +179,8 @@ impl MessageContext {
     }
 }
 
-/// AES-256-GCM set up under `key`.
-pub(crate) fn cipher(key: &[u8; 32]) -> Aes256Gcm {
-    Aes256Gcm::new(key.into())
+pub(crate) fn cipher(key: &AeadKey) -> Aes256Gcm {
+    Aes256Gcm::new_from_slice(key.as_bytes()).expect("AES-256-GCM takes a 32-byte key")
 }
 
 /// Encrypts `buf` in place and appends the tag.
@@ -225,7 +224,7 @@ pub fn seal_item(key: &AeadKey, ctx: &MessageContext, part: Part, plaintext: &[u
     let mut out = Vec::with_capacity(plaintext.len() + TAG_SIZE);
     out.extend_from_slice(plaintext);
     seal_in_place(
-        key.cipher(),
+        &cipher(key),
         &nonce(part, true, 0),
         &ctx.aad(part, 0, true),
         &mut out,
@@ -262,7 +261,7 @@ fn open_item_owned(
     sealed.truncate(split);
     let buf = aes_gcm::aead::inout::InOutBuf::from(sealed.as_mut_slice());
     let nonce = Nonce::from(nonce(part, true, 0));
-    key.cipher()
+    cipher(key)
         .decrypt_inout_detached(&nonce, &ctx.aad(part, 0, true), buf, &tag)
         .map_err(|_| Error::DecodeFailed)?;
     Ok(sealed)

@@ -3,13 +3,13 @@
 use core::fmt;
 
 use aes_gcm::Aes256Gcm;
-use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::error::StateError;
 use crate::ids::{ClientId, PairId};
 use crate::kdf::{expand32, extract};
 use crate::labels;
-use crate::ratchet::{ServerPair, STATE_SIZE};
+use crate::ratchet::{AeadKey, ServerPair, STATE_SIZE};
 use crate::seal::{cipher, open_into, seal_in_place, NONCE_SIZE, TAG_SIZE};
 
 /// Size of the random salt of a blob.
@@ -43,8 +43,10 @@ impl StateSealer {
     }
 
     fn blob_cipher(&self, salt: &[u8; SALT_SIZE]) -> Aes256Gcm {
-        let key = Zeroizing::new(expand32(&self.state_key, &[labels::STATE_BLOB, salt]));
-        cipher(&key)
+        cipher(&AeadKey::from_bytes(expand32(
+            &self.state_key,
+            &[labels::STATE_BLOB, salt],
+        )))
     }
 
     fn aad(id: &ClientId, pid: &PairId) -> [u8; AAD_SIZE] {

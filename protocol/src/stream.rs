@@ -18,8 +18,8 @@ use aes_gcm::Aes256Gcm;
 use crate::error::{Error, StreamError};
 use crate::ratchet::AeadKey;
 use crate::seal::{
-    nonce, open_into, seal_in_place, MessageContext, Part, AAD_FINAL_OFFSET, AAD_INDEX_OFFSET,
-    TAG_SIZE,
+    cipher, nonce, open_into, seal_in_place, MessageContext, Part, AAD_FINAL_OFFSET,
+    AAD_INDEX_OFFSET, TAG_SIZE,
 };
 
 /// Largest plaintext of one record.
@@ -69,7 +69,7 @@ struct RecordCipher {
 impl RecordCipher {
     fn new(key: &AeadKey, ctx: &MessageContext) -> Self {
         Self {
-            cipher: key.cipher().clone(),
+            cipher: cipher(key),
             aad: ctx.aad(Part::Body, 0, false),
             index: 0,
         }
