@@ -61,7 +61,7 @@ DUMP=$(find "$(dirname "$OUT")" -maxdepth 1 -name "$(basename "$OUT")*" -size +1
 # blocking pool) is left out: its share would move with the number of requests in the window.
 PAIRING=0
 if [ "${SIDE:-}" != client ]; then
-    PAIRING=$(callgrind_annotate --inclusive=yes "$DUMP" 2>/dev/null \
+    PAIRING=$(callgrind_annotate --inclusive=yes --threshold=100 "$DUMP" 2>/dev/null \
         | awk '/pqrelay_protocol::pairing::answer |pqrelay::http::own::answer/ { gsub(",", "", $1); s += $1 } END { print s + 0 }')
 fi
 # Total instructions, and the calls of the per-request function from every caller.
