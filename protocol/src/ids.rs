@@ -7,7 +7,7 @@ use zeroize::Zeroizing;
 
 use crate::codec::{b64_decode_array, b64_encode, b64_write};
 use crate::error::ClientIdError;
-use crate::kdf::hmac32;
+use crate::kdf::HmacKey;
 use crate::labels;
 
 /// Length of a client id token in characters (`b64` of 48 bytes).
@@ -119,13 +119,17 @@ impl fmt::Display for ClientIdToken {
     }
 }
 
-fn mac(secret: &[u8], id: &ClientId) -> [u8; 32] {
-    hmac32(secret, &[labels::CLIENT_ID, &id.0])
+fn mac(secret: &HmacKey, id: &ClientId) -> [u8; 32] {
+    secret.mac(&[labels::CLIENT_ID, &id.0])
 }
 
 /// Signs `id` with `secret` (the UTF-8 bytes of `CLIENT_ID_SECRET`):
 /// `b64(id || HMAC(secret, "pqrelay/2 client-id" || id))`.
 pub fn issue(secret: &[u8], id: ClientId) -> ClientIdToken {
+    issue_keyed(&HmacKey::new(secret), id)
+}
+
+fn issue_keyed(secret: &HmacKey, id: ClientId) -> ClientIdToken {
     ClientIdToken {
         mac: mac(secret, &id),
         id,
@@ -146,11 +150,12 @@ pub struct VerifiedClientId {
 /// Verifies `token` in constant time against `secrets`, the current secret first and then the
 /// previous ones (§3). A token valid under a previous secret comes back re-signed.
 pub fn verify(secrets: &[&[u8]], token: &ClientIdToken) -> Result<VerifiedClientId, ClientIdError> {
-    verify_with(secrets.iter().copied(), token)
+    let keys: Vec<HmacKey> = secrets.iter().map(|s| HmacKey::new(s)).collect();
+    verify_with(keys.iter(), token)
 }
 
 fn verify_with<'a>(
-    mut secrets: impl Iterator<Item = &'a [u8]>,
+    mut secrets: impl Iterator<Item = &'a HmacKey>,
     token: &ClientIdToken,
 ) -> Result<VerifiedClientId, ClientIdError> {
     let current = secrets.next().ok_or(ClientIdError::BadSignature)?;
@@ -169,7 +174,7 @@ fn verify_with<'a>(
     if bool::from(ok) {
         Ok(VerifiedClientId {
             id: token.id,
-            token: issue(current, token.id),
+            token: issue_keyed(current, token.id),
             resigned: true,
         })
     } else {
@@ -183,6 +188,8 @@ fn verify_with<'a>(
 pub struct ClientIdSigner {
     /// Current secret first.
     secrets: Vec<Zeroizing<Vec<u8>>>,
+    /// HMAC-SHA256 keyed with each secret, in the same order (the pads hashed once).
+    keys: Vec<HmacKey>,
 }
 
 impl ClientIdSigner {
@@ -194,23 +201,23 @@ impl ClientIdSigner {
                 .into_iter()
                 .map(|p| Zeroizing::new(p.as_ref().to_vec())),
         );
-        Self { secrets }
+        let keys = secrets.iter().map(|s| HmacKey::new(s)).collect();
+        Self { secrets, keys }
     }
 
     /// The token of `id` (16 random bytes the caller drew from a CSPRNG) under the current
     /// secret.
     pub fn issue(&self, id: ClientId) -> ClientIdToken {
-        issue(self.current(), id)
-    }
-
-    fn current(&self) -> &[u8] {
-        self.secrets.first().map_or(&[], |s| s.as_slice())
+        match self.keys.first() {
+            Some(current) => issue_keyed(current, id),
+            None => issue(&[], id),
+        }
     }
 
     /// Verifies a parsed token (current secret, then each previous one); a token of a previous
     /// secret comes back re-signed.
     pub fn verify(&self, token: &ClientIdToken) -> Result<VerifiedClientId, ClientIdError> {
-        verify_with(self.secrets.iter().map(|s| s.as_slice()), token)
+        verify_with(self.keys.iter(), token)
     }
 
     /// Parses and verifies token text: not 64 characters of strict b64 is

@@ -25,12 +25,30 @@ pub(crate) fn expand32_each<const N: usize>(prk: &[u8; 32], infos: [&[&[u8]]; N]
 
 /// HMAC-SHA256 of the concatenation of `parts` under `key` (any length).
 pub(crate) fn hmac32(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
-    use hmac::{KeyInit as _, Mac as _};
-    let mut m = <hmac::Hmac<Sha256>>::new_from_slice(key).expect("HMAC accepts keys of any length");
-    for part in parts {
-        m.update(part);
+    HmacKey::new(key).mac(parts)
+}
+
+/// HMAC-SHA256 under one key, its pads hashed once for every message under it. Zeroized on
+/// drop (the `zeroize` features of `hmac` and `sha2`).
+#[derive(Clone)]
+pub(crate) struct HmacKey(hmac::Hmac<Sha256>);
+
+impl HmacKey {
+    /// Keys HMAC-SHA256 with `key` (any length).
+    pub(crate) fn new(key: &[u8]) -> Self {
+        use hmac::KeyInit as _;
+        Self(hmac::Hmac::new_from_slice(key).expect("HMAC accepts keys of any length"))
     }
-    m.finalize().into_bytes().into()
+
+    /// HMAC-SHA256 of the concatenation of `parts`.
+    pub(crate) fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
+        use hmac::Mac as _;
+        let mut m = self.0.clone();
+        for part in parts {
+            m.update(part);
+        }
+        m.finalize().into_bytes().into()
+    }
 }
 
 /// HKDF-Extract to a 32-byte PRK.
