@@ -68,7 +68,9 @@ secret32! {
 }
 
 impl ChainKey {
-    /// The keys of exchange `counter` (`kq_n`, `ks_n`, `ke_n`) and `ck_{n+1}`.
+    /// The keys of exchange `counter` (`kq_n`, `ks_n`, `ke_n`) and `ck_{n+1}`: the four
+    /// expansions share one HMAC set-up, so `ck_{n+1}` is derived here as [`Self::next`]
+    /// derives it, not by calling it.
     fn step(&self, counter: u64) -> (ExchangeKeys, ChainKey) {
         let labels = [
             &[labels::REQUEST][..],
