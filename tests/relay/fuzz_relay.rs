@@ -42,6 +42,9 @@ struct Case {
     kind: &'static str,
     send: Outgoing,
     expect: Expect,
+    /// A mutated `x-mte-relay` still names the pair, with another counter: the relay may have
+    /// spent that counter (a forged header spends it, PROTOCOL.md §7), so the worker re-pairs.
+    spends_other_counter: bool,
 }
 
 /// Which part of a sealed request a byte belongs to.
@@ -318,6 +321,7 @@ fn sealed_parts(rng: &mut Rng, p: &mut HandPair) -> Vec<(Part, Vec<u8>)> {
 /// A sealed request, unmutated (must succeed) or with one part mutated.
 fn sealed_case(rng: &mut Rng, p: &mut HandPair) -> Case {
     let mut parts = sealed_parts(rng, p);
+    let mut spends_other_counter = false;
     let (kind, expect) = if rng.chance(15) {
         ("sealed-valid", Expect::Success)
     } else {
@@ -332,6 +336,7 @@ fn sealed_case(rng: &mut Rng, p: &mut HandPair) -> Case {
         let original = parts[i].1.clone();
         mutate(rng, &mut parts[i].1);
         let now = &parts[i].1;
+        spends_other_counter = names_other_counter(&original, now);
         // Header values lose surrounding whitespace; bytes after a body are the next request.
         let changed = match parts[i].0 {
             Part::Body => !now.starts_with(&original),
@@ -353,7 +358,25 @@ fn sealed_case(rng: &mut Rng, p: &mut HandPair) -> Case {
             first_wait: Duration::from_secs(if expect == Expect::Success { 10 } else { 2 }),
         },
         expect,
+        spends_other_counter,
     }
+}
+
+/// Whether `now`, a mutation of the header value `original` (`2.<token>.<pid>.<counter>.<flags>`),
+/// still names the same pair but another counter.
+fn names_other_counter(original: &[u8], now: &[u8]) -> bool {
+    let fields = |v: &[u8]| -> Vec<Vec<u8>> {
+        v.trim_ascii()
+            .split(|&b| b == b'.')
+            .map(<[u8]>::to_vec)
+            .collect()
+    };
+    let (was, is) = (fields(original), fields(now));
+    let counter = |f: &[Vec<u8>]| -> Option<u64> { std::str::from_utf8(&f[3]).ok()?.parse().ok() };
+    was.len() == 5
+        && is.len() == 5
+        && was[..3] == is[..3]
+        && counter(&is).is_some_and(|m| Some(m) != counter(&was))
 }
 
 /// A pairing request whose JSON body is mutated or random.
@@ -398,6 +421,7 @@ fn pairing_case(rng: &mut Rng, token: &str) -> Case {
             first_wait: Duration::from_secs(3),
         },
         expect: Expect::NoServerError,
+        spends_other_counter: false,
     }
 }
 
@@ -411,6 +435,7 @@ fn any_case(rng: &mut Rng, kind: &'static str, bytes: Vec<u8>) -> Case {
             first_wait: Duration::from_millis(700),
         },
         expect: Expect::Any,
+        spends_other_counter: false,
     }
 }
 
@@ -494,7 +519,7 @@ async fn worker(
             } else {
                 s.misses += 1;
             }
-            if s.misses >= 10 {
+            if s.misses >= 10 || case.spends_other_counter {
                 *s = Slot {
                     pair: HandPair::new(&relay, None).await,
                     misses: 0,
