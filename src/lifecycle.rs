@@ -67,6 +67,11 @@ pub(crate) fn watch(mut phases: broadcast::Receiver<ExecutionPhase>) {
                     if !DRAINING.swap(true, Ordering::Relaxed) {
                         log::info!("draining ({phase:?}): /api/mte-ready answers 503 from now on");
                     }
+                    if matches!(phase, ExecutionPhase::ShutdownStarted) {
+                        log::info!(
+                            "stopped accepting connections: serving those accepted, then exiting"
+                        );
+                    }
                 }
                 Ok(_) | Err(RecvError::Lagged(_)) => {}
                 Err(RecvError::Closed) => break,

@@ -18,6 +18,13 @@
 //! is complete, the guard is off until the next request (body reads and response writes have
 //! Pingora's own per-read timeouts, `CLIENT_TIMEOUT_MS`).
 //!
+//! When the server stops accepting (a graceful stop, or the old process of an upgrade),
+//! Pingora's proxy drops every connection waiting for a request head. For a kept-alive
+//! connection between requests that is right (its client sends again on a new connection), but
+//! a connection accepted a moment before would lose its first request, which the client never
+//! saw refused. So [`HeadDeadline::cleanup`] first waits until every accepted connection has
+//! handed its first head to the proxy, ended, or run out of time (`HEADER_TIMEOUT_MS`).
+//!
 //! With `PROXY_PROTOCOL` (an AWS NLB in front), every connection must start with a PROXY
 //! protocol v1 or v2 header ([`Guarded::read_proxy_header`], parsed by the `ppp` crate) of at
 //! most [`MAX_PROXY_HEADER`] bytes, within the first head's deadline; its source address becomes
@@ -30,7 +37,7 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -56,6 +63,8 @@ pub(crate) struct HeadDeadline<A> {
     app: Arc<A>,
     head: Duration,
     proxy_protocol: bool,
+    /// Accepted connections whose first head has not reached the proxy yet.
+    first_heads: Arc<AtomicUsize>,
 }
 
 impl<A> HeadDeadline<A> {
@@ -66,6 +75,7 @@ impl<A> HeadDeadline<A> {
             app: Arc::new(app),
             head,
             proxy_protocol,
+            first_heads: Arc::default(),
         }
     }
 }
@@ -78,6 +88,7 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for HeadDeadline<A> {
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
         let mut guarded = Guarded::new(stream, self.head);
+        guarded.first_head = Some(FirstHead::new(&self.first_heads));
         if self.proxy_protocol {
             if let Err(e) = guarded.read_proxy_header().await {
                 log::debug!("connection closed: {e}");
@@ -87,8 +98,31 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for HeadDeadline<A> {
         self.app.process_new(Box::new(guarded), shutdown).await
     }
 
+    /// Called once the server stopped accepting: lets the connections already accepted hand
+    /// their first head to the proxy (at most `HEADER_TIMEOUT_MS`), then lets the proxy drop
+    /// those still waiting for a head (kept-alive ones, between requests).
     async fn cleanup(&self) {
+        let until = Instant::now() + self.head;
+        while self.first_heads.load(Ordering::Acquire) > 0 && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         self.app.cleanup().await
+    }
+}
+
+/// Counts a connection whose first head has not reached the proxy, until dropped.
+struct FirstHead(Arc<AtomicUsize>);
+
+impl FirstHead {
+    fn new(count: &Arc<AtomicUsize>) -> FirstHead {
+        count.fetch_add(1, Ordering::AcqRel);
+        FirstHead(count.clone())
+    }
+}
+
+impl Drop for FirstHead {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -185,6 +219,8 @@ pub(crate) struct Guarded {
     head: Duration,
     /// Set by [`next_request`]: the idle limit before the next head, in ms (0: none pending).
     next_idle_ms: AtomicU64,
+    /// Held until the first head is read (or the connection ends).
+    first_head: Option<FirstHead>,
 }
 
 impl Guarded {
@@ -197,6 +233,7 @@ impl Guarded {
             deadline: Box::pin(tokio::time::sleep_until(Instant::now() + head)),
             head,
             next_idle_ms: AtomicU64::new(0),
+            first_head: None,
         }
     }
 
@@ -206,10 +243,14 @@ impl Guarded {
         self.deadline.as_mut().reset(Instant::now() + idle);
     }
 
-    /// Follows the bytes just read, arming the head deadline at a head's first byte.
+    /// Follows the bytes just read, arming the head deadline at a head's first byte. The bytes
+    /// that complete the first head are the proxy's from this read on: it no longer counts.
     fn scan(&mut self, bytes: &[u8]) {
         if self.scan.scan(bytes) {
             self.deadline.as_mut().reset(Instant::now() + self.head);
+        }
+        if self.scan.phase == Phase::Open {
+            self.first_head = None;
         }
     }
 

@@ -4,6 +4,8 @@
 use std::time::{Duration, Instant};
 
 use pqrelay_testkit::Signal;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 use crate::util::machine;
 use crate::util::{client, get, Relay, Upstream};
@@ -38,6 +40,55 @@ async fn upgrade_flag_takes_over_without_dropping_the_port() {
     );
     assert!(old.proc.exited(), "the old process did not exit");
     assert!(!new.proc.exited());
+}
+
+/// A connection the old process accepted before it stopped accepting gets its first request
+/// served even when the request's bytes arrive after that moment (within `HEADER_TIMEOUT_MS`).
+/// Pingora's proxy on its own drops every connection still waiting for a head when its accept
+/// loop ends; a client that had just connected lost its request without an answer (seen as a
+/// rare request error in the test above).
+#[tokio::test]
+async fn connections_accepted_before_the_hand_over_keep_their_first_request() {
+    let env = [("HEADER_TIMEOUT_MS", "15000")];
+    let old = Relay::start("http://127.0.0.1:9", &env);
+    let connect = || TcpStream::connect(("127.0.0.1", old.port));
+    // Accepted by the old process (the only one accepting yet): one silent, one mid-head.
+    let silent = connect().await.expect("connect");
+    let mut half = connect().await.expect("connect");
+    half.write_all(b"GET /api/mte-echo/half HTTP/1.1\r\nhost: relay\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let new = Relay::start_on(old.port, "http://127.0.0.1:9", &env, &["-u"]);
+    old.proc
+        .signal(Signal::SIGQUIT)
+        .expect("SIGQUIT the old relay");
+    let stopped = "stopped accepting connections";
+    let log = old.proc.wait_log(stopped);
+    assert!(log.contains(stopped), "{log}");
+    // Past the moment Pingora would have dropped them.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let answer = |mut conn: TcpStream, rest: &'static [u8]| async move {
+        conn.write_all(rest)
+            .await
+            .expect("write the rest of the head");
+        let mut got = Vec::new();
+        let read = conn.read_to_end(&mut got);
+        let _ = tokio::time::timeout(Duration::from_secs(10), read).await;
+        String::from_utf8_lossy(&got).into_owned()
+    };
+    let late = answer(
+        silent,
+        b"GET /api/mte-echo/silent HTTP/1.1\r\nhost: relay\r\n\r\n",
+    )
+    .await;
+    assert!(late.starts_with("HTTP/1.1 200"), "silent: {late:?}\n{log}");
+    assert!(late.contains("silent"), "{late}");
+    let late = answer(half, b"\r\n").await;
+    assert!(late.starts_with("HTTP/1.1 200"), "half: {late:?}\n{log}");
+    drop(new);
 }
 
 /// SIGINT right after traffic on two threads ends the process within seconds. Pingora's own
