@@ -1,20 +1,22 @@
 //! The cryptography of one sealed 1 KiB exchange on the client side, timed in the run.
 //!
 //! The calls the Rust client makes for `POST /json/1024` with a 1 KiB JSON body and its 1 KiB
-//! answer: one exchange's key derivation, sealing the request's headers and body, opening the
-//! response's headers and body. The load generator's extra CPU per sealed request (MTE route
+//! answer: one exchange's key derivation, sealing the request's URL (the client's default,
+//! `ENCODE_URL`), headers and body, opening the response's headers and body. The load generator's extra CPU per sealed request (MTE route
 //! minus pass-through) is compared with this (`report`'s goals).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use pqrelay_protocol::{
-    open_headers, seal_headers, ChainKey, ClientId, ClientPair, Flags, MessageContext, PairId,
-    StreamDecoder, StreamEncoder,
+    open_headers, seal_headers, seal_url, ChainKey, ClientId, ClientPair, Flags, MessageContext,
+    PairId, StreamDecoder, StreamEncoder,
 };
 
 /// Body size of the timed exchange (the goals' point).
 const BODY_SIZE: usize = 1024;
+/// The request's URL (sealed).
+const TARGET: &str = "/json/1024";
 /// How long the timing loop runs at least.
 const TIMED: Duration = Duration::from_millis(500);
 
@@ -44,6 +46,7 @@ pub(crate) fn client_exchange_us() -> Result<f64, String> {
             .next_exchange()
             .map_err(|e| e.to_string())?;
         let ctx = request_context()?;
+        black_box(seal_url(&keys.request, &ctx, black_box(TARGET)).map_err(|e| e.to_string())?);
         black_box(seal_headers(&keys.request, &ctx, request_headers));
         let mut wire = Vec::with_capacity(BODY_SIZE + 64);
         let mut enc = StreamEncoder::new(&keys.request, &ctx, Some(BODY_SIZE as u64));
@@ -85,9 +88,9 @@ fn request_context() -> Result<MessageContext, String> {
         ClientId([1; 16]),
         PairId([2; 16]),
         0,
-        Flags::HEADERS | Flags::BODY,
+        Flags::URL | Flags::HEADERS | Flags::BODY,
         "POST",
-        "/json/1024",
+        TARGET,
     )
     .map_err(|e| e.to_string())
 }
