@@ -21,20 +21,26 @@
 //!
 //! # Connection
 //!
-//! The store owns a small tokio runtime (one thread, `pqrelay-redis`) on which the connection
-//! lives: a `redis` `ConnectionManager` (single node: reconnects by itself) or cluster connection
-//! (follows slots and reconnects nodes). Every operation runs there with the configured timeout,
-//! so it does not matter which runtime (Pingora's, a test's) calls the store, and a driver task
-//! never dies with a caller's runtime. Nothing connects at construction: the relay starts while
-//! Redis is down, operations fail with [`StoreError::Unavailable`] within the timeout, and the
-//! store recovers by itself when Redis is back.
+//! A connection is a `redis` `ConnectionManager` (single node: reconnects by itself) or cluster
+//! connection (follows slots and reconnects nodes); its driver task runs on the runtime it was
+//! made on. Each of Pingora's threads (one current-thread runtime each, work stealing being
+//! off by default) gets a connection of its own on first use, so an exchange's round trip to
+//! Redis stays on the thread that serves the request: before, every operation went through a
+//! runtime of the store's own and woke two threads (about 0.6 more context switches per sealed
+//! request, 5–9% of relay + redis-server CPU; docs/PERFORMANCE.md). Callers on any other
+//! runtime (multi-threaded, or a test's) use the store's own small runtime (one thread,
+//! `pqrelay-redis`) and its connection, so a driver task never dies with a caller's runtime
+//! while in use; a thread's connection is made again when its runtime was replaced. Every
+//! operation has the configured timeout. Nothing connects at construction: the relay starts
+//! while Redis is down, operations fail with [`StoreError::Unavailable`] within the timeout,
+//! and the store recovers by itself when Redis is back.
 //!
 //! Nothing here logs or returns keys, blobs, or the URL (which may carry a password).
 
 use std::fmt;
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -177,7 +183,51 @@ impl RedisConfig {
     }
 }
 
-/// The connection the store's runtime drives.
+/// How the store makes a connection (each is lazy: it connects on first use, and its driver task
+/// runs on the runtime it was made on).
+#[derive(Clone)]
+enum Connector {
+    Single(redis::Client, ConnectionManagerConfig),
+    Cluster(redis::cluster::ClusterClient, redis::cluster::ClusterConfig),
+}
+
+impl Connector {
+    /// A new lazy connection; must be called inside the runtime that will drive it.
+    fn connect(&self) -> Result<Conn, RedisError> {
+        Ok(match self {
+            Connector::Single(client, config) => Conn::Single(
+                ConnectionManager::new_lazy_with_config(client.clone(), config.clone())?,
+            ),
+            Connector::Cluster(client, config) => {
+                Conn::Cluster(client.get_pending_async_connection_with_config(config.clone()))
+            }
+        })
+    }
+}
+
+/// A connection made on this thread's runtime for a store, with two tokens: the store's
+/// ([`RedisStore::token`]), and one a task of that runtime holds. When either is gone (a
+/// thread may run several runtimes in turn), so is the connection.
+struct LocalConn {
+    store: Weak<()>,
+    conn: Conn,
+    runtime_alive: Arc<()>,
+}
+
+impl LocalConn {
+    fn usable(&self) -> bool {
+        self.store.strong_count() > 0 && Arc::strong_count(&self.runtime_alive) > 1
+    }
+}
+
+/// Connections made on this thread's runtime.
+type LocalConns = std::cell::RefCell<Vec<LocalConn>>;
+
+thread_local! {
+    static LOCAL_CONNS: LocalConns = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A connection to Redis (single node or cluster).
 #[derive(Clone)]
 pub(super) enum Conn {
     Single(ConnectionManager),
@@ -225,8 +275,14 @@ fn now_ms() -> u64 {
 
 /// The Redis [`PairStore`]. See the [module docs](self).
 pub struct RedisStore {
+    /// The connection of the store's runtime.
     conn: Conn,
-    /// Runs every operation; `None` only while dropping.
+    /// Makes the connection of each calling thread (see [`RedisStore::run`]).
+    connector: Connector,
+    /// Tells this store's connections among a thread's (and whether the store still exists).
+    token: Arc<()>,
+    /// Runs the operations of callers outside a current-thread runtime; `None` only while
+    /// dropping.
     runtime: Option<tokio::runtime::Runtime>,
     sealer: StateSealer,
     previous: Vec<StateSealer>,
@@ -286,9 +342,7 @@ impl RedisStore {
             client_tls: None,
             root_cert: Some(pem.clone()),
         };
-        // The connections' tasks must be spawned on the store's runtime.
-        let conn = {
-            let _guard = runtime.enter();
+        let connector = {
             if config.cluster {
                 let mut builder = ClusterClientBuilder::new(vec![config.url.as_str()])
                     .connection_timeout(config.timeout)
@@ -303,7 +357,7 @@ impl RedisStore {
                 let cluster_config = redis::cluster::ClusterConfig::new()
                     .set_connection_timeout(config.timeout)
                     .set_response_timeout(config.timeout);
-                Conn::Cluster(client.get_pending_async_connection_with_config(cluster_config))
+                Connector::Cluster(client, cluster_config)
             } else {
                 let client = match &ca_pem {
                     Some(pem) => redis::Client::build_with_tls(config.url.as_str(), tls(pem)),
@@ -316,14 +370,18 @@ impl RedisStore {
                     .set_connection_timeout(Some(config.timeout))
                     .set_response_timeout(Some(config.timeout))
                     .set_number_of_retries(0);
-                Conn::Single(
-                    ConnectionManager::new_lazy_with_config(client, manager_config)
-                        .map_err(bad_url)?,
-                )
+                Connector::Single(client, manager_config)
             }
+        };
+        // The store runtime's connection: its tasks must be spawned there.
+        let conn = {
+            let _guard = runtime.enter();
+            connector.connect().map_err(bad_url)?
         };
         Ok(RedisStore {
             conn,
+            connector,
+            token: Arc::new(()),
             runtime: Some(runtime),
             sealer: StateSealer::new(&config.state_secret),
             previous: config
@@ -350,7 +408,9 @@ impl RedisStore {
         format!("{KEY_PREFIX}{{{}}}:index", client.to_b64())
     }
 
-    /// Runs `op` on the store's runtime with the timeout.
+    /// Runs `op` with the timeout. On a current-thread runtime (each of Pingora's threads when
+    /// work stealing is off, the default) it runs in place on a connection of that thread, so an
+    /// exchange's round trip wakes no other thread; elsewhere on the store's runtime.
     pub(super) async fn run<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
     where
         F: FnOnce(Conn) -> Fut,
@@ -360,18 +420,55 @@ impl RedisStore {
         let Some(runtime) = &self.runtime else {
             return Err(StoreError::Unavailable("store closed".into()));
         };
-        let work = op(self.conn.clone());
         let timeout = self.timeout;
+        let no_answer =
+            || StoreError::Unavailable(format!("no answer within {} ms", timeout.as_millis()));
+        if let Some(conn) = self.local_conn() {
+            return match tokio::time::timeout(timeout, op(conn)).await {
+                Ok(Ok(value)) => Ok(value),
+                Ok(Err(e)) => Err(unavailable(&e)),
+                Err(_) => Err(no_answer()),
+            };
+        }
+        let work = op(self.conn.clone());
         let task = runtime.spawn(async move { tokio::time::timeout(timeout, work).await });
         match task.await {
             Ok(Ok(Ok(value))) => Ok(value),
             Ok(Ok(Err(e))) => Err(unavailable(&e)),
-            Ok(Err(_)) => Err(StoreError::Unavailable(format!(
-                "no answer within {} ms",
-                timeout.as_millis()
-            ))),
+            Ok(Err(_)) => Err(no_answer()),
             Err(_) => Err(StoreError::Unavailable("store task failed".into())),
         }
+    }
+
+    /// This thread's connection, made on first use, if the caller runs on a current-thread
+    /// runtime (whose driver tasks live as long as the thread's runtime).
+    fn local_conn(&self) -> Option<Conn> {
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        let handle = Handle::try_current().ok()?;
+        if handle.runtime_flavor() != RuntimeFlavor::CurrentThread {
+            return None;
+        }
+        LOCAL_CONNS.with(|conns| {
+            let mut conns = conns.borrow_mut();
+            conns.retain(LocalConn::usable);
+            let ours = Arc::as_ptr(&self.token);
+            if let Some(local) = conns.iter().find(|c| std::ptr::eq(c.store.as_ptr(), ours)) {
+                return Some(local.conn.clone());
+            }
+            let conn = self.connector.connect().ok()?;
+            let runtime_alive = Arc::new(());
+            let held = runtime_alive.clone();
+            handle.spawn(async move {
+                let _held = held;
+                std::future::pending::<()>().await
+            });
+            conns.push(LocalConn {
+                store: Arc::downgrade(&self.token),
+                conn: conn.clone(),
+                runtime_alive,
+            });
+            Some(conn)
+        })
     }
 
     fn seal(
