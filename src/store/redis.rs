@@ -27,7 +27,7 @@
 //! off by default) gets a connection of its own on first use, so an exchange's round trip to
 //! Redis stays on the thread that serves the request: before, every operation went through a
 //! runtime of the store's own and woke two threads (about 0.6 more context switches per sealed
-//! request, 5–9% of relay + redis-server CPU; docs/PERFORMANCE.md). Callers on any other
+//! request, 3–9% of relay + redis-server CPU; docs/PERFORMANCE.md). Callers on any other
 //! runtime (multi-threaded, or a test's) use the store's own small runtime (one thread,
 //! `pqrelay-redis`) and its connection, so a driver task never dies with a caller's runtime
 //! while in use; a thread's connection is made again when its runtime was replaced. Every
