@@ -103,8 +103,13 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for HeadDeadline<A> {
     /// those still waiting for a head (kept-alive ones, between requests).
     async fn cleanup(&self) {
         let until = Instant::now() + self.head;
-        while self.first_heads.load(Ordering::Acquire) > 0 && Instant::now() < until {
+        // Sleep first: a connection accepted just before the loop ended reaches `process_new`
+        // (and is counted) only once its task has run.
+        loop {
             tokio::time::sleep(Duration::from_millis(10)).await;
+            if self.first_heads.load(Ordering::Acquire) == 0 || Instant::now() >= until {
+                break;
+            }
         }
         self.app.cleanup().await
     }
