@@ -2,8 +2,9 @@
 //!
 //! The calls the Rust client makes for `POST /json/1024` with a 1 KiB JSON body and its 1 KiB
 //! answer: one exchange's key derivation, sealing the request's URL (the client's default,
-//! `ENCODE_URL`), headers and body, opening the response's headers and body. The load generator's extra CPU per sealed request (MTE route
-//! minus pass-through) is compared with this (`report`'s goals).
+//! `ENCODE_URL`), headers and body, opening the response's headers and body. The load
+//! generator's extra CPU per sealed request (MTE route minus pass-through) is compared with
+//! this (`report`'s goals).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};

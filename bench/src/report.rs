@@ -857,8 +857,8 @@ and the relay's upstream peer options (60 s idle timeout, one connection-pool gr
 thread). Goals compare the relay's CPU per request with it at 300 connections, 1 KiB.
 - The client's cryptography (goal 4) is timed in the run, before the load points, on one \
 thread of the bench process: one exchange's key derivation, sealing the request's URL, \
-headers and 1 KiB body, opening two response headers and a 1 KiB body (the protocol calls the Rust \
-client makes for one sealed `POST /json/1024`), mean of a 0.5 s loop. The generator's extra \
+headers and 1 KiB body, opening two response headers and a 1 KiB body (the protocol calls \
+the Rust client makes for one sealed `POST /json/1024`), mean of a 0.5 s loop. The generator's extra \
 CPU per sealed request is its CPU per request on the MTE (memory) row minus the pass-through \
 row's.
 - nginx: `worker_processes` = cores, plain `proxy_pass` to an `upstream` block with \
