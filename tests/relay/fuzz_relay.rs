@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use pqrelay_protocol::{ClientId, ClientPairing, DecapsulationSeed, PairId, RelayKey};
+use pqrelay_protocol::{ClientId, ClientPairing, DecapsulationSeed, PairId, RelayHeader, RelayKey};
 use pqrelay_testkit::fd_count;
 
 use crate::util::exchange::{relay_client, seal_request, HandPair};
@@ -362,21 +362,19 @@ fn sealed_case(rng: &mut Rng, p: &mut HandPair) -> Case {
     }
 }
 
-/// Whether `now`, a mutation of the header value `original` (`2.<token>.<pid>.<counter>.<flags>`),
-/// still names the same pair but another counter.
+/// Whether `now`, a mutation of the `x-mte-relay` value `original`, still parses as the relay
+/// parses it, with the same token and pair but another counter.
 fn names_other_counter(original: &[u8], now: &[u8]) -> bool {
-    let fields = |v: &[u8]| -> Vec<Vec<u8>> {
-        v.trim_ascii()
-            .split(|&b| b == b'.')
-            .map(<[u8]>::to_vec)
-            .collect()
+    let exchange = |v: &[u8]| match RelayHeader::parse(std::str::from_utf8(v).ok()?.trim()) {
+        Ok(RelayHeader::Exchange(h)) => Some(h),
+        _ => None,
     };
-    let (was, is) = (fields(original), fields(now));
-    let counter = |f: &[Vec<u8>]| -> Option<u64> { std::str::from_utf8(&f[3]).ok()?.parse().ok() };
-    was.len() == 5
-        && is.len() == 5
-        && was[..3] == is[..3]
-        && counter(&is).is_some_and(|m| Some(m) != counter(&was))
+    match (exchange(original), exchange(now)) {
+        (Some(was), Some(is)) => {
+            is.token == was.token && is.pair_id == was.pair_id && is.counter != was.counter
+        }
+        _ => false,
+    }
 }
 
 /// A pairing request whose JSON body is mutated or random.
@@ -703,4 +701,22 @@ async fn an_empty_sealed_body_reaches_the_upstream_only_once_it_opened() {
     assert_eq!(complete.len(), 1, "{complete:#?}");
     assert!(complete[0].body.is_empty(), "{complete:#?}");
     assert!(complete[0].problem.is_none(), "{complete:#?}");
+}
+
+#[test]
+fn a_mutated_header_naming_another_counter_is_told_apart() {
+    let header = |counter: &str| {
+        format!(
+            "2.FRBkyAp8Nzu-WZhYZXpn1T14KA74F9hA7Zsq6eWoCzLPdKYyuULn2qmoXIvgwas3.\
+             AMKgWF6mC8zzxshhCFjcuQ.{counter}"
+        )
+        .into_bytes()
+    };
+    let original = header("6.3");
+    assert!(names_other_counter(&original, &header("8.3")));
+    let padded = [&b" "[..], &header("16.3"), b" "].concat();
+    assert!(names_other_counter(&original, &padded));
+    assert!(!names_other_counter(&original, &header("6.3")));
+    assert!(!names_other_counter(&original, &header("8.x")));
+    assert!(!names_other_counter(&original, b"2.garbage.8.3"));
 }
