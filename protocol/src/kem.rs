@@ -1,4 +1,15 @@
-//! X-Wing (draft-connolly-cfrg-xwing-kem-06) newtypes over the `x-wing` crate (§2).
+//! X-Wing (draft-connolly-cfrg-xwing-kem-06) over its parts (§2): ML-KEM-768 from `ml-kem`,
+//! X25519 from `x25519-dalek`, SHAKE-256 and SHA3-256 from `shake` and `sha3`.
+//!
+//! The draft's key expansion, encapsulation, decapsulation and combiner are written here on
+//! those crates (the Python client composes X-Wing the same way) rather than taken from the
+//! `x-wing` crate, for one reason: `x-wing` 0.1 expands the 32-byte seed again on every
+//! decapsulation (an ML-KEM key generation and an X25519 base-point multiplication, about 40%
+//! of a decapsulation), and the relay decapsulates with the same relay key for every pairing.
+//! Here the seed is expanded once ([`DecapsulationSeed::expand`]), as the draft allows
+//! ("Keeping expanded decapsulation key around"). The draft-06 test vectors
+//! (`tests/vectors.rs`) and a property test against `x-wing` (`tests/properties.rs`) check that
+//! both give the same keys, ciphertexts and shared secrets.
 //!
 //! This crate never draws randomness: callers pass the 32-byte seeds and the 64-byte
 //! encapsulation randomness (`eseed`), from a CSPRNG in production and fixed values in the test
@@ -6,24 +17,34 @@
 
 use core::fmt;
 
-use x_wing::{Decapsulator as _, KeyExport as _, TryDecapsulate as _};
-use zeroize::{Zeroize, ZeroizeOnDrop};
+use ml_kem::{Decapsulate as _, FromSeed as _, KeyExport as _, MlKem768};
+use sha3::{Digest as _, Sha3_256};
+use shake::{ExtendableOutput as _, Shake256, XofReader as _};
+use x25519_dalek::{PublicKey, StaticSecret};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::error::PairingError;
 
 /// Size of an encapsulation key `ek`.
-pub const ENCAPSULATION_KEY_SIZE: usize = x_wing::ENCAPSULATION_KEY_SIZE;
+pub const ENCAPSULATION_KEY_SIZE: usize = 1216;
 /// Size of a KEM ciphertext `ct`.
-pub const CIPHERTEXT_SIZE: usize = x_wing::CIPHERTEXT_SIZE;
+pub const CIPHERTEXT_SIZE: usize = 1120;
 /// Size of a decapsulation seed.
-pub const SEED_SIZE: usize = x_wing::DECAPSULATION_KEY_SIZE;
+pub const SEED_SIZE: usize = 32;
 /// Size of the encapsulation randomness `eseed`.
-pub const ESEED_SIZE: usize = x_wing::ENCAPSULATION_RANDOMNESS_SIZE;
+pub const ESEED_SIZE: usize = 64;
 /// Size of a shared secret.
 pub const SHARED_SECRET_SIZE: usize = 32;
 
-/// Offset of the X25519 public key inside `ek` (after the ML-KEM-768 key).
-const X25519_OFFSET: usize = 1184;
+/// Size of the ML-KEM-768 part of `ek`; the X25519 public key follows it.
+const MLKEM_EK_SIZE: usize = 1184;
+/// Size of the ML-KEM-768 part of `ct`; the X25519 ephemeral public key follows it.
+const MLKEM_CT_SIZE: usize = 1088;
+/// The combiner's label (draft-06 `XWingLabel`).
+const X_WING_LABEL: &[u8; 6] = br"\.//^\";
+
+type MlKemDecapsulationKey = ml_kem::ml_kem_768::DecapsulationKey;
+type MlKemEncapsulationKey = ml_kem::ml_kem_768::EncapsulationKey;
 
 /// A 32-byte X-Wing decapsulation seed (the private key). Zeroized on drop.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
@@ -40,11 +61,25 @@ impl DecapsulationSeed {
         &self.0
     }
 
-    /// The key pair of this seed: the expanded decapsulation key, ready to decapsulate.
+    /// The key pair of this seed, ready to decapsulate (draft-06 `expandDecapsulationKey`:
+    /// SHAKE-256 of the seed gives the ML-KEM-768 key-generation seed `d || z`, then the
+    /// X25519 secret).
     pub fn expand(&self) -> DecapsulationKey {
-        let dk = x_wing::DecapsulationKeyRejectNonContrib::from(self.0);
-        let ek = EncapsulationKey::from_x_wing(dk.encapsulation_key().clone());
-        DecapsulationKey { dk, ek }
+        let mut xof = Shake256::default();
+        shake::Update::update(&mut xof, &self.0);
+        let mut expanded = xof.finalize_xof();
+        let mut seed_m = Zeroizing::new([0u8; 64]);
+        expanded.read(seed_m.as_mut());
+        let mut seed_x = Zeroizing::new([0u8; 32]);
+        expanded.read(seed_x.as_mut());
+        let (sk_m, pk_m) = MlKem768::from_seed(&(*seed_m).into());
+        let sk_x = StaticSecret::from(*seed_x);
+        let pk_x = PublicKey::from(&sk_x);
+        DecapsulationKey {
+            sk_m: Box::new(sk_m),
+            sk_x,
+            ek: EncapsulationKey::from_parts(pk_m, pk_x),
+        }
     }
 
     /// The matching encapsulation key `ek`.
@@ -59,11 +94,13 @@ impl fmt::Debug for DecapsulationSeed {
     }
 }
 
-/// An X-Wing key pair expanded from its seed. The seed inside is zeroized on drop (by
-/// `x-wing`); `Debug` shows nothing of it.
+/// An X-Wing key pair expanded from its seed: the ML-KEM-768 decapsulation key, the X25519
+/// secret and `ek`. The secrets are zeroized on drop (by `ml-kem` and `x25519-dalek`); `Debug`
+/// shows nothing of them.
 #[derive(Clone)]
 pub struct DecapsulationKey {
-    dk: x_wing::DecapsulationKeyRejectNonContrib,
+    sk_m: Box<MlKemDecapsulationKey>,
+    sk_x: StaticSecret,
     ek: EncapsulationKey,
 }
 
@@ -73,15 +110,16 @@ impl DecapsulationKey {
         &self.ek
     }
 
-    /// Decapsulates `ct`. Fails with [`PairingError::NonContributory`] when the X25519 shared
-    /// secret is all zero (§2).
+    /// Decapsulates `ct` (draft-06 `Decapsulate`). Fails with [`PairingError::NonContributory`]
+    /// when the X25519 shared secret is all zero (§2).
     pub fn decapsulate(&self, ct: &KemCiphertext) -> Result<SharedSecret, PairingError> {
-        let ct = x_wing::Ciphertext::from(*ct.0);
-        let ss = self
-            .dk
-            .try_decapsulate(&ct)
-            .map_err(|_| PairingError::NonContributory)?;
-        Ok(SharedSecret(ss.into()))
+        let (ct_m, ct_x) = ct.split().ok_or(PairingError::BadCiphertext)?;
+        let ss_m = Zeroizing::new(<[u8; 32]>::from(self.sk_m.decapsulate(ct_m)));
+        let ss_x = self.sk_x.diffie_hellman(&ct_x);
+        if !ss_x.was_contributory() {
+            return Err(PairingError::NonContributory);
+        }
+        Ok(combiner(&ss_m, ss_x.as_bytes(), &ct_x, &self.ek.pk_x))
     }
 }
 
@@ -95,14 +133,22 @@ impl fmt::Debug for DecapsulationKey {
 #[derive(Clone)]
 pub struct EncapsulationKey {
     bytes: Box<[u8; ENCAPSULATION_KEY_SIZE]>,
-    key: x_wing::EncapsulationKey,
+    pk_m: Box<MlKemEncapsulationKey>,
+    pk_x: PublicKey,
 }
 
 impl EncapsulationKey {
-    fn from_x_wing(key: x_wing::EncapsulationKey) -> Self {
+    /// `ek` of a key pair made here (its ML-KEM part passes the modulus check by construction).
+    fn from_parts(pk_m: MlKemEncapsulationKey, pk_x: PublicKey) -> Self {
         let mut bytes = Box::new([0u8; ENCAPSULATION_KEY_SIZE]);
-        bytes.copy_from_slice(&key.to_bytes());
-        Self { bytes, key }
+        let (m, x) = bytes.split_at_mut(MLKEM_EK_SIZE);
+        m.copy_from_slice(&pk_m.to_bytes());
+        x.copy_from_slice(pk_x.as_bytes());
+        Self {
+            bytes,
+            pk_m: Box::new(pk_m),
+            pk_x,
+        }
     }
 
     /// Parses and validates `ek` (§2): 1216 bytes, the ML-KEM-768 part passes the FIPS 203
@@ -111,23 +157,24 @@ impl EncapsulationKey {
         let arr: [u8; ENCAPSULATION_KEY_SIZE] = bytes
             .try_into()
             .map_err(|_| PairingError::BadEncapsulationKey)?;
-        let key = x_wing::EncapsulationKey::try_from(bytes)
+        let (m, x) = arr.split_at(MLKEM_EK_SIZE);
+        let m = m
+            .try_into()
             .map_err(|_| PairingError::BadEncapsulationKey)?;
-        let x: [u8; 32] = arr
-            .get(X25519_OFFSET..)
-            .and_then(|s| s.try_into().ok())
-            .ok_or(PairingError::BadEncapsulationKey)?;
+        let pk_m = MlKemEncapsulationKey::new(m).map_err(|_| PairingError::BadEncapsulationKey)?;
+        let x: [u8; 32] = x
+            .try_into()
+            .map_err(|_| PairingError::BadEncapsulationKey)?;
+        let pk_x = PublicKey::from(x);
         // Any clamped scalar times a low-order point is zero; a fixed one suffices.
-        let probe = x25519_dalek::StaticSecret::from([0x5a; 32]);
-        if !probe
-            .diffie_hellman(&x25519_dalek::PublicKey::from(x))
-            .was_contributory()
-        {
+        let probe = StaticSecret::from([0x5a; 32]);
+        if !probe.diffie_hellman(&pk_x).was_contributory() {
             return Err(PairingError::BadEncapsulationKey);
         }
         Ok(Self {
             bytes: Box::new(arr),
-            key,
+            pk_m: Box::new(pk_m),
+            pk_x,
         })
     }
 
@@ -136,16 +183,38 @@ impl EncapsulationKey {
         &self.bytes
     }
 
-    /// Deterministic X-Wing encapsulation with 64 bytes of randomness `eseed` (which MUST be
-    /// fresh uniform random bytes outside tests). Returns `(ct, ss)`.
+    /// Deterministic X-Wing encapsulation (draft-06 `EncapsulateDerand`) with 64 bytes of
+    /// randomness `eseed`, which MUST be fresh uniform random bytes outside tests: the first 32
+    /// for ML-KEM-768, the last 32 the X25519 ephemeral secret. Returns `(ct, ss)`.
     pub fn encapsulate(&self, eseed: &[u8; ESEED_SIZE]) -> (KemCiphertext, SharedSecret) {
-        let mut rnd = x_wing::kem::common::array::Array::from(*eseed);
-        let (ct, ss) = self.key.encapsulate_deterministic(&rnd);
-        rnd.zeroize();
-        let mut ct_bytes = Box::new([0u8; CIPHERTEXT_SIZE]);
-        ct_bytes.copy_from_slice(&ct);
-        (KemCiphertext(ct_bytes), SharedSecret(ss.into()))
+        let (rand_m, rand_x) = eseed.split_at(32);
+        let mut m = Zeroizing::new([0u8; 32]);
+        m.copy_from_slice(rand_m);
+        let mut x = Zeroizing::new([0u8; 32]);
+        x.copy_from_slice(rand_x);
+        let (ct_m, ss_m) = self.pk_m.encapsulate_deterministic(&(*m).into());
+        let ss_m = Zeroizing::new(<[u8; 32]>::from(ss_m));
+        let ek_x = StaticSecret::from(*x);
+        let ct_x = PublicKey::from(&ek_x);
+        let ss_x = ek_x.diffie_hellman(&self.pk_x);
+        let mut ct = Box::new([0u8; CIPHERTEXT_SIZE]);
+        let (cm, cx) = ct.split_at_mut(MLKEM_CT_SIZE);
+        cm.copy_from_slice(&ct_m);
+        cx.copy_from_slice(ct_x.as_bytes());
+        let ss = combiner(&ss_m, ss_x.as_bytes(), &ct_x, &self.pk_x);
+        (KemCiphertext(ct), ss)
     }
+}
+
+/// The draft-06 combiner: `SHA3-256(ss_M || ss_X || ct_X || pk_X || XWingLabel)`.
+fn combiner(ss_m: &[u8; 32], ss_x: &[u8; 32], ct_x: &PublicKey, pk_x: &PublicKey) -> SharedSecret {
+    let mut h = Sha3_256::new();
+    h.update(ss_m);
+    h.update(ss_x);
+    h.update(ct_x.as_bytes());
+    h.update(pk_x.as_bytes());
+    h.update(X_WING_LABEL);
+    SharedSecret(h.finalize().into())
 }
 
 impl fmt::Debug for EncapsulationKey {
@@ -177,6 +246,14 @@ impl KemCiphertext {
     /// The 1120 bytes of `ct`.
     pub fn as_bytes(&self) -> &[u8; CIPHERTEXT_SIZE] {
         &self.0
+    }
+
+    /// The ML-KEM-768 ciphertext and the X25519 ephemeral public key `ct_X` (always `Some`:
+    /// the sizes add up).
+    fn split(&self) -> Option<(&ml_kem::Ciphertext<MlKem768>, PublicKey)> {
+        let (m, x) = self.0.split_at(MLKEM_CT_SIZE);
+        let ct_x: [u8; 32] = x.try_into().ok()?;
+        Some((m.try_into().ok()?, PublicKey::from(ct_x)))
     }
 }
 

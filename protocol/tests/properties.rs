@@ -610,3 +610,40 @@ fn pairing_request_refuses_bad_pair_lists() {
     );
     assert!(new((0..255).map(|i| PairId([i; 16])).collect()).is_ok());
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    /// `kem` composes X-Wing from its parts (and keeps the expanded key); the `x-wing` crate is
+    /// the reference: the same `ek` for a seed, the same `ct` and `ss` for an `eseed`, the same
+    /// `ss` for any 1120 bytes decapsulated (ML-KEM's implicit rejection included), and the
+    /// same refusal of an all-zero X25519 share.
+    #[test]
+    fn x_wing_matches_the_reference_crate(seed in any::<[u8; 32]>(),
+                                          eseed in prop::collection::vec(any::<u8>(), 64),
+                                          noise in prop::collection::vec(any::<u8>(), 1120),
+                                          low_order in any::<bool>()) {
+        use x_wing::{Decapsulator as _, KeyExport as _, TryDecapsulate as _};
+        let ours = DecapsulationSeed::from_bytes(seed).expand();
+        let reference = x_wing::DecapsulationKeyRejectNonContrib::from(seed);
+        let ek = reference.encapsulation_key();
+        prop_assert_eq!(&ours.encapsulation_key().as_bytes()[..], &ek.to_bytes()[..]);
+
+        let eseed: [u8; 64] = eseed.try_into().unwrap();
+        let our_ek = ours.encapsulation_key();
+        let (ct, ss) = our_ek.encapsulate(&eseed);
+        let (ref_ct, ref_ss) = ek.encapsulate_deterministic(&eseed.into());
+        prop_assert_eq!(&ct.as_bytes()[..], &ref_ct[..]);
+        prop_assert_eq!(&ss.as_bytes()[..], &ref_ss[..]);
+        prop_assert_eq!(*ours.decapsulate(&ct).unwrap().as_bytes(), *ss.as_bytes());
+
+        let mut noise: [u8; 1120] = noise.try_into().unwrap();
+        if low_order {
+            noise[1088..].fill(0); // ct_X = 0, a low-order point: the X25519 share is zero
+        }
+        let ref_ss = reference.try_decapsulate(&noise.into()).ok();
+        let ss = ours.decapsulate(&KemCiphertext::from_bytes(&noise).unwrap());
+        prop_assert_eq!(ss.is_err(), low_order);
+        prop_assert_eq!(ss.ok().map(|s| *s.as_bytes()), ref_ss.map(<[u8; 32]>::from));
+    }
+}
