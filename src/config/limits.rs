@@ -30,7 +30,7 @@ pub const DEFAULT_PAIR_RATE_PER_CLIENT: u32 = 30;
 /// that compete with the proxy workers for the cores (docs/PERFORMANCE.md, "Pairing flood":
 /// on 2 cores, 32 per CPU let a 64-connection flood in whole and the exchanges' p99 rose to
 /// 123 ms, against 73–86 ms with 2–4 per CPU and 41 ms with 1). 4 per CPU still admits a burst
-/// of a few milliseconds of pairing work per core before answering 503.
+/// of about a millisecond of pairing work per core before answering 503.
 pub const PAIRINGS_PER_CPU: usize = 4;
 /// The largest `PAIRING_CONCURRENCY` (Tokio's semaphore holds far more; the blocking pool
 /// does not).

@@ -2,17 +2,18 @@
 //!
 //! Counts the request against the pairing rates (429 with `Retry-After: 1` beyond
 //! `PAIR_RATE_PER_IP` / `PAIR_RATE_PER_CLIENT`, [`super::guard::check_pairing_rate`]), checks
-//! the client id (560 absent, 566 invalid), reads the JSON body up to [`MAX_PAIRING_BODY`] (413
-//! beyond; `Expect: 100-continue` is answered first), parses it (400 `invalid_pairing` naming
-//! the problem), answers with the protocol crate (400 `unknown_relay_key` listing the relay's
-//! fingerprints when the client chose another key): one decapsulation with the chosen relay
-//! key, one encapsulation to the client's ephemeral key, the chain keys of every pair, and
-//! `confirm`. That key exchange (~5.5 ms of CPU) runs in the relay's
-//! [`PairingPool`](crate::pairing_pool::PairingPool), off the proxy thread; when all
-//! `PAIRING_CONCURRENCY` permits are taken the answer is 503 `pairing_busy` with
-//! `Retry-After: 1` at once. The checks run cheapest first: IP rate, client id, client rate,
-//! body, parse, then the pool. The pairs are stored with one all-or-nothing
-//! [`PairStore::insert`](crate::store::PairStore::insert) that refuses a pair id in use.
+//! the client id (560 absent, 566 invalid) and reads the JSON body up to [`MAX_PAIRING_BODY`]
+//! (413 beyond; `Expect: 100-continue` is answered first). Then, in the relay's
+//! [`PairingPool`](crate::pairing_pool::PairingPool), off the proxy thread, it parses the body
+//! (400 `invalid_pairing` naming the problem; checking the client's `ek` costs an X25519
+//! multiplication) and answers with the protocol crate (400 `unknown_relay_key` listing the
+//! relay's fingerprints when the client chose another key): one decapsulation with the chosen
+//! relay key, one encapsulation to the client's ephemeral key, the chain keys of every pair,
+//! and `confirm`, ~0.3 ms of CPU in all. When all `PAIRING_CONCURRENCY` permits are taken the
+//! answer is 503 `pairing_busy` with `Retry-After: 1` at once. The checks run cheapest first:
+//! IP rate, client id, client rate, body, then the pool. The pairs are stored with one
+//! all-or-nothing [`PairStore::insert`](crate::store::PairStore::insert) that refuses a pair id
+//! in use.
 
 use std::sync::Arc;
 
@@ -74,14 +75,16 @@ async fn pair(
     let client = relay.client.id;
     check_pairing_rate(limits, None, Some(client.as_bytes()))?;
     let body = read_body(session, MAX_PAIRING_BODY).await?;
-    let request = PairingRequest::parse(&body, state.config.max_pool_size)
-        .map_err(|e| pairing_refusal(e, site))?;
-    // The key exchange runs in the bounded pool, after the rates and the body: a slow client
-    // never holds a permit while it sends.
+    // Parsing (its check of `ek` is an X25519 multiplication and an ML-KEM key decoding) and
+    // the key exchange run in the bounded pool, after the rates and the body: a slow client
+    // never holds a permit while it sends, and no pairing costs a proxy thread its crypto.
     let keys = Arc::clone(site);
+    let max_pairs = state.config.max_pool_size;
     let answer = state
         .pairing_pool
         .run(move || -> Result<_, Refusal> {
+            let request =
+                PairingRequest::parse(&body, max_pairs).map_err(|e| pairing_refusal(e, &keys))?;
             let mut eseed = Zeroizing::new([0u8; ESEED_SIZE]);
             getrandom::getrandom(eseed.as_mut())
                 .map_err(|_| Refusal::new(ErrorKind::INTERNAL, "random generator failed"))?;
