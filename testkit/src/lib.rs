@@ -48,7 +48,7 @@ pub use nix::sys::signal::Signal;
 #[cfg(feature = "tokio")]
 pub use port::tcp_open;
 pub use port::{free_port, port_open};
-pub use process::{fd_count, proc_status_kib, Proc};
+pub use process::{fd_count, fd_listing, proc_status_kib, Proc};
 pub use relay::{clean_command, relay_bin, relay_command, run, Relay, Upstream, ORIGIN, SECRET};
 #[cfg(feature = "tokio")]
 pub use tap::Tap;

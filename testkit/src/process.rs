@@ -258,3 +258,80 @@ pub fn fd_count(pid: u32) -> usize {
         .map(|d| d.count())
         .unwrap_or(0)
 }
+
+/// What a process's descriptors are, one per line, for a failed descriptor check: the link
+/// target, and for a TCP socket its local and remote address and state (from
+/// `/proc/<pid>/net/tcp` and `tcp6`; addresses as the kernel prints them, in hex).
+pub fn fd_listing(pid: u32) -> String {
+    let mut sockets = std::collections::HashMap::new();
+    for table in ["tcp", "tcp6"] {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if let (Some(local), Some(remote), Some(state), Some(inode)) =
+                (f.get(1), f.get(2), f.get(3), f.get(9))
+            {
+                let state = TCP_STATES
+                    .iter()
+                    .find(|(code, _)| code == state)
+                    .map_or(*state, |(_, name)| *name);
+                sockets.insert(inode.to_string(), format!("{local} -> {remote} {state}"));
+            }
+        }
+    }
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return format!("/proc/{pid}/fd unreadable");
+    };
+    let mut lines: Vec<String> = dir
+        .flatten()
+        .map(|e| {
+            let target = std::fs::read_link(e.path())
+                .map(|t| t.display().to_string())
+                .unwrap_or_default();
+            let tcp = target
+                .strip_prefix("socket:[")
+                .and_then(|t| t.strip_suffix(']'))
+                .and_then(|inode| sockets.get(inode));
+            let name = e.file_name().to_string_lossy().into_owned();
+            match tcp {
+                Some(tcp) => format!("{name}: {target} tcp {tcp}"),
+                None => format!("{name}: {target}"),
+            }
+        })
+        .collect();
+    lines.sort_by_key(|l| l.split(':').next().and_then(|n| n.parse::<u32>().ok()));
+    lines.join("\n")
+}
+
+/// The kernel's TCP state codes (`include/net/tcp_states.h`) and their names.
+const TCP_STATES: [(&str, &str); 11] = [
+    ("01", "ESTABLISHED"),
+    ("02", "SYN_SENT"),
+    ("03", "SYN_RECV"),
+    ("04", "FIN_WAIT1"),
+    ("05", "FIN_WAIT2"),
+    ("06", "TIME_WAIT"),
+    ("07", "CLOSE"),
+    ("08", "CLOSE_WAIT"),
+    ("09", "LAST_ACK"),
+    ("0A", "LISTEN"),
+    ("0B", "CLOSING"),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fd_listing_names_a_listening_socket_and_its_state() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = format!(":{:04X}", listener.local_addr().unwrap().port());
+        let listing = fd_listing(std::process::id());
+        let line = listing.lines().find(|l| l.contains(&port));
+        assert!(
+            line.is_some_and(|l| l.contains("socket:[") && l.ends_with("LISTEN")),
+            "{listing}"
+        );
+        assert_eq!(listing.lines().count(), fd_count(std::process::id()));
+    }
+}

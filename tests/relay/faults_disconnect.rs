@@ -17,7 +17,7 @@ use bytes::Bytes;
 use futures::StreamExt as _;
 use pqrelay_client::{Body, RelayClient};
 use pqrelay_testkit::redis::RedisServer;
-use pqrelay_testkit::{fd_count, pattern, sha256_hex, TempDir};
+use pqrelay_testkit::{fd_count, fd_listing, pattern, sha256_hex, TempDir};
 
 use crate::util::exchange::upload;
 use crate::util::faults::{assert_no_panic, eventually, vm_rss_kib, Sink};
@@ -171,6 +171,7 @@ async fn disconnects_leave_nothing_behind(redis: Option<&RedisServer>) {
         .await
     );
     let fds = fd_count(pid);
+    let fds_before = fd_listing(pid);
     let complete = counts.uploads_complete.load(Ordering::SeqCst);
     let aborted = counts.uploads_aborted.load(Ordering::SeqCst);
     let cut = counts.downloads_cut.load(Ordering::SeqCst);
@@ -217,7 +218,11 @@ async fn disconnects_leave_nothing_behind(redis: Option<&RedisServer>) {
          {ABORTS} uploads aborted, {cut_after} of {ABORTS} downloads cut",
         if redis.is_some() { "redis" } else { "memory" }
     );
-    assert!(settled, "fds {fds} before, {fds_after} after");
+    assert!(
+        settled,
+        "fds {fds} before, {fds_after} after\nbefore:\n{fds_before}\nafter:\n{}",
+        fd_listing(pid)
+    );
     assert!(
         rss[2] <= rss[0] + RSS_GROWTH_KIB && rss[2] <= rss[0].max(rss[1]) + RSS_HALF_GROWTH_KIB,
         "RSS {rss:?} KiB (start, half, end)"

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pqrelay_protocol::{ClientId, ClientPairing, DecapsulationSeed, PairId, RelayHeader, RelayKey};
-use pqrelay_testkit::fd_count;
+use pqrelay_testkit::{fd_count, fd_listing};
 
 use crate::util::exchange::{relay_client, seal_request, HandPair};
 use crate::util::fuzz::{exchange, mutate, response_statuses, show, Outgoing, Rng};
@@ -633,7 +633,11 @@ async fn arbitrary_bytes_never_break_the_relay() {
         fds = fd_count(pid);
     }
     eprintln!("fuzz_relay: relay fds {fds} after (baseline {baseline})");
-    assert!(fds <= baseline + 4, "relay fds {fds}, baseline {baseline}");
+    assert!(
+        fds <= baseline + 4,
+        "relay fds {fds}, baseline {baseline}:\n{}",
+        fd_listing(pid)
+    );
     assert!(!relay.proc.exited(), "the relay died");
 }
 
