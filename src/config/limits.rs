@@ -32,8 +32,8 @@ pub const DEFAULT_PAIR_RATE_PER_CLIENT: u32 = 30;
 /// 123 ms, against 73–86 ms with 2–4 per CPU and 41 ms with 1). 4 per CPU still admits a burst
 /// of about a millisecond of pairing work per core before answering 503.
 pub const PAIRINGS_PER_CPU: usize = 4;
-/// The largest `PAIRING_CONCURRENCY` (Tokio's semaphore holds far more; the blocking pool
-/// does not).
+/// The largest `PAIRING_CONCURRENCY` (Tokio's semaphore holds far more; beyond the pairing
+/// threads, 4 per CPU, admitted work waits in memory).
 pub const MAX_PAIRING_CONCURRENCY: usize = 65_536;
 
 /// Default `PAIRING_CONCURRENCY`: [`PAIRINGS_PER_CPU`] × the CPU count.
