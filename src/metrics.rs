@@ -114,7 +114,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         .expect(ONCE),
         pairings_in_flight: register_int_gauge!(
             "pqrelay_pairings_in_flight",
-            "Pairing key exchanges running now (at most PAIRING_CONCURRENCY)."
+            "Pairing key exchanges admitted now, running or waiting for a pairing thread (at most PAIRING_CONCURRENCY)."
         )
         .expect(ONCE),
         pairings_busy: register_int_counter!(

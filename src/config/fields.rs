@@ -176,7 +176,7 @@ fields! {
     PUBLIC_HOSTS: "publicHosts", "PUBLIC_HOSTS", [], Optional, Relay, false, "none", Edge,
         "Host names the upstream may see in `X-Forwarded-Host` (besides `DOMAIN_MAP` hosts); for any other `Host` none is sent.";
     PAIRING_CONCURRENCY: "pairingConcurrency", "PAIRING_CONCURRENCY", [], Optional, Relay, false, "4 × CPU count", Edge,
-        "Pairings whose key exchange runs at once, off the proxy threads, 1–65536; beyond, 503 `pairing_busy` with `Retry-After: 1` (never a queue).";
+        "Pairings admitted at once, 1–65536; their key exchange runs off the proxy threads, on at most 4 × CPU count pairing threads (more admitted pairings wait for one); beyond, 503 `pairing_busy` with `Retry-After: 1` (never queued).";
     PLAIN_HEADERS: "plainHeaders", "PLAIN_HEADERS", [], Optional, Relay, false, "cookie", Edge,
         "Plain (unsealed) request headers still forwarded on MTE routes; every other plain header is dropped (only sealed headers speak for the client).";
     OUTBOUND_TOKEN: "outboundToken", "OUTBOUND_TOKEN", [], Optional, Relay, true, "off", Modes,
