@@ -136,7 +136,7 @@ impl PairingPool {
         }
     }
 
-    /// How many pieces of work may run at once.
+    /// How many pieces of work may be admitted at once (running, or waiting for a thread).
     pub(crate) fn size(&self) -> usize {
         self.size
     }
