@@ -68,11 +68,11 @@ impl DecapsulationSeed {
         let mut xof = Shake256::default();
         shake::Update::update(&mut xof, &self.0);
         let mut expanded = xof.finalize_xof();
-        let mut seed_m = Zeroizing::new([0u8; 64]);
-        expanded.read(seed_m.as_mut());
+        let mut seed_m = Zeroizing::new(ml_kem::Seed::default());
+        expanded.read(seed_m.as_mut_slice());
         let mut seed_x = Zeroizing::new([0u8; 32]);
         expanded.read(seed_x.as_mut());
-        let (sk_m, pk_m) = MlKem768::from_seed(&(*seed_m).into());
+        let (sk_m, pk_m) = MlKem768::from_seed(&seed_m);
         let sk_x = StaticSecret::from(*seed_x);
         let pk_x = PublicKey::from(&sk_x);
         DecapsulationKey {
@@ -114,7 +114,7 @@ impl DecapsulationKey {
     /// when the X25519 shared secret is all zero (§2).
     pub fn decapsulate(&self, ct: &KemCiphertext) -> Result<SharedSecret, PairingError> {
         let (ct_m, ct_x) = ct.split().ok_or(PairingError::BadCiphertext)?;
-        let ss_m = Zeroizing::new(<[u8; 32]>::from(self.sk_m.decapsulate(ct_m)));
+        let ss_m = Zeroizing::new(self.sk_m.decapsulate(ct_m));
         let ss_x = self.sk_x.diffie_hellman(&ct_x);
         if !ss_x.was_contributory() {
             return Err(PairingError::NonContributory);
@@ -188,12 +188,12 @@ impl EncapsulationKey {
     /// for ML-KEM-768, the last 32 the X25519 ephemeral secret. Returns `(ct, ss)`.
     pub fn encapsulate(&self, eseed: &[u8; ESEED_SIZE]) -> (KemCiphertext, SharedSecret) {
         let (rand_m, rand_x) = eseed.split_at(32);
-        let mut m = Zeroizing::new([0u8; 32]);
+        let mut m = Zeroizing::new(ml_kem::B32::default());
         m.copy_from_slice(rand_m);
         let mut x = Zeroizing::new([0u8; 32]);
         x.copy_from_slice(rand_x);
-        let (ct_m, ss_m) = self.pk_m.encapsulate_deterministic(&(*m).into());
-        let ss_m = Zeroizing::new(<[u8; 32]>::from(ss_m));
+        let (ct_m, ss_m) = self.pk_m.encapsulate_deterministic(&m);
+        let ss_m = Zeroizing::new(ss_m);
         let ek_x = StaticSecret::from(*x);
         let ct_x = PublicKey::from(&ek_x);
         let ss_x = ek_x.diffie_hellman(&self.pk_x);
@@ -207,7 +207,7 @@ impl EncapsulationKey {
 }
 
 /// The draft-06 combiner: `SHA3-256(ss_M || ss_X || ct_X || pk_X || XWingLabel)`.
-fn combiner(ss_m: &[u8; 32], ss_x: &[u8; 32], ct_x: &PublicKey, pk_x: &PublicKey) -> SharedSecret {
+fn combiner(ss_m: &[u8], ss_x: &[u8; 32], ct_x: &PublicKey, pk_x: &PublicKey) -> SharedSecret {
     let mut h = Sha3_256::new();
     h.update(ss_m);
     h.update(ss_x);
