@@ -421,22 +421,23 @@ impl RedisStore {
             return Err(StoreError::Unavailable("store closed".into()));
         };
         let timeout = self.timeout;
-        let no_answer =
-            || StoreError::Unavailable(format!("no answer within {} ms", timeout.as_millis()));
-        if let Some(conn) = self.local_conn() {
-            return match tokio::time::timeout(timeout, op(conn)).await {
-                Ok(Ok(value)) => Ok(value),
-                Ok(Err(e)) => Err(unavailable(&e)),
-                Err(_) => Err(no_answer()),
-            };
-        }
-        let work = op(self.conn.clone());
-        let task = runtime.spawn(async move { tokio::time::timeout(timeout, work).await });
-        match task.await {
-            Ok(Ok(Ok(value))) => Ok(value),
-            Ok(Ok(Err(e))) => Err(unavailable(&e)),
-            Ok(Err(_)) => Err(no_answer()),
-            Err(_) => Err(StoreError::Unavailable("store task failed".into())),
+        let timed = match self.local_conn() {
+            Some(conn) => tokio::time::timeout(timeout, op(conn)).await,
+            None => {
+                let work = op(self.conn.clone());
+                runtime
+                    .spawn(async move { tokio::time::timeout(timeout, work).await })
+                    .await
+                    .map_err(|_| StoreError::Unavailable("store task failed".into()))?
+            }
+        };
+        match timed {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(unavailable(&e)),
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "no answer within {} ms",
+                timeout.as_millis()
+            ))),
         }
     }
 
