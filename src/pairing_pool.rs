@@ -12,9 +12,10 @@
 //! CPU), rather than Tokio's blocking pool: each Pingora runtime has a blocking pool of its own
 //! that adds a thread whenever work arrives while its threads are busy (a permit is released
 //! just before its thread is idle again), about 20 threads for 8 permits under a pairing load,
-//! each with its own allocator heap: 337–374 bytes of RSS per stored pair against 188–209
-//! with this pool (`pqrelay-bench memory`). The threads start on first use, after
-//! `--daemon`'s fork.
+//! each with its own allocator heap: 322–374 bytes of RSS per stored pair against 180 with
+//! this pool (`pqrelay-bench memory`, 100,000 clients; 188–209 with its threads as a Tokio
+//! runtime, which paired 10–20% slower). The threads start on first use, after `--daemon`'s
+//! fork.
 //!
 //! A permit is held by the work itself, not by the request: a client that disconnects does not
 //! free its permit before its key exchange has finished burning the CPU it took.
