@@ -25,6 +25,7 @@ mod flood;
 mod load;
 mod outbound;
 mod procs;
+mod profiles;
 mod report;
 mod soak;
 mod stream;

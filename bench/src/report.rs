@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::load::Outcome;
+use crate::profiles::{self, Contrast, Profile, Side};
 use crate::syscalls::{Syscalls, TOP, TRACED_SECS};
 
 /// Target names, in table order.
@@ -199,6 +200,8 @@ pub(crate) struct Results {
     pub(crate) client_crypto_error: Option<String>,
     /// Syscalls per request under `strace -c`.
     pub(crate) syscalls: Vec<Syscalls>,
+    /// Profiles of the targets the CPU goals missed compare.
+    pub(crate) profiles: Vec<Profile>,
 }
 
 /// The ratio a zero-cost relay would reach ([`Results::zero_cost_ceiling`]).
@@ -225,6 +228,8 @@ pub(crate) struct Goal {
     pub(crate) met: Option<bool>,
     /// A figure kept for comparison with earlier runs, not a goal.
     pub(crate) info: bool,
+    /// For a CPU goal: the two targets it compares, profiled when it is missed.
+    pub(crate) contrast: Option<Contrast>,
 }
 
 impl Goal {
@@ -234,15 +239,22 @@ impl Goal {
             measured,
             met,
             info: false,
+            contrast: None,
         }
     }
 
     fn info(goal: &'static str, measured: String) -> Self {
         Self {
-            goal,
-            measured,
-            met: None,
             info: true,
+            ..Self::new(goal, measured, None)
+        }
+    }
+
+    /// This goal compares `contrast`'s two targets.
+    fn comparing(self, contrast: Contrast) -> Self {
+        Self {
+            contrast: Some(contrast),
+            ..self
         }
     }
 
@@ -319,13 +331,18 @@ impl Results {
     }
 
     /// A CPU ratio goal: `a`'s proxy µs per request ≤ `limit` × `b`'s.
-    fn cpu_goal(&self, goal: &'static str, a: &str, b: &str, limit: f64) -> Goal {
+    fn cpu_goal(&self, goal: &'static str, a: &'static str, b: &'static str, limit: f64) -> Goal {
         let r = self.cpu_ratio(a, b);
         let measured = match (r, self.proxy_us(a), self.proxy_us(b)) {
             (Some(r), Some(x), Some(y)) => format!("{r:.2}× ({x:.1} vs {y:.1} µs)"),
             _ => "—".into(),
         };
-        Goal::new(goal, measured, r.map(|r| r <= limit))
+        let contrast = Contrast {
+            side: Side::Proxy,
+            a,
+            b,
+        };
+        Goal::new(goal, measured, r.map(|r| r <= limit)).comparing(contrast)
     }
 
     /// `target`'s req/s over the "direct" row's at `conns`, `size`.
@@ -361,24 +378,31 @@ impl Results {
             ),
         ];
         let sealing = self.sealing_us();
-        goals.push(Goal::new(
-            "Rust client (load generator): extra CPU for sealing ≤ 2× its cryptography",
-            match (sealing, self.client_crypto_us) {
-                (Some(x), Some(c)) if c > 0.0 => format!(
-                    "{:.1}× (+{x:.1} µs per sealed request vs {c:.2} µs of cryptography)",
-                    x / c
-                ),
-                (Some(x), None) => format!(
-                    "+{x:.1} µs per sealed request; cryptography not timed ({})",
-                    self.client_crypto_error.as_deref().unwrap_or("—")
-                ),
-                _ => "—".into(),
-            },
-            match (sealing, self.client_crypto_us) {
-                (Some(x), Some(c)) => Some(x <= 2.0 * c),
-                _ => None,
-            },
-        ));
+        goals.push(
+            Goal::new(
+                "Rust client (load generator): extra CPU for sealing ≤ 2× its cryptography",
+                match (sealing, self.client_crypto_us) {
+                    (Some(x), Some(c)) if c > 0.0 => format!(
+                        "{:.1}× (+{x:.1} µs per sealed request vs {c:.2} µs of cryptography)",
+                        x / c
+                    ),
+                    (Some(x), None) => format!(
+                        "+{x:.1} µs per sealed request; cryptography not timed ({})",
+                        self.client_crypto_error.as_deref().unwrap_or("—")
+                    ),
+                    _ => "—".into(),
+                },
+                match (sealing, self.client_crypto_us) {
+                    (Some(x), Some(c)) => Some(x <= 2.0 * c),
+                    _ => None,
+                },
+            )
+            .comparing(Contrast {
+                side: Side::Generator,
+                a: MTE_MEM,
+                b: PASS,
+            }),
+        );
         goals.push(self.cpu_goal(
             "moonshot: relay MTE (memory) ≤ 2.0× nginx (proxy CPU µs/req)",
             MTE_MEM,
@@ -711,6 +735,7 @@ impl Results {
         let _ = writeln!(s);
 
         self.syscalls_section(&mut s);
+        self.profiles_section(&mut s);
 
         let _ = writeln!(
             s,
@@ -835,6 +860,102 @@ impl Results {
             }
         }
         let _ = writeln!(s);
+    }
+}
+
+impl Results {
+    /// The profile of `target` on `side`, if one was taken.
+    fn profile(&self, target: &str, side: Side) -> Option<&Profile> {
+        self.profiles
+            .iter()
+            .find(|p| p.target == target && p.side == side)
+    }
+
+    /// The profiles section: for each CPU goal missed, the symbols that cost its first target
+    /// the most beyond its second.
+    fn profiles_section(&self, s: &mut String) {
+        let _ = writeln!(
+            s,
+            "## Where the CPU of each goal missed goes\n\n`perf record -e cpu-clock -F {}` on \
+             every thread of the side the goal measures (the proxy's processes, or the load \
+             generator), {} s of closed-loop load, 300 connections, 1 KiB, after an untraced \
+             second that opened the connections; a symbol's samples × their period / requests \
+             completed meanwhile = its CPU µs per request. Each table lists the {} symbols \
+             whose cost per request exceeds the compared target's the most (`[k]` kernel, \
+             `[.]` user space; inlined code counts in its caller). One sample is ~1 ms of \
+             CPU, so differences below ~0.1 µs are noise.\n",
+            profiles::FREQ,
+            profiles::SAMPLED_SECS,
+            profiles::TOP
+        );
+        let missed: Vec<(Goal, Contrast)> = self
+            .goals()
+            .into_iter()
+            .filter(|g| g.met == Some(false))
+            .filter_map(|g| g.contrast.map(|c| (g, c)))
+            .collect();
+        if missed.is_empty() {
+            let _ = writeln!(s, "No CPU goal was missed in this run: nothing profiled.\n");
+            return;
+        }
+        for (g, c) in missed {
+            let _ = writeln!(s, "### {} ({})\n", g.goal, g.measured);
+            let (a, b) = match (self.profile(c.a, c.side), self.profile(c.b, c.side)) {
+                (Some(a), Some(b)) if a.error.is_none() && b.error.is_none() => (a, b),
+                (a, b) => {
+                    let why = [a, b]
+                        .into_iter()
+                        .flatten()
+                        .find_map(|p| p.error.as_deref())
+                        .unwrap_or("not profiled in this run");
+                    let _ = writeln!(s, "Not profiled: `{}`\n", one_line(why));
+                    continue;
+                }
+            };
+            let side = c.side.name();
+            let _ = writeln!(
+                s,
+                "{side} CPU sampled: {} {:.1} µs per request ({} requests), {} {:.1} µs \
+                 ({} requests).\n",
+                c.a,
+                a.total_us(),
+                a.requests,
+                c.b,
+                b.total_us(),
+                b.requests
+            );
+            let _ = writeln!(
+                s,
+                "| symbol | {} µs/req | {} µs/req | difference |\n|---|---:|---:|---:|",
+                c.a, c.b
+            );
+            for r in profiles::excess(a, b, profiles::TOP) {
+                let _ = writeln!(
+                    s,
+                    "| `{}` | {:.2} | {:.2} | {:+.2} |",
+                    short_symbol(&r.symbol),
+                    r.a_us,
+                    r.b_us,
+                    r.a_us - r.b_us
+                );
+            }
+            let _ = writeln!(
+                s,
+                "| all symbols | {:.2} | {:.2} | {:+.2} |\n",
+                a.total_us(),
+                b.total_us(),
+                a.total_us() - b.total_us()
+            );
+        }
+    }
+}
+
+/// A symbol for a table cell: at most 120 characters, no `|` or backtick.
+fn short_symbol(symbol: &str) -> String {
+    let s = symbol.replace(['|', '`'], "");
+    match s.char_indices().nth(120) {
+        Some((cut, _)) => format!("{}…", &s[..cut]),
+        None => s,
     }
 }
 
@@ -992,6 +1113,17 @@ mod tests {
             by_name: vec![("sendto".into(), 300), ("recvfrom".into(), 200)],
             error: None,
         });
+        let profile = |target, rows: &[(&str, f64)]| Profile {
+            target,
+            side: Side::Proxy,
+            requests: 1000,
+            by_symbol: rows.iter().map(|(s, us)| (s.to_string(), *us)).collect(),
+            error: None,
+        };
+        r.profiles
+            .push(profile(MTE_MEM, &[("[.] memcpy", 9.0), ("[.] seal", 4.0)]));
+        r.profiles
+            .push(profile(PASS, &[("[.] memcpy", 8.0), ("[k] tcp|x", 1.0)]));
         r
     }
 
@@ -1019,6 +1151,41 @@ mod tests {
         let g = &r.goals()[3];
         assert_eq!(g.met, None);
         assert!(g.measured.starts_with("+10.0 µs"), "{}", g.measured);
+    }
+
+    #[test]
+    fn each_cpu_goal_missed_gets_its_profiles_or_says_why_not() {
+        let text = results().markdown();
+        let section = text
+            .split("## Where the CPU of each goal missed goes")
+            .nth(1)
+            .expect("profiles section");
+        // MTE vs pass-through (missed, both profiled): the excess, largest first.
+        let mte = section
+            .split("### relay MTE (memory) ≤ 1.10× relay pass-through")
+            .nth(1)
+            .expect("MTE goal's profile");
+        let seal = mte
+            .find("| `[.] seal` | 4.00 | 0.00 | +4.00 |")
+            .expect("seal row");
+        let memcpy = mte
+            .find("| `[.] memcpy` | 9.00 | 8.00 | +1.00 |")
+            .expect("memcpy row");
+        assert!(seal < memcpy);
+        assert!(mte.contains("| all symbols | 13.00 | 9.00 | +4.00 |"));
+        // The client's goal (missed, its generator side not profiled) says so.
+        let client = section
+            .split("### Rust client")
+            .nth(1)
+            .expect("client goal");
+        assert!(client
+            .trim_start()
+            .split("###")
+            .next()
+            .unwrap()
+            .contains("Not profiled"));
+        // Goals met are not listed.
+        assert!(!section.contains("### relay pass-through ≤ 1.05×"));
     }
 
     #[test]

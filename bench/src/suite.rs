@@ -15,6 +15,7 @@ use pqrelay_testkit::{clean_command, free_port, proc_status_kib, Proc, Signal, T
 
 use crate::load::{self, KeyPool, Outcome, Spec, Target};
 use crate::procs::{nginx_conf, start_redis, READY_TIMEOUT};
+use crate::profiles::{self, Contrast, Profile, Side};
 use crate::report::{
     self, Cpu, MatrixPoint, Memory, Point, Results, RunInfo, StreamRow, BARE, DIRECT, MTE_MEM,
     MTE_REDIS, NGINX, PASS, TARGETS,
@@ -29,8 +30,8 @@ const SECRET: &str = "pqrelay-bench-client-id-secret-0123456789";
 const TIMEOUT: Duration = Duration::from_secs(10);
 /// Idle upstream connections kept by the relays and the bare Pingora proxy.
 const KEEPALIVE_POOL: usize = 1024;
-/// Connections of the syscall points.
-const SYSCALL_CONNS: usize = 300;
+/// Connections of the traced points (syscalls, profiles).
+const TRACED_CONNS: usize = 300;
 
 /// Options of `all`.
 #[derive(Clone, Debug)]
@@ -503,6 +504,7 @@ pub(crate) async fn all(opts: &Options) -> anyhow::Result<Results> {
     open_loop(&mut lab, &plan, &mut results).await?;
     pairing(&mut lab, &plan, &mut results).await?;
     syscall_points(&mut lab, &mut results).await?;
+    profile_points(&mut lab, &mut results).await?;
     results.load_hwm_kib = ["relay-memory", "relay-redis"]
         .iter()
         .filter_map(|n| Some((*n, proc_status_kib(lab.pid(n)?, "VmHWM")?)))
@@ -748,47 +750,149 @@ async fn syscall_points(lab: &mut Lab, results: &mut Results) -> anyhow::Result<
     Ok(())
 }
 
-/// One syscall point: connections opened by a short untraced run, then the traced run (no
-/// warm-up, so every request it counts happened while traced).
-async fn syscall_point(lab: &Lab, name: &'static str) -> Syscalls {
-    let failed = |e: String| Syscalls {
-        target: name,
-        error: Some(e),
-        ..Syscalls::default()
-    };
-    let proc_name = proxy_procs(name).first().copied().unwrap_or_default();
-    let Some(pid) = lab.pid(proc_name) else {
-        return failed(format!("{proc_name} is not running"));
-    };
-    // nginx: the master and its workers are separate processes; -f follows threads only.
-    let mut pids = vec![pid];
-    pids.extend(crate::procs::children(pid));
-    let size = 1024;
-    let (t, _http) = match target(lab, name, size, SYSCALL_CONNS).await {
-        Ok(t) => t,
-        Err(e) => return failed(format!("{e:#}")),
-    };
-    let t = Arc::new(t);
-    let mut spec = Spec {
-        conns: SYSCALL_CONNS,
-        warmup: Duration::ZERO,
-        duration: Duration::from_secs(1),
-        rate: None,
-        body: json_of_len(size),
-        expect_len: Some(size),
-        timeout: TIMEOUT,
-    };
-    if let Err(e) = load::run(t.clone(), &spec).await {
-        return failed(format!("opening connections: {e:#}"));
+/// A closed-loop load of `name` (300 connections, 1 KiB) ready to be traced: the proxy's
+/// processes, and a target whose connections a short untraced run opened.
+struct Warmed {
+    /// The proxy's processes (nginx: the master and its workers).
+    pids: Vec<u32>,
+    target: Arc<Target>,
+    /// The traced run: no warm-up, so every request it counts happens while traced.
+    spec: Spec,
+    _http: HttpClient,
+}
+
+impl Warmed {
+    /// Prepares `name` for a traced run of `secs` seconds.
+    async fn new(lab: &Lab, name: &'static str, secs: f64) -> Result<Warmed, String> {
+        let mut pids = Vec::new();
+        for proc_name in proxy_procs(name) {
+            let pid = lab
+                .pid(proc_name)
+                .ok_or_else(|| format!("{proc_name} is not running"))?;
+            // nginx: the master and its workers are separate processes.
+            pids.push(pid);
+            pids.extend(crate::procs::children(pid));
+        }
+        if pids.is_empty() {
+            return Err(format!("{name} has no proxy to trace"));
+        }
+        let size = 1024;
+        let (t, http) = target(lab, name, size, TRACED_CONNS)
+            .await
+            .map_err(|e| format!("{e:#}"))?;
+        let t = Arc::new(t);
+        let mut spec = Spec {
+            conns: TRACED_CONNS,
+            warmup: Duration::ZERO,
+            duration: Duration::from_secs(1),
+            rate: None,
+            body: json_of_len(size),
+            expect_len: Some(size),
+            timeout: TIMEOUT,
+        };
+        load::run(t.clone(), &spec)
+            .await
+            .map_err(|e| format!("opening connections: {e:#}"))?;
+        spec.duration = Duration::from_secs_f64(secs);
+        Ok(Warmed {
+            pids,
+            target: t,
+            spec,
+            _http: http,
+        })
     }
-    spec.duration = Duration::from_secs_f64(syscalls::TRACED_SECS);
-    let traced = async {
-        let o = load::run(t.clone(), &spec).await?;
+
+    /// The traced run: the requests it completed, an error if any failed.
+    async fn run(&self) -> anyhow::Result<u64> {
+        let o = load::run(self.target.clone(), &self.spec).await?;
         anyhow::ensure!(o.errors == 0, "{} failed requests while traced", o.errors);
-        anyhow::Ok(o.sent)
+        Ok(o.sent)
+    }
+}
+
+/// One syscall point: `strace -c` on the proxy's processes during a [`Warmed`] run.
+async fn syscall_point(lab: &Lab, name: &'static str) -> Syscalls {
+    let w = match Warmed::new(lab, name, syscalls::TRACED_SECS).await {
+        Ok(w) => w,
+        Err(e) => {
+            return Syscalls {
+                target: name,
+                error: Some(e),
+                ..Syscalls::default()
+            }
+        }
     };
-    let file_name = proc_name.to_owned();
-    syscalls::trace(name, &pids, lab.dir.path(), &file_name, traced).await
+    let file_name = proxy_procs(name).first().copied().unwrap_or_default();
+    syscalls::trace(name, &w.pids, lab.dir.path(), file_name, w.run()).await
+}
+
+/// Profiles (`perf record`) of the targets that the CPU goals missed in the closed-loop
+/// points compare, each on the side its goal measures, at the goals' point.
+async fn profile_points(lab: &mut Lab, results: &mut Results) -> anyhow::Result<()> {
+    let missed: Vec<Contrast> = results
+        .goals()
+        .into_iter()
+        .filter(|g| g.met == Some(false))
+        .filter_map(|g| g.contrast)
+        .collect();
+    let mut wanted: Vec<(&'static str, Vec<Side>)> = Vec::new();
+    for c in &missed {
+        for name in [c.a, c.b] {
+            match wanted.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, sides)) if !sides.contains(&c.side) => sides.push(c.side),
+                Some(_) => {}
+                None => wanted.push((name, vec![c.side])),
+            }
+        }
+    }
+    for (name, sides) in wanted {
+        eprintln!(
+            "[bench] profile: {name} ({}; perf, {} s)",
+            sides
+                .iter()
+                .map(|s| s.name())
+                .collect::<Vec<_>>()
+                .join(", "),
+            profiles::SAMPLED_SECS
+        );
+        let sampled = match Warmed::new(lab, name, profiles::SAMPLED_SECS).await {
+            Ok(w) => {
+                let groups: Vec<(Side, Vec<u32>)> = sides
+                    .iter()
+                    .map(|&side| match side {
+                        Side::Proxy => (side, w.pids.clone()),
+                        Side::Generator => (side, vec![std::process::id()]),
+                    })
+                    .collect();
+                let file_name = name.replace([' ', '(', ')'], "");
+                profiles::sample(name, &groups, lab.dir.path(), &file_name, w.run()).await
+            }
+            Err(e) => sides
+                .iter()
+                .map(|&side| Profile {
+                    target: name,
+                    side,
+                    error: Some(e.clone()),
+                    ..Profile::default()
+                })
+                .collect(),
+        };
+        for p in sampled {
+            match &p.error {
+                None => eprintln!(
+                    "  {}: {:.1} µs/req sampled over {} requests",
+                    p.side.name(),
+                    p.total_us(),
+                    p.requests
+                ),
+                Some(e) => eprintln!("  {}: not profiled: {e}", p.side.name()),
+            }
+            results.profiles.push(p);
+        }
+        lab.check_alive()?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    Ok(())
 }
 
 async fn pairing(lab: &mut Lab, plan: &Plan, results: &mut Results) -> anyhow::Result<()> {
