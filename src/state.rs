@@ -19,6 +19,9 @@ pub(crate) struct RelayState {
     pub store: Arc<dyn PairStore>,
     /// Where pairing key exchanges run, `PAIRING_CONCURRENCY` at most.
     pub pairing_pool: PairingPool,
+    /// Whether [`RelayState::store`] is shared with other relays, asked once: the memory
+    /// store answers by counting its pairs under every shard's lock.
+    shares_state: bool,
 }
 
 impl RelayState {
@@ -37,6 +40,7 @@ impl RelayState {
         let sites = Sites::build(&config, &store)?;
         let pairing_pool = PairingPool::new(config.limits.pairing_concurrency);
         Ok(RelayState {
+            shares_state: store.pairs().is_none(),
             pairing_pool,
             config,
             sites,
@@ -47,6 +51,6 @@ impl RelayState {
     /// Whether pair state is shared with other relays (Redis), as opposed to this process's
     /// memory.
     pub(crate) fn shares_state(&self) -> bool {
-        self.store.pairs().is_none()
+        self.shares_state
     }
 }
