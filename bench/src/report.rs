@@ -23,9 +23,9 @@ pub(crate) const MTE_REDIS: &str = "relay MTE (Redis)";
 pub(crate) const TARGETS: [&str; 6] = [DIRECT, NGINX, BARE, PASS, MTE_MEM, MTE_REDIS];
 
 /// The point every CPU goal is measured at.
-const GOAL_CONNS: usize = 300;
+pub(crate) const GOAL_CONNS: usize = 300;
 /// The body size every CPU goal is measured at.
-const GOAL_SIZE: usize = 1024;
+pub(crate) const GOAL_SIZE: usize = 1024;
 
 /// Everything after this line of an existing report is kept when the report is rewritten
 /// (hand-written analysis such as profiles).
@@ -61,16 +61,19 @@ pub(crate) struct Cpu {
 }
 
 impl Cpu {
-    /// The field-by-field mean of `cpus` (the rounds of an open-loop point).
-    pub(crate) fn mean(cpus: &[Cpu]) -> Cpu {
-        let mean = |f: fn(&Cpu) -> Option<f64>| {
-            let v: Vec<f64> = cpus.iter().filter_map(f).collect();
-            (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+    /// The field-by-field median of `cpus` (the rounds of a point; of an even count, the mean
+    /// of the middle two).
+    pub(crate) fn median(cpus: &[Cpu]) -> Cpu {
+        let median = |f: fn(&Cpu) -> Option<f64>| {
+            let mut v: Vec<f64> = cpus.iter().filter_map(f).collect();
+            v.sort_by(f64::total_cmp);
+            let n = v.len();
+            (n > 0).then(|| (v[(n - 1) / 2] + v[n / 2]) / 2.0)
         };
         Cpu {
-            proxy: mean(|c| c.proxy),
-            generator: mean(|c| c.generator),
-            upstream: mean(|c| c.upstream),
+            proxy: median(|c| c.proxy),
+            generator: median(|c| c.generator),
+            upstream: median(|c| c.upstream),
         }
     }
 
@@ -680,7 +683,7 @@ impl Results {
         let _ = writeln!(
             s,
             "## Added latency at a fixed rate (open loop)\n\n{:.0} req/s over {} connections, \
-             1 KiB; the targets take turns for {} round(s), pooled. Latency is measured from each request's intended send time (no coordinated \
+             1 KiB; the targets take turns for {} round(s), pooled (CPU per request: the median of the rounds'). Latency is measured from each request's intended send time (no coordinated \
              omission); \"added\" is p50 / p99 minus nginx's.\n",
             self.open_rate, self.open_conns, self.open_rounds
         );
@@ -989,7 +992,10 @@ cores, `upstream_keepalive_pool_size: 1024`, access log to a file, `PASS_THROUGH
 `PAIR_RATE_PER_IP=0` and `PAIR_RATE_PER_CLIENT=0` (all load comes from 127.0.0.1); \
 \"Redis\" rows use a local `redis-server` (no persistence) as `REDIS_URL`.
 - Closed loop: each point has a warm-up, then a measured window; a request counts when it \
-started inside the window. Open loop: each connection has its own fixed schedule, latency \
+started inside the window. The goals' point (300 connections, 1 KiB) is measured in rounds \
+that interleave the targets, as the open-loop point is: its row pools the rounds' requests, \
+and its CPU per request is the median of the rounds' (on this shared VM one target's CPU per \
+request moved by tens of per cent between runs an hour apart). Open loop: each connection has its own fixed schedule, latency \
 is measured from the scheduled send time, and a request late because an earlier one was slow \
 is charged the wait. Latencies are HDR histograms (3 significant digits) of successful \
 requests; failures are counted in \"errors\" with the first one shown.
@@ -1141,6 +1147,26 @@ mod tests {
             r.headline(),
             "relay CPU per sealed request: 1.25× bare Pingora, 2.50× nginx"
         );
+    }
+
+    #[test]
+    fn cpu_of_rounds_is_their_median() {
+        let cpu = |proxy, generator| Cpu {
+            proxy,
+            generator: Some(generator),
+            upstream: None,
+        };
+        let m = Cpu::median(&[
+            cpu(Some(90.0), 1.0),
+            cpu(Some(50.0), 9.0),
+            cpu(Some(60.0), 5.0),
+        ]);
+        assert_eq!(
+            (m.proxy, m.generator, m.upstream),
+            (Some(60.0), Some(5.0), None)
+        );
+        let m = Cpu::median(&[cpu(None, 1.0), cpu(Some(50.0), 3.0)]);
+        assert_eq!((m.proxy, m.generator), (Some(50.0), Some(2.0)));
     }
 
     #[test]

@@ -17,8 +17,8 @@ use crate::load::{self, KeyPool, Outcome, Spec, Target};
 use crate::procs::{nginx_conf, start_redis, READY_TIMEOUT};
 use crate::profiles::{self, Contrast, Profile, Side};
 use crate::report::{
-    self, Cpu, MatrixPoint, Memory, Point, Results, RunInfo, StreamRow, BARE, DIRECT, MTE_MEM,
-    MTE_REDIS, NGINX, PASS, TARGETS,
+    self, Cpu, MatrixPoint, Memory, Point, Results, RunInfo, StreamRow, BARE, DIRECT, GOAL_CONNS,
+    GOAL_SIZE, MTE_MEM, MTE_REDIS, NGINX, PASS, TARGETS,
 };
 use crate::stream::{self, Via};
 use crate::syscalls::{self, Syscalls};
@@ -55,6 +55,8 @@ struct Plan {
     open_rate: f64,
     open_conns: usize,
     open_rounds: usize,
+    /// Rounds of the goals' point (300 connections, 1 KiB) in the closed-loop matrix.
+    goal_rounds: usize,
     pairing_conns: usize,
     stream_bytes: u64,
     memory_clients: usize,
@@ -77,6 +79,7 @@ impl Plan {
             open_rate: 5000.0,
             open_conns: 300,
             open_rounds: if o.quick { 1 } else { 3 },
+            goal_rounds: if o.quick { 1 } else { 3 },
             pairing_conns: PAIRINGS_PER_CORE * cores(),
             stream_bytes: if o.quick { 256 << 20 } else { 1 << 30 },
             memory_clients: if o.quick { 20_000 } else { 100_000 },
@@ -449,11 +452,13 @@ pub(crate) async fn all(opts: &Options) -> anyhow::Result<Results> {
 
     let mut results = Results {
         info: read_info(format!(
-            "{} mode: warm-up {:?} + {:?} measured per point; request timeout {:?}; relay, \
-             bare Pingora, nginx and upstream with {cores} threads/workers each",
+            "{} mode: warm-up {:?} + {:?} measured per point ({} interleaved rounds at the \
+             goals' point, 300 connections, 1 KiB); request timeout {:?}; relay, bare \
+             Pingora, nginx and upstream with {cores} threads/workers each",
             if opts.quick { "quick" } else { "full" },
             plan.warmup,
             plan.window,
+            plan.goal_rounds,
             TIMEOUT
         )),
         open_rate: plan.open_rate,
@@ -661,13 +666,18 @@ async fn matrix(lab: &mut Lab, plan: &Plan, results: &mut Results) -> anyhow::Re
                 expect_len: Some(size),
                 timeout: TIMEOUT,
             };
-            for name in TARGETS {
-                let point = to_point(measure(lab, results, name, size, &spec).await);
+            let rounds = if (conns, size) == (GOAL_CONNS, GOAL_SIZE) {
+                plan.goal_rounds
+            } else {
+                1
+            };
+            let points = interleaved(lab, results, size, &spec, rounds).await;
+            for (target, r) in TARGETS.into_iter().zip(points) {
                 results.matrix.push(MatrixPoint {
                     conns,
                     size,
-                    target: name,
-                    point,
+                    target,
+                    point: to_point(r),
                 });
             }
         }
@@ -689,14 +699,34 @@ async fn open_loop(lab: &mut Lab, plan: &Plan, results: &mut Results) -> anyhow:
         expect_len: Some(1024),
         timeout: TIMEOUT,
     };
-    // Rounds interleave the targets so that a passing disturbance on this shared machine
-    // does not land on one target only; each target's rounds are pooled.
+    let pooled = interleaved(lab, results, 1024, &spec, plan.open_rounds).await;
+    for (name, r) in TARGETS.into_iter().zip(pooled) {
+        if let Ok((o, _)) = &r {
+            eprintln!("  {name:<22} pooled: {}", o.summary());
+        }
+        results.open.push((name, to_point(r)));
+    }
+    Ok(())
+}
+
+/// Every target's load point, `rounds` times: rounds interleave the targets so that a passing
+/// disturbance on this shared machine does not land on one target only. Each target's
+/// outcomes are pooled and its CPU per request is the median of its rounds'.
+async fn interleaved(
+    lab: &mut Lab,
+    results: &Results,
+    size: usize,
+    spec: &Spec,
+    rounds: usize,
+) -> Vec<Result<(Outcome, Cpu), String>> {
     let mut pooled: Vec<Result<(Outcome, Vec<Cpu>), String>> =
         TARGETS.iter().map(|_| Err(String::new())).collect();
-    for round in 0..plan.open_rounds {
-        eprintln!("  round {} of {}", round + 1, plan.open_rounds);
+    for round in 0..rounds {
+        if rounds > 1 {
+            eprintln!("  round {} of {rounds}", round + 1);
+        }
         for (i, name) in TARGETS.into_iter().enumerate() {
-            let r = measure(lab, results, name, 1024, &spec).await;
+            let r = measure(lab, results, name, size, spec).await;
             pooled[i] = match (std::mem::replace(&mut pooled[i], Err(String::new())), r) {
                 (Ok((mut all, mut cpus)), Ok((o, cpu))) => {
                     all.merge(&o);
@@ -708,14 +738,10 @@ async fn open_loop(lab: &mut Lab, plan: &Plan, results: &mut Results) -> anyhow:
             };
         }
     }
-    for (name, r) in TARGETS.into_iter().zip(pooled) {
-        let r = r.map(|(o, cpus)| (o, Cpu::mean(&cpus)));
-        if let Ok((o, _)) = &r {
-            eprintln!("  {name:<22} pooled: {}", o.summary());
-        }
-        results.open.push((name, to_point(r)));
-    }
-    Ok(())
+    pooled
+        .into_iter()
+        .map(|r| r.map(|(o, cpus)| (o, Cpu::median(&cpus))))
+        .collect()
 }
 
 /// Syscalls per request of the relay's pass-through route, the bare Pingora proxy and nginx
