@@ -67,6 +67,16 @@ pub fn b64_encode(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// Appends `b64(x)` to `out`.
+pub(crate) fn b64_append(bytes: &[u8], out: &mut String) {
+    URL_SAFE_NO_PAD.encode_string(bytes, out);
+}
+
+/// The length of `b64(x)` for `len` bytes of `x`.
+pub(crate) fn b64_len(len: usize) -> usize {
+    (len * 4).div_ceil(3)
+}
+
 /// Writes `b64(x)` to `out` through a stack buffer (no allocation): 48 bytes, a multiple of
 /// 3, at a time, so the pieces join into the one encoding.
 pub(crate) fn b64_write(out: &mut impl core::fmt::Write, bytes: &[u8]) -> core::fmt::Result {
@@ -90,7 +100,7 @@ pub fn b64_decode(text: &str) -> Option<Vec<u8>> {
 /// Strict `b64` decoding of exactly `N` bytes.
 pub fn b64_decode_array<const N: usize>(text: &str) -> Option<[u8; N]> {
     // Cheap length check first, so oversized peer input is never decoded.
-    if text.len() != (N * 4).div_ceil(3) {
+    if text.len() != b64_len(N) {
         return None;
     }
     b64_decode(text)?.try_into().ok()

@@ -1,11 +1,13 @@
 //! Sealing (§8): nonces, the fixed-layout AAD, and the single-record items of an exchange (the
 //! sealed URL and the sealed header block). Bodies are in [`crate::stream`].
 
+use std::borrow::Cow;
+
 use aes_gcm::aead::Tag;
 use aes_gcm::aead::{AeadInOut as _, KeyInit as _};
 use aes_gcm::{Aes256Gcm, Nonce};
 
-use crate::codec::{b64_decode, b64_encode};
+use crate::codec::{b64_append, b64_decode, b64_encode, b64_len};
 use crate::error::{Error, HeaderError};
 use crate::flags::Flags;
 use crate::ids::{ClientId, PairId};
@@ -81,8 +83,19 @@ pub struct MessageContext {
     client_id: ClientId,
     pair_id: PairId,
     counter: u64,
-    method: String,
+    method: Cow<'static, str>,
     target: String,
+}
+
+/// `method` as held by a [`MessageContext`]: the methods of RFC 9110 and PATCH without a copy.
+fn method_name(method: &str) -> Cow<'static, str> {
+    const KNOWN: [&str; 9] = [
+        "GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "CONNECT", "TRACE",
+    ];
+    match KNOWN.iter().find(|m| **m == method) {
+        Some(m) => Cow::Borrowed(m),
+        None => Cow::Owned(method.to_owned()),
+    }
 }
 
 fn is_tchar(b: u8) -> bool {
@@ -118,7 +131,7 @@ impl MessageContext {
             client_id,
             pair_id,
             counter,
-            method: method.to_owned(),
+            method: method_name(method),
             target: target.to_owned(),
         })
     }
@@ -154,28 +167,94 @@ impl MessageContext {
 
     /// The AAD bytes of one item (§8). `target` is included only for the request's header block
     /// when the URL is not sealed.
-    pub fn aad(&self, part: Part, index: u64, is_final: bool) -> Vec<u8> {
+    pub fn aad(&self, part: Part, index: u64, is_final: bool) -> Aad {
         let target = match (self.direction, part) {
             (Direction::Request, Part::Headers) => self.target.as_bytes(),
             _ => b"",
         };
-        let mut a = Vec::with_capacity(AAD_FINAL_OFFSET + 6 + self.method.len() + target.len());
-        a.extend_from_slice(labels::AAD);
-        a.push(self.direction.byte());
-        a.push(part as u8);
-        a.push(self.flags.bits());
-        a.extend_from_slice(self.client_id.as_bytes());
-        a.extend_from_slice(self.pair_id.as_bytes());
-        a.extend_from_slice(&self.counter.to_be_bytes());
-        a.extend_from_slice(&index.to_be_bytes());
-        a.push(u8::from(is_final));
-        a.extend_from_slice(&self.direction.status().to_be_bytes());
+        let method = self.method.as_bytes();
+        let mut aad = Aad::zeroed(AAD_FINAL_OFFSET + 6 + method.len() + target.len());
+        let mut at = 0;
+        let mut put = |bytes: &[u8]| {
+            if let Some(dst) = aad.get_mut(at..at + bytes.len()) {
+                dst.copy_from_slice(bytes);
+            }
+            at += bytes.len();
+        };
+        put(labels::AAD);
+        put(&[self.direction.byte(), part as u8, self.flags.bits()]);
+        put(self.client_id.as_bytes());
+        put(self.pair_id.as_bytes());
+        put(&self.counter.to_be_bytes());
+        put(&index.to_be_bytes());
+        put(&[u8::from(is_final)]);
+        put(&self.direction.status().to_be_bytes());
         // Lengths were bounded in `request`.
-        a.push(self.method.len() as u8);
-        a.extend_from_slice(self.method.as_bytes());
-        a.extend_from_slice(&(target.len() as u16).to_be_bytes());
-        a.extend_from_slice(target);
-        a
+        put(&[method.len() as u8]);
+        put(method);
+        put(&(target.len() as u16).to_be_bytes());
+        put(target);
+        debug_assert_eq!(at, aad.len());
+        aad
+    }
+}
+
+/// AAD bytes held inline: the fixed fields and a method of up to 255 bytes, so every item's
+/// AAD but that of a request header block binding a request-target (the URL not sealed).
+const AAD_INLINE: usize = AAD_FINAL_OFFSET + 6 + 255;
+
+/// One item's AAD (§8): on the stack, or on the heap when it binds a request-target that
+/// does not fit in [`AAD_INLINE`] bytes with the rest.
+pub struct Aad {
+    inline: [u8; AAD_INLINE],
+    len: usize,
+    /// The bytes when they do not fit inline; empty (not allocated) otherwise.
+    heap: Vec<u8>,
+}
+
+impl Aad {
+    fn zeroed(len: usize) -> Aad {
+        Aad {
+            inline: [0; AAD_INLINE],
+            len,
+            heap: if len > AAD_INLINE {
+                vec![0; len]
+            } else {
+                Vec::new()
+            },
+        }
+    }
+}
+
+impl core::ops::Deref for Aad {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self.inline.get(..self.len) {
+            Some(inline) if self.heap.is_empty() => inline,
+            _ => &self.heap,
+        }
+    }
+}
+
+impl core::ops::DerefMut for Aad {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        match self.inline.get_mut(..self.len) {
+            Some(inline) if self.heap.is_empty() => inline,
+            _ => &mut self.heap,
+        }
+    }
+}
+
+impl AsRef<[u8]> for Aad {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
+impl core::fmt::Debug for Aad {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_tuple("Aad").field(&&**self).finish()
     }
 }
 
@@ -223,14 +302,20 @@ pub(crate) fn open_into(
 pub fn seal_item(key: &AeadKey, ctx: &MessageContext, part: Part, plaintext: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(plaintext.len() + TAG_SIZE);
     out.extend_from_slice(plaintext);
+    seal_item_owned(key, ctx, part, out)
+}
+
+/// [`seal_item`] of a buffer the caller owns: sealed in place, the tag appended.
+fn seal_item_owned(key: &AeadKey, ctx: &MessageContext, part: Part, mut buf: Vec<u8>) -> Vec<u8> {
+    buf.reserve_exact(TAG_SIZE);
     seal_in_place(
         &cipher(key),
         &nonce(part, true, 0),
         &ctx.aad(part, 0, true),
-        &mut out,
+        &mut buf,
         0,
     );
-    out
+    buf
 }
 
 /// Opens one single-record item; any failure is [`Error::DecodeFailed`].
@@ -275,10 +360,11 @@ pub fn seal_url(
     path_and_query: &str,
 ) -> Result<String, Error> {
     validate_origin_form(path_and_query)?;
-    Ok(format!(
-        "/{}",
-        b64_encode(&seal_item(key, ctx, Part::Url, path_and_query.as_bytes()))
-    ))
+    let sealed = seal_item(key, ctx, Part::Url, path_and_query.as_bytes());
+    let mut target = String::with_capacity(1 + b64_len(sealed.len()));
+    target.push('/');
+    b64_append(&sealed, &mut target);
+    Ok(target)
 }
 
 /// Opens a sealed wire target and checks the URL is origin-form. A target that is not
@@ -306,7 +392,8 @@ pub fn seal_headers<'a, I>(key: &AeadKey, ctx: &MessageContext, headers: I) -> S
 where
     I: IntoIterator<Item = (&'a str, &'a str)>,
 {
-    seal_headers_json(key, ctx, &crate::msgs::headers::encode_headers(headers))
+    let json = crate::msgs::headers::encode_headers(headers);
+    b64_encode(&seal_item_owned(key, ctx, Part::Headers, json))
 }
 
 /// Opens an `x-mte-relay-eh` value and validates the list (for a request, forbidden names are

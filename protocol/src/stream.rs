@@ -18,7 +18,7 @@ use aes_gcm::Aes256Gcm;
 use crate::error::{Error, StreamError};
 use crate::ratchet::AeadKey;
 use crate::seal::{
-    cipher, nonce, open_into, seal_in_place, MessageContext, Part, AAD_FINAL_OFFSET,
+    cipher, nonce, open_into, seal_in_place, Aad, MessageContext, Part, AAD_FINAL_OFFSET,
     AAD_INDEX_OFFSET, TAG_SIZE,
 };
 
@@ -62,7 +62,7 @@ pub fn check_encoded_len(encoded: u64) -> Result<u64, Error> {
 /// and the record index.
 struct RecordCipher {
     cipher: Aes256Gcm,
-    aad: Vec<u8>,
+    aad: Aad,
     index: u64,
 }
 

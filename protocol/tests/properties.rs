@@ -359,6 +359,36 @@ proptest! {
             prop_assert_eq!(h.encode(), s);
         }
     }
+
+    /// §8's AAD, field by field, for any method and any target (long ones bind the heap).
+    #[test]
+    fn aad_is_the_section_8_layout(method in "[A-Z!#$%&'*+.^_`|~-]{1,255}",
+                                   target_len in 0usize..1200, part in 1u8..=3,
+                                   index in any::<u64>(), fin in any::<bool>(),
+                                   status in prop::option::of(100u16..600)) {
+        let target = format!("/{}", "t".repeat(target_len));
+        let flags = Flags::HEADERS | Flags::BODY;
+        let request = MessageContext::request(ID, PID, 7, flags, &method, &target).unwrap();
+        let (ctx, dir, status) = match status {
+            None => (request, 1u8, 0u16),
+            Some(s) => (request.response(s, Flags::HEADERS), 2, s),
+        };
+        let part = [Part::Url, Part::Headers, Part::Body][usize::from(part - 1)];
+        let bound: &[u8] = if dir == 1 && part == Part::Headers { target.as_bytes() } else { b"" };
+        let mut want = b"pqrelay/2".to_vec();
+        want.extend_from_slice(&[dir, part as u8, ctx.flags().bits()]);
+        want.extend_from_slice(&ID.0);
+        want.extend_from_slice(&PID.0);
+        want.extend_from_slice(&7u64.to_be_bytes());
+        want.extend_from_slice(&index.to_be_bytes());
+        want.push(u8::from(fin));
+        want.extend_from_slice(&status.to_be_bytes());
+        want.push(method.len() as u8);
+        want.extend_from_slice(method.as_bytes());
+        want.extend_from_slice(&(bound.len() as u16).to_be_bytes());
+        want.extend_from_slice(bound);
+        prop_assert_eq!(&*ctx.aad(part, index, fin), &want[..]);
+    }
 }
 
 proptest! {

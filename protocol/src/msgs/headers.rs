@@ -79,7 +79,8 @@ pub fn encode_headers<'a, I>(headers: I) -> Vec<u8>
 where
     I: IntoIterator<Item = (&'a str, &'a str)>,
 {
-    let mut out = Vec::with_capacity(64);
+    // Room for a few headers and the AES-GCM tag sealing appends.
+    let mut out = Vec::with_capacity(256);
     out.push(b'[');
     for (i, (name, value)) in headers.into_iter().enumerate() {
         if i > 0 {
