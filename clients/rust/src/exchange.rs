@@ -114,8 +114,10 @@ pub struct SealedHead {
     pub encoded_len: Option<u64>,
 }
 
-fn header_value(s: &str) -> Result<HeaderValue, Error> {
-    HeaderValue::from_str(s).map_err(|_| Error::BadResponse("unencodable header value"))
+/// A header value of `s`, without copying it when its capacity is its length.
+fn header_value(s: String) -> Result<HeaderValue, Error> {
+    HeaderValue::from_maybe_shared(Bytes::from(s))
+        .map_err(|_| Error::BadResponse("unencodable header value"))
 }
 
 /// True for caller headers that are never sent (the client sets framing and `host` itself).
@@ -215,8 +217,12 @@ pub fn seal_head(
         counter: keys.counter,
         flags,
     };
-    wire.insert(RELAY_HEADER, header_value(&relay.encode())?);
-    wire.insert(EH_HEADER, header_value(&eh)?);
+    // Static names: a custom name given as `&str` would be parsed and copied.
+    wire.insert(
+        HeaderName::from_static(RELAY_HEADER),
+        header_value(relay.encode())?,
+    );
+    wire.insert(HeaderName::from_static(EH_HEADER), header_value(eh)?);
     let mut encoded = None;
     match body {
         BodyKind::None => {}
@@ -421,7 +427,7 @@ pub fn open_response_head(
     let ctx = request.context.response(status, h.flags);
     let list = open_headers(&keys.response, &ctx, eh)?;
     let mut out = HeaderMap::with_capacity(list.len() + 1);
-    for (name, value) in &list {
+    for (name, value) in list {
         let name = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| Error::BadResponse("unusable decoded header name"))?;
         out.append(name, header_value(value)?);
