@@ -219,7 +219,11 @@ pub(crate) struct Guarded {
     /// Bytes read after a PROXY header, handed out before any new read.
     pending: Vec<u8>,
     scan: HeadScan,
-    deadline: Pin<Box<Sleep>>,
+    /// When the awaited head must be complete (while idle: must start).
+    deadline: Instant,
+    /// Wakes the task at `deadline` while a read of an awaited head waits. Armed only then:
+    /// a head that arrives with the read that follows a wake-up never touches the timer wheel.
+    timer: Pin<Box<Sleep>>,
     /// How long a head may take from its first byte (for the heads after the first).
     head: Duration,
     /// Set by [`next_request`]: the idle limit before the next head, in ms (0: none pending).
@@ -231,11 +235,13 @@ pub(crate) struct Guarded {
 impl Guarded {
     /// Guards `inner`: its first head must be complete within `head` from now.
     pub(crate) fn new(inner: Stream, head: Duration) -> Guarded {
+        let deadline = Instant::now() + head;
         Guarded {
             inner,
             pending: Vec::new(),
             scan: HeadScan::new(Phase::Head),
-            deadline: Box::pin(tokio::time::sleep_until(Instant::now() + head)),
+            deadline,
+            timer: Box::pin(tokio::time::sleep_until(deadline)),
             head,
             next_idle_ms: AtomicU64::new(0),
             first_head: None,
@@ -245,29 +251,42 @@ impl Guarded {
     /// The connection's next request: its head must start within `idle` from now.
     fn next_request(&mut self, idle: Duration) {
         self.scan = HeadScan::new(Phase::Idle);
-        self.deadline.as_mut().reset(Instant::now() + idle);
+        self.deadline = Instant::now() + idle;
     }
 
-    /// Follows the bytes just read, arming the head deadline at a head's first byte. The bytes
-    /// that complete the first head are the proxy's from this read on: it no longer counts.
-    fn scan(&mut self, bytes: &[u8]) {
+    /// Follows `bytes`, read at `now`: a timeout once the deadline has passed; at a head's
+    /// first byte the head deadline starts. The bytes that complete the first head are the
+    /// proxy's from this read on: it no longer counts.
+    fn scan(&mut self, bytes: &[u8], now: Instant) -> io::Result<()> {
+        if self.deadline <= now {
+            return Err(timed_out());
+        }
         if self.scan.scan(bytes) {
-            self.deadline.as_mut().reset(Instant::now() + self.head);
+            self.deadline = now + self.head;
         }
         if self.scan.phase == Phase::Open {
             self.first_head = None;
         }
+        Ok(())
     }
 
-    fn expired(&self) -> bool {
-        self.deadline.deadline() <= Instant::now()
+    /// A read of an awaited head waits: the timer wakes the task at the deadline, and a
+    /// deadline already passed is a timeout.
+    fn wait(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.timer.deadline() != self.deadline {
+            self.timer.as_mut().reset(self.deadline);
+        }
+        match self.timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(timed_out())),
+            Poll::Pending => Poll::Pending,
+        }
     }
 
     /// Reads the connection's PROXY protocol header within the first head's deadline and
     /// makes its source address the peer; the bytes after it are the request's.
     pub(crate) async fn read_proxy_header(&mut self) -> io::Result<()> {
         use tokio::io::AsyncReadExt;
-        let deadline = self.deadline.deadline();
+        let deadline = self.deadline;
         let mut buf = Vec::with_capacity(256);
         let mut chunk = [0u8; 512];
         loop {
@@ -393,8 +412,7 @@ impl AsyncRead for Guarded {
             let rest = this.pending.split_off(n);
             let given = std::mem::replace(&mut this.pending, rest);
             buf.put_slice(&given);
-            this.scan(&given);
-            return Poll::Ready(Ok(()));
+            return Poll::Ready(this.scan(&given, Instant::now()));
         }
         let idle = this.next_idle_ms.swap(0, Ordering::Relaxed);
         if idle > 0 {
@@ -403,23 +421,14 @@ impl AsyncRead for Guarded {
         if this.scan.phase == Phase::Open {
             return Pin::new(&mut this.inner).poll_read(cx, buf);
         }
-        if this.expired() {
-            return Poll::Ready(Err(timed_out()));
-        }
         let before = buf.filled().len();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
-                this.scan(buf.filled().get(before..).unwrap_or_default());
-                Poll::Ready(Ok(()))
+                let read = buf.filled().get(before..).unwrap_or_default();
+                Poll::Ready(this.scan(read, Instant::now()))
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => {
-                if this.deadline.as_mut().poll(cx).is_ready() {
-                    Poll::Ready(Err(timed_out()))
-                } else {
-                    Poll::Pending
-                }
-            }
+            Poll::Pending => this.wait(cx),
         }
     }
 }

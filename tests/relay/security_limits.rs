@@ -277,6 +277,38 @@ async fn empty_lines_before_a_head_and_a_second_head_do_not_escape_the_deadline(
 }
 
 #[tokio::test]
+async fn a_kept_alive_connection_idle_past_client_timeout_is_closed() {
+    let _turn = machine::timed();
+    let up = Strict::start(Duration::ZERO).await;
+    let relay = Relay::start(
+        &up.url(),
+        &[
+            ("PASS_THROUGH_ROUTES", "/pt/*"),
+            ("CLIENT_TIMEOUT_MS", "1000"),
+        ],
+    );
+    let mut s = TcpStream::connect(("127.0.0.1", relay.port)).await.unwrap();
+    s.write_all(b"GET /pt/first HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(IDLE, s.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"),
+        "first answered"
+    );
+    // Nothing more is sent: the connection may wait CLIENT_TIMEOUT_MS for its next head.
+    let t = closed_within(&mut s, Duration::from_secs(5))
+        .await
+        .expect("an idle kept-alive connection was not closed within 5 s");
+    assert!(t >= Duration::from_millis(900), "closed too early: {t:?}");
+    assert!(t < Duration::from_millis(2500), "closed late: {t:?}");
+}
+
+#[tokio::test]
 async fn a_stalled_request_body_is_cut_after_client_timeout() {
     let up = Strict::start(Duration::ZERO).await;
     let relay = Relay::start(
