@@ -3,7 +3,8 @@
 # measurement (`pqrelay-bench all`): writes docs/PERFORMANCE.md and prints, last,
 #   relay CPU per sealed request: X.XX× bare Pingora, Y.YY× nginx
 # Needs nginx and redis-server on PATH (Debian: apt-get install -y nginx redis-server); the
-# syscalls-per-request points need strace (skipped, and said so in the report, without it).
+# syscalls-per-request points need strace, the profiles of the CPU goals missed need perf
+# (Debian: linux-perf); without them those points are skipped, and the report says so.
 # Arguments go to `all`: --quick (about 2 minutes), --secs N, --out FILE.
 set -euo pipefail
 cd "$(dirname "$0")/.."
