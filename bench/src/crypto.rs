@@ -1,17 +1,20 @@
-//! The cryptography of one sealed 1 KiB exchange on the client side, timed in the run.
+//! The cryptography of one sealed 1 KiB exchange on each side, timed in the run.
 //!
-//! The calls the Rust client makes for `POST /json/1024` with a 1 KiB JSON body and its 1 KiB
-//! answer: one exchange's key derivation, sealing the request's URL (the client's default,
-//! `ENCODE_URL`), headers and body, opening the response's headers and body. The load
-//! generator's extra CPU per sealed request (MTE route minus pass-through) is compared with
-//! this (`report`'s goals).
+//! The client's: the calls the Rust client makes for `POST /json/1024` with a 1 KiB JSON body
+//! and its 1 KiB answer: one exchange's key derivation, sealing the request's URL (the
+//! client's default, `ENCODE_URL`), headers and body, opening the response's headers and body.
+//! The load generator's extra CPU per sealed request (MTE route minus pass-through) is compared
+//! with this (`report`'s goals). The relay's: the mirror of those calls (verifying the client
+//! id token, accepting the exchange's counter, opening the URL, headers and body, sealing the
+//! response's headers and body): a floor under what the MTE route adds to pass-through.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use pqrelay_protocol::client_id::ClientIdSigner;
 use pqrelay_protocol::{
-    open_headers, seal_headers, seal_url, ChainKey, ClientId, ClientPair, Flags, MessageContext,
-    PairId, StreamDecoder, StreamEncoder,
+    open_headers, open_url, seal_headers, seal_url, ChainKey, ClientId, ClientPair, Flags, Kid,
+    MessageContext, PairId, ServerPair, StreamDecoder, StreamEncoder, MAX_SKIP,
 };
 
 /// Body size of the timed exchange (the goals' point).
@@ -70,6 +73,66 @@ pub(crate) fn client_exchange_us() -> Result<f64, String> {
         black_box(out);
         Ok(())
     };
+    mean_us(one)
+}
+
+/// Mean CPU-bound µs of the relay's cryptography for the same exchange (its mirror), or why
+/// it failed.
+pub(crate) fn relay_exchange_us() -> Result<f64, String> {
+    let chain = ChainKey::from_bytes([5; 32]);
+    let pair = ClientPair::from_parts(PairId([2; 16]), 0, chain.clone());
+    let server = ServerPair::from_parts(0, chain, Kid([4; 8]));
+    let signer = ClientIdSigner::new(b"pqrelay-bench-client-id-secret", Vec::<&[u8]>::new());
+    let token = signer.issue(ClientId([1; 16]));
+    let plain = vec![b'x'; BODY_SIZE];
+    let response_headers = [
+        ("content-type", "application/json"),
+        ("date", "Fri, 04 Dec 2026 10:00:00 GMT"),
+    ];
+    // The request as the client sends it, sealed once with the keys of counter 0.
+    let (keys, _) = pair.next_exchange().map_err(|e| e.to_string())?;
+    let ctx = request_context()?;
+    let url = seal_url(&keys.request, &ctx, TARGET).map_err(|e| e.to_string())?;
+    let eh = seal_headers(&keys.request, &ctx, [("content-type", "application/json")]);
+    let mut body = Vec::with_capacity(BODY_SIZE + 64);
+    let mut enc = StreamEncoder::new(&keys.request, &ctx, Some(BODY_SIZE as u64));
+    enc.push(&plain, &mut body).map_err(|e| e.to_string())?;
+    enc.finish(&mut body).map_err(|e| e.to_string())?;
+
+    let one = || -> Result<(), String> {
+        black_box(
+            signer
+                .verify(black_box(&token))
+                .map_err(|e| e.to_string())?,
+        );
+        let keys = black_box(server.clone())
+            .accept(0, MAX_SKIP)
+            .map_err(|e| e.to_string())?
+            .keys;
+        let ctx = request_context()?;
+        black_box(open_url(&keys.request, &ctx, black_box(&url)).map_err(|e| e.to_string())?);
+        black_box(open_headers(&keys.request, &ctx, black_box(&eh)).map_err(|e| e.to_string())?);
+        let mut opened = Vec::with_capacity(BODY_SIZE);
+        let mut dec = StreamDecoder::new(&keys.request, &ctx, Some(BODY_SIZE as u64));
+        dec.push(black_box(&body), &mut opened)
+            .map_err(|e| e.to_string())?;
+        dec.finish().map_err(|e| e.to_string())?;
+        black_box(opened);
+        let rctx = ctx.response(200, Flags::HEADERS | Flags::BODY);
+        black_box(seal_headers(&keys.response, &rctx, response_headers));
+        let mut wire = Vec::with_capacity(BODY_SIZE + 64);
+        let mut enc = StreamEncoder::new(&keys.response, &rctx, Some(BODY_SIZE as u64));
+        enc.push(black_box(&plain), &mut wire)
+            .map_err(|e| e.to_string())?;
+        enc.finish(&mut wire).map_err(|e| e.to_string())?;
+        black_box(wire);
+        Ok(())
+    };
+    mean_us(one)
+}
+
+/// Mean µs of `one` in a tight loop of at least [`TIMED`] on this thread, after a warm-up.
+fn mean_us(mut one: impl FnMut() -> Result<(), String>) -> Result<f64, String> {
     for _ in 0..200 {
         one()?;
     }
@@ -101,6 +164,12 @@ mod tests {
     #[test]
     fn client_exchange_us_measures_a_round_trip() {
         let us = super::client_exchange_us().unwrap();
+        assert!(us > 0.0 && us < 10_000.0, "{us} µs");
+    }
+
+    #[test]
+    fn relay_exchange_us_opens_what_the_client_sealed() {
+        let us = super::relay_exchange_us().unwrap();
         assert!(us > 0.0 && us < 10_000.0, "{us} µs");
     }
 }

@@ -201,6 +201,8 @@ pub(crate) struct Results {
     pub(crate) client_crypto_us: Option<f64>,
     /// Why [`Results::client_crypto_us`] is missing.
     pub(crate) client_crypto_error: Option<String>,
+    /// The relay's cryptography for the same exchange, µs, timed in the run.
+    pub(crate) relay_crypto_us: Option<f64>,
     /// Syscalls per request under `strace -c`.
     pub(crate) syscalls: Vec<Syscalls>,
     /// Profiles of the targets the CPU goals missed compare.
@@ -221,6 +223,23 @@ impl Ceiling {
     /// `budget / outside`.
     pub(crate) fn ratio(&self) -> f64 {
         self.budget / self.outside
+    }
+}
+
+/// What the MTE goal leaves for the MTE route's work besides cryptography
+/// ([`Results::mte_floor`]).
+pub(crate) struct MteFloor {
+    /// The relay's cryptography per sealed 1 KiB exchange, µs.
+    pub(crate) crypto: f64,
+    /// Pass-through's proxy CPU per request, µs.
+    pub(crate) pass: f64,
+}
+
+impl MteFloor {
+    /// µs per request left within the goal's 10% once the cryptography is paid (negative: the
+    /// cryptography alone exceeds it).
+    pub(crate) fn left(&self) -> f64 {
+        0.10 * self.pass - self.crypto
     }
 }
 
@@ -545,6 +564,14 @@ impl Results {
         )
     }
 
+    /// The relay's cryptography per sealed exchange against pass-through's CPU per request.
+    pub(crate) fn mte_floor(&self) -> Option<MteFloor> {
+        Some(MteFloor {
+            crypto: self.relay_crypto_us?,
+            pass: self.proxy_us(PASS)?,
+        })
+    }
+
     /// What bounds the old req/s goal on a machine shared by every process: the req/s ratio to
     /// nginx (300 connections, 1 KiB) that a relay using no CPU at all would reach, with
     /// nginx's whole budget per request and a sealed request's cost outside the relay (µs).
@@ -626,6 +653,34 @@ impl Results {
                 c.outside,
                 c.ratio()
             );
+        }
+        if let Some(f) = self.mte_floor() {
+            let _ = write!(
+                s,
+                "\nWhat bounds the MTE goal here: the relay's cryptography for one sealed 1 KiB \
+                 exchange (the client id token's HMAC, the ratchet step, opening the URL, \
+                 headers and body, sealing the response's headers and body), timed in this run \
+                 on one thread, is {:.2} µs: {:.1}% of pass-through's {:.1} µs per request. ",
+                f.crypto,
+                f.crypto / f.pass * 100.0,
+                f.pass,
+            );
+            let _ = if f.left() >= 0.0 {
+                writeln!(
+                    s,
+                    "Within the goal's 10%, everything else the MTE route does (parsing and \
+                     rewriting the sealed heads, the pair state's read and compare-and-set, \
+                     base64, the larger heads on the wire) may cost **{:.2} µs** per request.",
+                    f.left()
+                )
+            } else {
+                writeln!(
+                    s,
+                    "That alone is **{:.2} µs** over the goal's 10%: here the goal is out of \
+                     reach of any relay that pays this cryptography.",
+                    -f.left()
+                )
+            };
         }
         let _ = writeln!(s);
 
@@ -1167,6 +1222,25 @@ mod tests {
         );
         let m = Cpu::median(&[cpu(None, 1.0), cpu(Some(50.0), 3.0)]);
         assert_eq!((m.proxy, m.generator), (Some(50.0), Some(2.0)));
+    }
+
+    #[test]
+    fn the_mte_goal_states_what_the_relays_cryptography_leaves() {
+        let mut r = results();
+        assert!(!r.markdown().contains("What bounds the MTE goal"));
+        r.relay_crypto_us = Some(4.0);
+        let floor = r.mte_floor().unwrap();
+        assert!((floor.left() - 2.2).abs() < 1e-9, "10% of 62 µs minus 4 µs");
+        let text = r.markdown();
+        assert!(
+            text.contains("is 4.00 µs: 6.5% of pass-through's 62.0 µs"),
+            "{text}"
+        );
+        assert!(text.contains("may cost **2.20 µs** per request"));
+        r.relay_crypto_us = Some(7.2);
+        assert!(r
+            .markdown()
+            .contains("That alone is **1.00 µs** over the goal's 10%"));
     }
 
     #[test]

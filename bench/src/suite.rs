@@ -504,6 +504,14 @@ pub(crate) async fn all(opts: &Options) -> anyhow::Result<Results> {
             results.client_crypto_error = Some(e);
         }
     }
+    eprintln!("[bench] the relay's cryptography for the same exchange");
+    match crate::crypto::relay_exchange_us() {
+        Ok(us) => {
+            eprintln!("  {us:.2} µs");
+            results.relay_crypto_us = Some(us);
+        }
+        Err(e) => eprintln!("  FAILED: {e}"),
+    }
 
     matrix(&mut lab, &plan, &mut results).await?;
     open_loop(&mut lab, &plan, &mut results).await?;
