@@ -177,6 +177,10 @@ where
     profiles
 }
 
+/// Between `perf report`'s fields: the ASCII unit separator, which no symbol holds (perf
+/// writes a separator found inside a field as `.`, so `;` would mangle Rust's `[T; N]`).
+const FIELD_SEPARATOR: &str = "\u{1f}";
+
 /// Sampled CPU nanoseconds by symbol in `data`, largest first (`perf report`).
 fn report(data: &Path) -> Result<Vec<(String, u64)>, String> {
     let out = Command::new("perf")
@@ -188,7 +192,7 @@ fn report(data: &Path) -> Result<Vec<(String, u64)>, String> {
             "-F",
             "period,sym",
         ])
-        .args(["--stdio", "-g", "none", "-t", ";", "-i"])
+        .args(["--stdio", "-g", "none", "-t", FIELD_SEPARATOR, "-i"])
         .arg(data)
         .output()
         .map_err(|e| format!("cannot run perf report: {e}"))?;
@@ -202,14 +206,14 @@ fn report(data: &Path) -> Result<Vec<(String, u64)>, String> {
     Ok(parse_report(&String::from_utf8_lossy(&out.stdout)))
 }
 
-/// The rows `period;symbol` of `perf report -F period,sym -t ';'`, largest first; comments
-/// and lines that do not parse are skipped.
+/// The rows `period<separator>symbol` of `perf report -F period,sym -t <separator>`, largest
+/// first; comments and lines that do not parse are skipped.
 fn parse_report(text: &str) -> Vec<(String, u64)> {
     let mut rows: Vec<(String, u64)> = text
         .lines()
         .filter(|l| !l.starts_with('#'))
         .filter_map(|l| {
-            let (period, symbol) = l.split_once(';')?;
+            let (period, symbol) = l.split_once(FIELD_SEPARATOR)?;
             let period = period.trim().parse::<u64>().ok()?;
             Some((symbol.trim().to_string(), period))
         })
@@ -228,19 +232,16 @@ mod tests {
         let text = "\
 # Samples: 1K of event 'cpu-clock'
 #
-#       Period;Symbol
- 178178178  ;[.] __GI___libc_write
- 238238238  ;[k] do_syscall_64
+#       Period\u{1f}Symbol
+ 178178178  \u{1f}[.] __GI___libc_write
+ 238238238  \u{1f}[k] do_syscall_64
  not a row
- 4004004    ;[.] <pqrelay::proxy::Relay as pingora_proxy::proxy_trait::ProxyHttp>::logging
+ 4004004    \u{1f}[.] core::array::<impl [T; N]>::map
 ";
         let rows = parse_report(text);
         assert_eq!(rows.len(), 3);
         assert_eq!(rows[0], ("[k] do_syscall_64".to_string(), 238_238_238));
-        assert_eq!(
-            rows[2].0,
-            "[.] <pqrelay::proxy::Relay as pingora_proxy::proxy_trait::ProxyHttp>::logging"
-        );
+        assert_eq!(rows[2].0, "[.] core::array::<impl [T; N]>::map");
     }
 
     fn profile(rows: &[(&str, f64)]) -> Profile {
