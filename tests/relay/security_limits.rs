@@ -218,6 +218,25 @@ async fn a_client_trickling_its_head_is_cut_after_header_timeout() {
         .all(|s| s.target() == "/pt/ok"));
 }
 
+/// A connection to the relay on `port` whose first request (`GET /pt/first`) was answered 200,
+/// kept alive.
+async fn answered_once(port: u16) -> TcpStream {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    s.write_all(b"GET /pt/first HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(IDLE, s.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"),
+        "first answered"
+    );
+    s
+}
+
 /// Trickles `prefix` then one byte every 100 ms; when the relay cut the connection (within 6 s).
 async fn trickle_until_cut(s: &mut TcpStream, prefix: &[u8]) -> Option<Duration> {
     let started = Instant::now();
@@ -253,19 +272,7 @@ async fn empty_lines_before_a_head_and_a_second_head_do_not_escape_the_deadline(
     let cut = cut.expect("a head trickled after empty lines was not cut within 6 s");
     assert!(cut < Duration::from_millis(3000), "cut late: {cut:?}");
     // The second head on a kept-alive connection has a deadline of its own.
-    let mut s = TcpStream::connect(("127.0.0.1", relay.port)).await.unwrap();
-    s.write_all(b"GET /pt/first HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let mut buf = vec![0u8; 4096];
-    let n = tokio::time::timeout(IDLE, s.read(&mut buf))
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"),
-        "first answered"
-    );
+    let mut s = answered_once(relay.port).await;
     let cut = trickle_until_cut(&mut s, b"GET /pt/second HTTP/1.1\r\nHost: x\r\nX-A: ").await;
     let cut = cut.expect("a slow second head was not cut within 6 s");
     assert!(cut >= Duration::from_millis(1400), "cut too early: {cut:?}");
@@ -287,19 +294,7 @@ async fn a_kept_alive_connection_idle_past_client_timeout_is_closed() {
             ("CLIENT_TIMEOUT_MS", "1000"),
         ],
     );
-    let mut s = TcpStream::connect(("127.0.0.1", relay.port)).await.unwrap();
-    s.write_all(b"GET /pt/first HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let mut buf = vec![0u8; 4096];
-    let n = tokio::time::timeout(IDLE, s.read(&mut buf))
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"),
-        "first answered"
-    );
+    let mut s = answered_once(relay.port).await;
     // Nothing more is sent: the connection may wait CLIENT_TIMEOUT_MS for its next head.
     let t = closed_within(&mut s, Duration::from_secs(5))
         .await
