@@ -11,6 +11,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -133,6 +134,15 @@ class RelayProcess:
         self.stop()
         self.start()
 
+    @contextmanager
+    def running(self) -> Iterator[RelayProcess]:
+        """Starts the relay; stops it when the block ends (for fixtures)."""
+        self.start()
+        try:
+            yield self
+        finally:
+            self.stop()
+
 
 @pytest.fixture(scope="session")
 def demo_upstream(tmp_path_factory) -> Iterator[int]:
@@ -152,12 +162,8 @@ def demo_upstream(tmp_path_factory) -> Iterator[int]:
 
 @pytest.fixture(scope="session")
 def relay(demo_upstream, tmp_path_factory) -> Iterator[RelayProcess]:
-    r = RelayProcess(demo_upstream, tmp_path_factory.mktemp("relay"))
-    r.start()
-    try:
+    with RelayProcess(demo_upstream, tmp_path_factory.mktemp("relay")).running() as r:
         yield r
-    finally:
-        r.stop()
 
 
 def _drain(stream) -> None:
@@ -208,12 +214,9 @@ def test_upstream(tmp_path_factory) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def counting_relay(test_upstream, tmp_path_factory) -> Iterator[RelayProcess]:
     """A relay in front of the counting test upstream."""
-    r = RelayProcess(int(test_upstream.rsplit(":", 1)[1]), tmp_path_factory.mktemp("relay2"))
-    r.start()
-    try:
+    port = int(test_upstream.rsplit(":", 1)[1])
+    with RelayProcess(port, tmp_path_factory.mktemp("relay2")).running() as r:
         yield r
-    finally:
-        r.stop()
 
 
 @pytest.fixture

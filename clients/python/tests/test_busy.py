@@ -21,12 +21,9 @@ ONE_PER_SECOND = {"PAIR_RATE_PER_IP": "1", "PAIR_RATE_PER_CLIENT": "0"}
 
 @pytest.fixture(scope="module")
 def busy_relay(demo_upstream, tmp_path_factory) -> Iterator[RelayProcess]:
-    r = RelayProcess(demo_upstream, tmp_path_factory.mktemp("busy-relay"), ONE_PER_SECOND)
-    r.start()
-    try:
+    relay = RelayProcess(demo_upstream, tmp_path_factory.mktemp("busy-relay"), ONE_PER_SECOND)
+    with relay.running() as r:
         yield r
-    finally:
-        r.stop()
 
 
 def _recorder() -> tuple[list[tuple[str, str, BaseException | None]], object]:

@@ -25,12 +25,9 @@ WIDE_PAIRING = {"PAIRING_CONCURRENCY": "256"}
 
 @pytest.fixture(scope="module")
 def locust_relay(demo_upstream, tmp_path_factory) -> Iterator[RelayProcess]:
-    r = RelayProcess(demo_upstream, tmp_path_factory.mktemp("locust-relay"), WIDE_PAIRING)
-    r.start()
-    try:
+    relay = RelayProcess(demo_upstream, tmp_path_factory.mktemp("locust-relay"), WIDE_PAIRING)
+    with relay.running() as r:
         yield r
-    finally:
-        r.stop()
 
 
 def test_locust_headless_run_has_no_failures(locust_relay, tmp_path):
