@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use pqrelay_protocol::client_id::ClientIdSigner;
 use pqrelay_protocol::{
-    open_headers, open_url, seal_headers, seal_url, ChainKey, ClientId, ClientPair, Flags, Kid,
-    MessageContext, PairId, ServerPair, StreamDecoder, StreamEncoder, MAX_SKIP,
+    open_headers, open_url, seal_headers, seal_url, AeadKey, ChainKey, ClientId, ClientPair, Flags,
+    Kid, MessageContext, PairId, ServerPair, StreamDecoder, StreamEncoder, MAX_SKIP,
 };
 
 /// Body size of the timed exchange (the goals' point).
@@ -23,27 +23,25 @@ const BODY_SIZE: usize = 1024;
 const TARGET: &str = "/json/1024";
 /// How long the timing loop runs at least.
 const TIMED: Duration = Duration::from_millis(500);
+/// The request's sealed headers.
+const REQUEST_HEADERS: [(&str, &str); 1] = [("content-type", "application/json")];
+/// The response's sealed headers.
+const RESPONSE_HEADERS: [(&str, &str); 2] = [
+    ("content-type", "application/json"),
+    ("date", "Fri, 04 Dec 2026 10:00:00 GMT"),
+];
 
 /// Mean CPU-bound µs of the client's cryptography for one sealed 1 KiB exchange, on this
 /// thread (wall time of a tight loop on an otherwise idle runner), or why it failed.
 pub(crate) fn client_exchange_us() -> Result<f64, String> {
     let pair = ClientPair::from_parts(PairId([2; 16]), 0, ChainKey::from_bytes([5; 32]));
     let plain = vec![b'x'; BODY_SIZE];
-    let request_headers = [("content-type", "application/json")];
-    let response_headers = [
-        ("content-type", "application/json"),
-        ("date", "Fri, 04 Dec 2026 10:00:00 GMT"),
-    ];
     // The response as the relay would send it, sealed once with the keys of counter 0.
     let (keys, _) = pair.clone().next_exchange().map_err(|e| e.to_string())?;
     let ctx = request_context()?;
     let rctx = ctx.response(200, Flags::HEADERS | Flags::BODY);
-    let response_eh = seal_headers(&keys.response, &rctx, response_headers);
-    let mut response_body = Vec::with_capacity(BODY_SIZE + 64);
-    let mut enc = StreamEncoder::new(&keys.response, &rctx, Some(BODY_SIZE as u64));
-    enc.push(&plain, &mut response_body)
-        .map_err(|e| e.to_string())?;
-    enc.finish(&mut response_body).map_err(|e| e.to_string())?;
+    let response_eh = seal_headers(&keys.response, &rctx, RESPONSE_HEADERS);
+    let response_body = seal_body(&keys.response, &rctx, &plain)?;
 
     let one = || -> Result<(), String> {
         let (keys, _) = black_box(pair.clone())
@@ -51,13 +49,8 @@ pub(crate) fn client_exchange_us() -> Result<f64, String> {
             .map_err(|e| e.to_string())?;
         let ctx = request_context()?;
         black_box(seal_url(&keys.request, &ctx, black_box(TARGET)).map_err(|e| e.to_string())?);
-        black_box(seal_headers(&keys.request, &ctx, request_headers));
-        let mut wire = Vec::with_capacity(BODY_SIZE + 64);
-        let mut enc = StreamEncoder::new(&keys.request, &ctx, Some(BODY_SIZE as u64));
-        enc.push(black_box(&plain), &mut wire)
-            .map_err(|e| e.to_string())?;
-        enc.finish(&mut wire).map_err(|e| e.to_string())?;
-        black_box(wire);
+        black_box(seal_headers(&keys.request, &ctx, REQUEST_HEADERS));
+        black_box(seal_body(&keys.request, &ctx, black_box(&plain))?);
         // The pair is at counter 0 on every round: these are the keys the response was
         // sealed with.
         let rctx = ctx.response(200, Flags::HEADERS | Flags::BODY);
@@ -65,12 +58,7 @@ pub(crate) fn client_exchange_us() -> Result<f64, String> {
             open_headers(&keys.response, &rctx, black_box(&response_eh))
                 .map_err(|e| e.to_string())?,
         );
-        let mut out = Vec::with_capacity(BODY_SIZE);
-        let mut dec = StreamDecoder::new(&keys.response, &rctx, Some(BODY_SIZE as u64));
-        dec.push(black_box(&response_body), &mut out)
-            .map_err(|e| e.to_string())?;
-        dec.finish().map_err(|e| e.to_string())?;
-        black_box(out);
+        black_box(open_body(&keys.response, &rctx, black_box(&response_body))?);
         Ok(())
     };
     mean_us(one)
@@ -85,19 +73,12 @@ pub(crate) fn relay_exchange_us() -> Result<f64, String> {
     let signer = ClientIdSigner::new(b"pqrelay-bench-client-id-secret", Vec::<&[u8]>::new());
     let token = signer.issue(ClientId([1; 16]));
     let plain = vec![b'x'; BODY_SIZE];
-    let response_headers = [
-        ("content-type", "application/json"),
-        ("date", "Fri, 04 Dec 2026 10:00:00 GMT"),
-    ];
     // The request as the client sends it, sealed once with the keys of counter 0.
     let (keys, _) = pair.next_exchange().map_err(|e| e.to_string())?;
     let ctx = request_context()?;
     let url = seal_url(&keys.request, &ctx, TARGET).map_err(|e| e.to_string())?;
-    let eh = seal_headers(&keys.request, &ctx, [("content-type", "application/json")]);
-    let mut body = Vec::with_capacity(BODY_SIZE + 64);
-    let mut enc = StreamEncoder::new(&keys.request, &ctx, Some(BODY_SIZE as u64));
-    enc.push(&plain, &mut body).map_err(|e| e.to_string())?;
-    enc.finish(&mut body).map_err(|e| e.to_string())?;
+    let eh = seal_headers(&keys.request, &ctx, REQUEST_HEADERS);
+    let body = seal_body(&keys.request, &ctx, &plain)?;
 
     let one = || -> Result<(), String> {
         black_box(
@@ -112,23 +93,31 @@ pub(crate) fn relay_exchange_us() -> Result<f64, String> {
         let ctx = request_context()?;
         black_box(open_url(&keys.request, &ctx, black_box(&url)).map_err(|e| e.to_string())?);
         black_box(open_headers(&keys.request, &ctx, black_box(&eh)).map_err(|e| e.to_string())?);
-        let mut opened = Vec::with_capacity(BODY_SIZE);
-        let mut dec = StreamDecoder::new(&keys.request, &ctx, Some(BODY_SIZE as u64));
-        dec.push(black_box(&body), &mut opened)
-            .map_err(|e| e.to_string())?;
-        dec.finish().map_err(|e| e.to_string())?;
-        black_box(opened);
+        black_box(open_body(&keys.request, &ctx, black_box(&body))?);
         let rctx = ctx.response(200, Flags::HEADERS | Flags::BODY);
-        black_box(seal_headers(&keys.response, &rctx, response_headers));
-        let mut wire = Vec::with_capacity(BODY_SIZE + 64);
-        let mut enc = StreamEncoder::new(&keys.response, &rctx, Some(BODY_SIZE as u64));
-        enc.push(black_box(&plain), &mut wire)
-            .map_err(|e| e.to_string())?;
-        enc.finish(&mut wire).map_err(|e| e.to_string())?;
-        black_box(wire);
+        black_box(seal_headers(&keys.response, &rctx, RESPONSE_HEADERS));
+        black_box(seal_body(&keys.response, &rctx, black_box(&plain))?);
         Ok(())
     };
     mean_us(one)
+}
+
+/// `plain` sealed as a sized body of [`BODY_SIZE`] bytes.
+fn seal_body(key: &AeadKey, ctx: &MessageContext, plain: &[u8]) -> Result<Vec<u8>, String> {
+    let mut wire = Vec::with_capacity(BODY_SIZE + 64);
+    let mut enc = StreamEncoder::new(key, ctx, Some(BODY_SIZE as u64));
+    enc.push(plain, &mut wire).map_err(|e| e.to_string())?;
+    enc.finish(&mut wire).map_err(|e| e.to_string())?;
+    Ok(wire)
+}
+
+/// A sized body of [`BODY_SIZE`] bytes opened.
+fn open_body(key: &AeadKey, ctx: &MessageContext, wire: &[u8]) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(BODY_SIZE);
+    let mut dec = StreamDecoder::new(key, ctx, Some(BODY_SIZE as u64));
+    dec.push(wire, &mut out).map_err(|e| e.to_string())?;
+    dec.finish().map_err(|e| e.to_string())?;
+    Ok(out)
 }
 
 /// Mean µs of `one` in a tight loop of at least [`TIMED`] on this thread, after a warm-up.
