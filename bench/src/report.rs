@@ -564,6 +564,15 @@ impl Results {
         )
     }
 
+    /// The CPU goals missed in this run, each with the two targets it compares.
+    pub(crate) fn missed_cpu_goals(&self) -> Vec<(Goal, Contrast)> {
+        self.goals()
+            .into_iter()
+            .filter(|g| g.met == Some(false))
+            .filter_map(|g| g.contrast.map(|c| (g, c)))
+            .collect()
+    }
+
     /// The relay's cryptography per sealed exchange against pass-through's CPU per request.
     pub(crate) fn mte_floor(&self) -> Option<MteFloor> {
         Some(MteFloor {
@@ -946,12 +955,7 @@ impl Results {
             profiles::SAMPLED_SECS,
             profiles::TOP
         );
-        let missed: Vec<(Goal, Contrast)> = self
-            .goals()
-            .into_iter()
-            .filter(|g| g.met == Some(false))
-            .filter_map(|g| g.contrast.map(|c| (g, c)))
-            .collect();
+        let missed = self.missed_cpu_goals();
         if missed.is_empty() {
             let _ = writeln!(s, "No CPU goal was missed in this run: nothing profiled.\n");
             return;

@@ -15,7 +15,7 @@ use pqrelay_testkit::{clean_command, free_port, proc_status_kib, Proc, Signal, T
 
 use crate::load::{self, KeyPool, Outcome, Spec, Target};
 use crate::procs::{nginx_conf, start_redis, READY_TIMEOUT};
-use crate::profiles::{self, Contrast, Profile, Side};
+use crate::profiles::{self, Profile, Side};
 use crate::report::{
     self, Cpu, MatrixPoint, Memory, Point, Results, RunInfo, StreamRow, BARE, DIRECT, GOAL_CONNS,
     GOAL_SIZE, MTE_MEM, MTE_REDIS, NGINX, PASS, TARGETS,
@@ -30,8 +30,6 @@ const SECRET: &str = "pqrelay-bench-client-id-secret-0123456789";
 const TIMEOUT: Duration = Duration::from_secs(10);
 /// Idle upstream connections kept by the relays and the bare Pingora proxy.
 const KEEPALIVE_POOL: usize = 1024;
-/// Connections of the traced points (syscalls, profiles).
-const TRACED_CONNS: usize = 300;
 
 /// Options of `all`.
 #[derive(Clone, Debug)]
@@ -784,7 +782,7 @@ async fn syscall_points(lab: &mut Lab, results: &mut Results) -> anyhow::Result<
     Ok(())
 }
 
-/// A closed-loop load of `name` (300 connections, 1 KiB) ready to be traced: the proxy's
+/// A closed-loop load of `name` at the goals' point (300 connections, 1 KiB) ready to be traced: the proxy's
 /// processes, and a target whose connections a short untraced run opened.
 struct Warmed {
     /// The proxy's processes (nginx: the master and its workers).
@@ -810,18 +808,17 @@ impl Warmed {
         if pids.is_empty() {
             return Err(format!("{name} has no proxy to trace"));
         }
-        let size = 1024;
-        let (t, http) = target(lab, name, size, TRACED_CONNS)
+        let (t, http) = target(lab, name, GOAL_SIZE, GOAL_CONNS)
             .await
             .map_err(|e| format!("{e:#}"))?;
         let t = Arc::new(t);
         let mut spec = Spec {
-            conns: TRACED_CONNS,
+            conns: GOAL_CONNS,
             warmup: Duration::ZERO,
             duration: Duration::from_secs(1),
             rate: None,
-            body: json_of_len(size),
-            expect_len: Some(size),
+            body: json_of_len(GOAL_SIZE),
+            expect_len: Some(GOAL_SIZE),
             timeout: TIMEOUT,
         };
         load::run(t.clone(), &spec)
@@ -863,14 +860,8 @@ async fn syscall_point(lab: &Lab, name: &'static str) -> Syscalls {
 /// Profiles (`perf record`) of the targets that the CPU goals missed in the closed-loop
 /// points compare, each on the side its goal measures, at the goals' point.
 async fn profile_points(lab: &mut Lab, results: &mut Results) -> anyhow::Result<()> {
-    let missed: Vec<Contrast> = results
-        .goals()
-        .into_iter()
-        .filter(|g| g.met == Some(false))
-        .filter_map(|g| g.contrast)
-        .collect();
     let mut wanted: Vec<(&'static str, Vec<Side>)> = Vec::new();
-    for c in &missed {
+    for (_, c) in results.missed_cpu_goals() {
         for name in [c.a, c.b] {
             match wanted.iter_mut().find(|(n, _)| *n == name) {
                 Some((_, sides)) if !sides.contains(&c.side) => sides.push(c.side),
